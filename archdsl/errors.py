@@ -1,0 +1,73 @@
+"""Errors that point at the YAML that caused them.
+
+Every user-facing problem is an :class:`ArchDSLError` carrying one or more :class:`Problem` lines of the
+form ``FILE:LINE:COL: dotted.path: what must hold, what was given``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+
+__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError"]
+
+
+@dataclass(frozen=True)
+class Location:
+    """A position in a source file; ``line`` and ``col`` are 1-based, 0 when unknown."""
+
+    file: str = "<spec>"
+    line: int = 0
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.col}"
+        return self.file
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem: where, which spec path, and what must hold."""
+
+    path: str
+    message: str
+    location: Location | None = None
+
+    def __str__(self) -> str:
+        where = f"{self.location}: " if self.location is not None else ""
+        path = f"{self.path}: " if self.path else ""
+        return f"{where}{path}{self.message}"
+
+
+class ArchDSLError(Exception):
+    """Base error: a list of problems, printed one per line."""
+
+    def __init__(self, problems: Problem | Iterable[Problem]) -> None:
+        self.problems: tuple[Problem, ...] = (
+            (problems,) if isinstance(problems, Problem) else tuple(problems)
+        )
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+    @classmethod
+    def at(cls, path: str, message: str, location: Location | None = None) -> ArchDSLError:
+        return cls(Problem(path, message, location))
+
+    def located(self, locate: Callable[[str], Location]) -> ArchDSLError:
+        """Return a copy whose problems without a location get ``locate(path)``."""
+        problems = [
+            p if p.location is not None else replace(p, location=locate(p.path)) for p in self.problems
+        ]
+        return type(self)(problems)
+
+
+class SpecError(ArchDSLError):
+    """The YAML or the spec's values are invalid."""
+
+
+class ShapeError(ArchDSLError):
+    """The spec is well-formed but a feature-map shape rule does not hold."""
+
+
+class SearchError(ArchDSLError):
+    """A search definition is invalid."""

@@ -1,0 +1,1 @@
+"""Shared bricks that blocks are made of, one concept per file."""

@@ -1,0 +1,41 @@
+"""Conv2d -> BatchNorm2d -> optional activation, the brick of every conv stem and block."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from archdsl.layers.act import make_act
+from archdsl.plan.cost import Cost, batchnorm, conv
+
+__all__ = ["ConvBN", "conv_bn_cost"]
+
+
+class ConvBN(nn.Sequential):
+    """``conv(k, stride, padding=k//2, no bias) -> BN -> act``; ``act=None`` leaves the activation out."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        stride: int = 1,
+        groups: int = 1,
+        act: str | None = "relu",
+        zero_init: bool = False,
+    ) -> None:
+        layers: list[nn.Module] = [
+            nn.Conv2d(
+                in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
+            ),
+            nn.BatchNorm2d(out_channels),
+        ]
+        if zero_init:
+            nn.init.zeros_(layers[1].weight)
+        if act is not None:
+            layers.append(make_act(act))
+        super().__init__(*layers)
+
+
+def conv_bn_cost(c_in: int, c_out: int, k: int, out_hw: tuple[int, int], groups: int = 1) -> Cost:
+    """Cost of a :class:`ConvBN`."""
+    return conv(c_in, c_out, k, out_hw, groups) + batchnorm(c_out)

@@ -1,0 +1,120 @@
+"""Pydantic validation errors -> located, readable problems with "did you mean" suggestions."""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Union
+
+from pydantic import BaseModel, ValidationError
+
+from archdsl.errors import Problem
+from archdsl.registry import suggest
+from archdsl.spec.source import PathKey, SourceDoc, dotted
+
+__all__ = ["problems_from_validation"]
+
+
+def problems_from_validation(err: ValidationError, doc: SourceDoc, root: type[BaseModel]) -> list[Problem]:
+    """One located :class:`Problem` per pydantic error, with paths in the user's terms."""
+    problems = []
+    for e in err.errors(include_url=False):
+        path = _data_path(doc.data, e["loc"])
+        message = _message(e, doc.data, path, root)
+        problems.append(Problem(dotted(path), message, doc.locate(path)))
+    return problems
+
+
+def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
+    """Drop the union tags and validator names pydantic inserts into ``loc``."""
+    out: list[str | int] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and part in cur:
+            out.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and part not in cur and not _is_tag(cur, part):
+            out.append(part)  # a missing or extra key
+            cur = None
+        # else: a union tag or a validator name: not part of the user's path
+    return tuple(out)
+
+
+def _is_tag(cur: dict[str, Any], part: str) -> bool:
+    return cur.get("type") == part or part.startswith(("function-", "tagged-union", "union["))
+
+
+def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
+    kind = e["type"]
+    given = e.get("input")
+    if kind == "extra_forbidden":
+        key = str(path[-1]) if path else "?"
+        allowed = _fields_at(root, data, path[:-1])
+        hint = suggest(key, allowed) if allowed else ""
+        known = f"; allowed keys: {', '.join(allowed)}" if allowed and not hint else ""
+        return f"unknown key '{key}'{hint}{known}"
+    if kind == "missing":
+        return "is required, but was not given"
+    if kind == "union_tag_invalid":
+        ctx = e.get("ctx", {})
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
+        tag = str(ctx.get("tag", given))
+        return f"unknown type '{tag}'{suggest(tag, tags)}; expected one of: {', '.join(tags)}"
+    if kind == "union_tag_not_found":
+        return "a 'type' key is required to say which kind this is"
+    msg = str(e["msg"])
+    msg = msg[0].lower() + msg[1:] if msg else msg
+    msg = msg.replace("input should", "must")
+    if kind.startswith("value_error"):
+        return msg.removeprefix("value error, ")
+    return f"{msg}, got {given!r}" if not isinstance(given, dict | list) else msg
+
+
+def _unwrap(tp: Any, data: Any) -> Any:
+    """Follow Annotated/Optional/discriminated unions to the model or list type ``data`` is read as."""
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            members = [a for a in typing.get_args(tp) if a is not type(None)]
+            tag = data.get("type") if isinstance(data, dict) else None
+            chosen = next((m for m in members if tag is not None and _tag_of(m) == tag), None)
+            if chosen is None and len(members) == 1:
+                chosen = members[0]
+            if chosen is None:
+                return None
+            tp = chosen
+        else:
+            return tp
+
+
+def _tag_of(model: Any) -> Any:
+    field = getattr(model, "model_fields", {}).get("type")
+    args = typing.get_args(field.annotation) if field is not None else ()
+    return args[0] if args else None
+
+
+def _fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
+    tp: Any = root
+    cur = data
+    for part in path:
+        tp = _unwrap(tp, cur)
+        if tp is None:
+            return []
+        if isinstance(part, int):
+            args = typing.get_args(tp)
+            if not args:
+                return []
+            tp = args[0]
+        else:
+            fields = getattr(tp, "model_fields", None)
+            if fields is None or part not in fields:
+                return []
+            tp = fields[part].annotation
+        cur = cur[part] if isinstance(cur, dict | list) else None
+    tp = _unwrap(tp, cur)
+    return list(getattr(tp, "model_fields", {}) or [])
