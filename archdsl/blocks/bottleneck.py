@@ -2,7 +2,8 @@
 
 ResNet v1.5 (He et al. 2016, arXiv:1512.03385; stride on the 3x3 as in torchvision), BoTNet (Srinivas et
 al. 2021, arXiv:2101.11605) and HaloNet (Vaswani et al. 2021, arXiv:2103.12731) blocks differ only in the
-mixer: ``1x1 (C_in -> w) -> mixer (w -> m, stride) -> BN -> act -> 1x1 (m -> C_out) -> BN -> + shortcut -> act``.
+mixer: ``1x1 (C_in -> w) -> mixer (w -> m, stride) -> BN -> act -> 1x1 (m -> C_out) -> BN -> + shortcut
+-> act``.
 The shortcut is a strided 1x1 conv + BN when the shape changes, identity otherwise.
 """
 
@@ -80,13 +81,23 @@ class Bottleneck(nn.Module):
 def _width(spec: BottleneckSpec, ctx: Ctx) -> int:
     if spec.width is not None:
         return spec.width
-    require_divisible(ctx.out_channels, spec.expansion, ctx.path + ".expansion", "stage channels", "expansion")
+    require_divisible(
+        ctx.out_channels, spec.expansion, ctx.path + ".expansion", "stage channels", "expansion"
+    )
     return ctx.out_channels // spec.expansion
 
 
 def _mixer_ctx(spec: BottleneckSpec, ctx: Ctx) -> Ctx:
     _, h, w = ctx.in_shape
-    return Ctx((_width(spec, ctx), h, w), ctx.path + ".mixer", 0, ctx.stride, ctx.repeat, ctx.input_size, ctx.in_stride)
+    return Ctx(
+        (_width(spec, ctx), h, w),
+        ctx.path + ".mixer",
+        0,
+        ctx.stride,
+        ctx.repeat,
+        ctx.input_size,
+        ctx.in_stride,
+    )
 
 
 def _plan(spec: BottleneckSpec, ctx: Ctx) -> Planned:

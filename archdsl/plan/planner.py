@@ -53,21 +53,20 @@ def _plan(spec: ModelSpec) -> ModelPlan:
         parts: list[PartPlan] = []
         stride = stage.stride
 
-        def ctx(path: str, stride: int, repeat: int = 0, drop: float = 0.0) -> Ctx:
-            return Ctx(
-                shape, path, stage.channels, stride, repeat, size, _total_stride(size, shape), drop
-            )
-
         if stage.transition is not None:
             t = stage.transition
-            parts.append(_part(TRANSITIONS.get(t.type), t, ctx(f"stages.{i}.transition", stride)))
+            tctx = _ctx(shape, f"stages.{i}.transition", stage.channels, stride, size)
+            parts.append(_part(TRANSITIONS.get(t.type), t, tctx))
             shape, stride = parts[-1].out_shape, 1
         if stage.pos_embed:
-            parts.append(_part(POS_EMBED, None, ctx(f"stages.{i}.pos_embed", 1)))
+            parts.append(
+                _part(POS_EMBED, None, _ctx(shape, f"stages.{i}.pos_embed", stage.channels, 1, size))
+            )
         for j, block in enumerate(stage.blocks):
             for r in range(block.repeat):
                 drop = _drop_rate(spec, depth, total_depth)
-                parts.append(_part(BLOCKS.get(block.type), block, ctx(f"stages.{i}.blocks.{j}", stride, r, drop)))
+                bctx = _ctx(shape, f"stages.{i}.blocks.{j}", stage.channels, stride, size, r, drop)
+                parts.append(_part(BLOCKS.get(block.type), block, bctx))
                 shape, stride, depth = parts[-1].out_shape, 1, depth + 1
         if shape[0] != stage.channels:
             raise ShapeError.at(
@@ -79,6 +78,12 @@ def _plan(spec: ModelSpec) -> ModelPlan:
     return ModelPlan(spec.name, (spec.input.channels, size, size), stem, tuple(stages), head, head.out_shape)
 
 
+def _ctx(
+    shape: Shape, path: str, channels: int, stride: int, size: int, repeat: int = 0, drop: float = 0.0
+) -> Ctx:
+    return Ctx(shape, path, channels, stride, repeat, size, _total_stride(size, shape), drop)
+
+
 def _total_stride(size: int, shape: Shape) -> int:
     return max(1, round(size / shape[-1])) if len(shape) == 3 else 1
 
@@ -86,4 +91,3 @@ def _total_stride(size: int, shape: Shape) -> int:
 def _drop_rate(spec: ModelSpec, depth: int, total: int) -> float:
     rate = float(getattr(getattr(spec, "train", None), "drop_path_rate", 0.0) or 0.0)
     return rate * depth / max(1, total - 1)
-

@@ -30,10 +30,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     out: list[str | int] = []
     cur = data
     for part in loc:
-        if isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
-            out.append(part)
-            cur = cur[part]
-        elif isinstance(cur, dict) and isinstance(part, str) and part in cur:
+        if (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)) or (
+            isinstance(cur, dict) and isinstance(part, str) and part in cur
+        ):
             out.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and part not in cur and not _is_tag(cur, part):
@@ -57,12 +56,18 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
         known = f"; allowed keys: {', '.join(allowed)}" if allowed and not hint else ""
         return f"unknown key '{key}'{hint}{known}"
     if kind == "missing":
-        return "is required, but was not given"
+        return "is required but missing"
     if kind == "union_tag_invalid":
         ctx = e.get("ctx", {})
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
         tag = str(ctx.get("tag", given))
         return f"unknown type '{tag}'{suggest(tag, tags)}; expected one of: {', '.join(tags)}"
+    if kind == "literal_error":
+        raw = str(e.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")
+        expected = [t.strip().strip("'") for t in raw if t.strip()]
+        what = "type" if path and path[-1] == "type" else "value"
+        hint = suggest(str(given), expected)
+        return f"unknown {what} {given!r}{hint}; expected one of: {', '.join(expected)}"
     if kind == "union_tag_not_found":
         return "a 'type' key is required to say which kind this is"
     msg = str(e["msg"])

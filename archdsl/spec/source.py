@@ -23,12 +23,15 @@ MAX_NODES = 200_000
 """Nodes visited while reading one document; aliases count each time they are expanded."""
 
 
+_BOOL, _FLOAT = "tag:yaml.org,2002:bool", "tag:yaml.org,2002:float"
+
+
 class _StrictLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core-schema booleans and floats."""
 
 
 _StrictLoader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:float")]
+    key: [(tag, rx) for tag, rx in resolvers if tag not in (_BOOL, _FLOAT)]
     for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.copy().items()
 }
 _StrictLoader.add_implicit_resolver(
@@ -152,7 +155,8 @@ class _Builder:
                         self._where(key_node),
                     )
                 if not isinstance(value_node, yaml.ScalarNode):  # point at the key of a nested block
-                    self.locations[(*path, key)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                    mark = key_node.start_mark
+                    self.locations[(*path, key)] = (mark.line + 1, mark.column + 1)
                 out[key] = self.build(value_node, (*path, key))
             return out
         if isinstance(node, yaml.SequenceNode):
@@ -161,7 +165,8 @@ class _Builder:
         if isinstance(value, bytes | set) or hasattr(value, "isoformat"):
             raise SpecError.at(
                 dotted(path),
-                f"only strings, numbers, booleans, null, lists and mappings are allowed, got {type(value).__name__}",
+                "only strings, numbers, booleans, null, lists and mappings are allowed, "
+                f"got {type(value).__name__}",
                 self._where(node),
             )
         return value

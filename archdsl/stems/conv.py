@@ -57,7 +57,9 @@ def _plan(spec: ConvStemSpec, ctx: Ctx) -> Planned:
 
 
 def _build(spec: ConvStemSpec, ctx: Ctx) -> nn.Module:
-    return ConvStem(ctx.in_shape[0], spec.channels, spec.kernel_size, spec.stride, spec.pool == "max", spec.act)
+    return ConvStem(
+        ctx.in_shape[0], spec.channels, spec.kernel_size, spec.stride, spec.pool == "max", spec.act
+    )
 
 
 STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, _build))

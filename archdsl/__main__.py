@@ -1,0 +1,7 @@
+"""``python -m archdsl``."""
+
+import sys
+
+from archdsl.cli import main
+
+sys.exit(main())

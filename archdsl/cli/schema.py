@@ -1,0 +1,20 @@
+"""``archdsl schema``: JSON Schema of the spec format, for editor completion."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from archdsl.cli._command import command
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--indent", type=int, default=2, help="JSON indentation (default 2; 0 for one line)")
+
+
+@command("schema", "print the JSON Schema of the spec format", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.spec.schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=args.indent or None))
+    return 0

@@ -1,0 +1,29 @@
+"""Token MLP: ``Linear(C -> hidden) -> act -> Linear(hidden -> C)`` with biases, on channels-last tokens."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from archdsl.layers.act import make_act
+from archdsl.plan.cost import Cost, linear
+
+__all__ = ["Mlp", "mlp_cost"]
+
+
+class Mlp(nn.Module):
+    """The feed-forward sub-layer of transformer-style blocks; acts on the last dimension."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = make_act(act)
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))  # (..., C) -> (..., hidden) -> (..., C)
+
+
+def mlp_cost(dim: int, hidden: int, tokens: int) -> Cost:
+    """Cost of an :class:`Mlp` applied to ``tokens`` vectors."""
+    return linear(dim, hidden, tokens) + linear(hidden, dim, tokens)
