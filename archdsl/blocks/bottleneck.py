@@ -129,4 +129,5 @@ def _build(spec: BottleneckSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-BLOCKS.register("bottleneck", Kind("bottleneck", BottleneckSpec, _plan, _build))
+_EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": "bottleneck", "repeat": 2}]}
+BLOCKS.register("bottleneck", Kind("bottleneck", BottleneckSpec, _plan, _build, example=_EXAMPLE))

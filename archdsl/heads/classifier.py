@@ -59,4 +59,5 @@ def _build(spec: ClassifierSpec, ctx: Ctx) -> nn.Module:
     return ClassifierHead(ctx.in_shape[0], spec.num_classes, spec.final_channels, spec.dropout, spec.act)
 
 
-HEADS.register("classifier", Kind("classifier", ClassifierSpec, _plan, _build))
+_EXAMPLE = {"type": "classifier", "num_classes": 7, "final_channels": 24, "dropout": 0.1}
+HEADS.register("classifier", Kind("classifier", ClassifierSpec, _plan, _build, example=_EXAMPLE))

@@ -40,4 +40,5 @@ def _build(spec: ConvMixerSpec, ctx: Ctx) -> nn.Module:
     return nn.Conv2d(c, c, k, ctx.stride, k // 2, groups=spec.groups, bias=False)
 
 
-MIXERS.register("conv", Kind("conv", ConvMixerSpec, _plan, _build))
+_EXAMPLE = {"type": "conv", "kernel_size": 5, "groups": 2}
+MIXERS.register("conv", Kind("conv", ConvMixerSpec, _plan, _build, example=_EXAMPLE))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar, Union
 
@@ -32,6 +32,9 @@ class Kind(Generic[S]):
     """Shape rule and analytic cost; raises :class:`~archdsl.errors.ShapeError` at a spec path."""
     build: Callable[[S, Ctx], Any]
     """Returns the ``nn.Module``; called inside a ``torch.device`` context."""
+    example: Mapping[str, Any] | None = None
+    """A small valid use for the contract tests and docs: a stem/mixer/head spec, or a stage for a block
+    or transition (input 16x32x32 after the test stem)."""
 
 
 STEMS: Registry[Kind[Any]] = Registry("stem type")

@@ -20,8 +20,11 @@ def problems_from_validation(err: ValidationError, doc: SourceDoc, root: type[Ba
     problems = []
     for e in err.errors(include_url=False):
         path = _data_path(doc.data, e["loc"])
+        if e["type"] == "union_tag_invalid":
+            path = (*path, "type")
         message = _message(e, doc.data, path, root)
-        problems.append(Problem(dotted(path), message, doc.locate(path)))
+        where = doc.locate_key(path) if e["type"] == "extra_forbidden" else doc.locate(path)
+        problems.append(Problem(dotted(path), message, where))
     return problems
 
 

@@ -69,3 +69,9 @@ class ModelSpec(SpecModel):
 
     _source: Any = PrivateAttr(default=None)
     """The :class:`~archdsl.spec.source.SourceDoc` it was read from, for locating errors."""
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the values are equal, wherever each was read from."""
+        return type(other) is type(self) and self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]

@@ -66,6 +66,8 @@ class SourceDoc:
     data: Any
     file: str
     locations: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    key_locations: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    """Where each mapping key itself is written (for unknown-key errors)."""
 
     def locate(self, path: PathKey | str) -> Location:
         """The location of ``path`` or of its nearest ancestor present in the file."""
@@ -74,6 +76,13 @@ class SourceDoc:
             key = key[:-1]
         line, col = self.locations.get(key, (1, 1))
         return Location(self.file, line, col)
+
+    def locate_key(self, path: PathKey) -> Location:
+        """The location of the key that ends ``path`` (falls back to :meth:`locate`)."""
+        if tuple(path) in self.key_locations:
+            line, col = self.key_locations[tuple(path)]
+            return Location(self.file, line, col)
+        return self.locate(path)
 
 
 def _parse_dotted(path: str) -> PathKey:
@@ -111,7 +120,7 @@ def read_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
         raise SpecError.at("", f"invalid YAML: {exc}", Location(file)) from None
     finally:
         loader.dispose()
-    return SourceDoc(data=data, file=file, locations=builder.locations)
+    return SourceDoc(data, file, builder.locations, builder.key_locations)
 
 
 class _Builder:
@@ -121,6 +130,7 @@ class _Builder:
         self.loader = loader
         self.file = file
         self.locations: dict[PathKey, tuple[int, int]] = {}
+        self.key_locations: dict[PathKey, tuple[int, int]] = {}
         self.visited = 0
 
     def _where(self, node: yaml.Node) -> Location:
@@ -154,8 +164,9 @@ class _Builder:
                         f"duplicate key '{key}' (first given at line {first[0]})",
                         self._where(key_node),
                     )
+                mark = key_node.start_mark
+                self.key_locations[(*path, key)] = (mark.line + 1, mark.column + 1)
                 if not isinstance(value_node, yaml.ScalarNode):  # point at the key of a nested block
-                    mark = key_node.start_mark
                     self.locations[(*path, key)] = (mark.line + 1, mark.column + 1)
                 out[key] = self.build(value_node, (*path, key))
             return out

@@ -62,4 +62,5 @@ def _build(spec: ConvStemSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, _build))
+_EXAMPLE = {"type": "conv", "channels": 16, "kernel_size": 7, "stride": 2, "pool": "max"}
+STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, _build, example=_EXAMPLE))

@@ -38,4 +38,10 @@ def _build(spec: PatchMergeSpec, ctx: Ctx) -> nn.Module:
     return nn.Conv2d(ctx.in_shape[0], ctx.out_channels, ctx.stride, ctx.stride)
 
 
-TRANSITIONS.register("patch_merge", Kind("patch_merge", PatchMergeSpec, _plan, _build))
+_EXAMPLE = {
+    "channels": 24,
+    "stride": 2,
+    "transition": {"type": "patch_merge"},
+    "blocks": [{"type": "bottleneck"}],
+}
+TRANSITIONS.register("patch_merge", Kind("patch_merge", PatchMergeSpec, _plan, _build, example=_EXAMPLE))
