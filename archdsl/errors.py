@@ -43,6 +43,9 @@ class Problem:
 class ArchDSLError(Exception):
     """Base error: a list of problems, printed one per line."""
 
+    exit_code = 2
+    """The CLI's exit code: 2 for bad input; subclasses for run-time failures use 1."""
+
     def __init__(self, problems: Problem | Iterable[Problem]) -> None:
         self.problems: tuple[Problem, ...] = (problems,) if isinstance(problems, Problem) else tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))

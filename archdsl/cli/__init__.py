@@ -16,7 +16,7 @@ from archdsl.cli._command import COMMANDS, Command
 
 __all__ = ["COMMANDS", "Command", "main"]
 
-_MODULES = ("validate", "summary", "schema")
+_MODULES = ("validate", "summary", "schema", "train")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArchDSLError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
-        return 2
+        return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

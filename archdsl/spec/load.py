@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from pydantic import ValidationError
 from archdsl.errors import SpecError
 from archdsl.spec.errors import problems_from_validation
 from archdsl.spec.model import ModelSpec
+from archdsl.spec.overrides import apply_overrides
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
 
 __all__ = ["dump_spec", "load_spec", "parse_spec", "spec_from_text", "spec_to_data"]
@@ -28,9 +30,10 @@ def parse_spec(doc: SourceDoc) -> ModelSpec:
     return spec
 
 
-def load_spec(path: str | Path) -> ModelSpec:
-    """Read and validate a spec file (shapes are checked by :func:`archdsl.plan_model`)."""
-    return parse_spec(read_yaml(path))
+def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ModelSpec:
+    """Read and validate a spec file, with ``--set path=value`` overrides applied (shapes are checked by
+    :func:`archdsl.plan_model`)."""
+    return parse_spec(apply_overrides(read_yaml(path), overrides))
 
 
 def spec_from_text(text: str, file: str = "<string>") -> ModelSpec:

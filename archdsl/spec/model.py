@@ -16,6 +16,7 @@ import archdsl.stems
 import archdsl.transitions  # noqa: F401  (registers every kind)
 from archdsl.plan.kind import BLOCKS, HEADS, STEMS, TRANSITIONS, tagged_union
 from archdsl.spec.base import SpecModel
+from archdsl.spec.train import TrainSpec
 
 __all__ = ["FORMAT_VERSION", "BlockSpec", "HeadSpec", "InputSpec", "ModelSpec", "StageSpec", "StemSpec"]
 
@@ -66,6 +67,8 @@ class ModelSpec(SpecModel):
     """Stages in order."""
     head: HeadSpec  # type: ignore[valid-type]
     """The head."""
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    """How to train it (``archdsl train``)."""
 
     _source: Any = PrivateAttr(default=None)
     """The :class:`~archdsl.spec.source.SourceDoc` it was read from, for locating errors."""

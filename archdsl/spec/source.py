@@ -16,7 +16,7 @@ import yaml
 
 from archdsl.errors import Location, SpecError
 
-__all__ = ["MAX_NODES", "PathKey", "SourceDoc", "dotted", "read_yaml", "read_yaml_text"]
+__all__ = ["MAX_NODES", "PathKey", "SourceDoc", "dotted", "parse_dotted", "read_yaml", "read_yaml_text"]
 
 PathKey = tuple[str | int, ...]
 MAX_NODES = 200_000
@@ -68,10 +68,18 @@ class SourceDoc:
     locations: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     key_locations: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
     """Where each mapping key itself is written (for unknown-key errors)."""
+    overrides: dict[PathKey, Location] = field(default_factory=dict)
+    """Paths replaced on the command line (``--set``) and where each was given."""
 
     def locate(self, path: PathKey | str) -> Location:
         """The location of ``path`` or of its nearest ancestor present in the file."""
-        key: PathKey = _parse_dotted(path) if isinstance(path, str) else tuple(path)
+        key: PathKey = parse_dotted(path) if isinstance(path, str) else tuple(path)
+        for n in range(len(key), 0, -1):
+            if key[:n] in self.overrides:
+                return self.overrides[key[:n]]
+        for given, where in self.overrides.items():  # a key that only an override introduced
+            if key and given[: len(key)] == key:
+                return where
         while key and key not in self.locations:
             key = key[:-1]
         line, col = self.locations.get(key, (1, 1))
@@ -79,13 +87,15 @@ class SourceDoc:
 
     def locate_key(self, path: PathKey) -> Location:
         """The location of the key that ends ``path`` (falls back to :meth:`locate`)."""
-        if tuple(path) in self.key_locations:
+        if tuple(path) in self.key_locations and not any(
+            given[: len(path)] == tuple(path) for given in self.overrides
+        ):
             line, col = self.key_locations[tuple(path)]
             return Location(self.file, line, col)
         return self.locate(path)
 
 
-def _parse_dotted(path: str) -> PathKey:
+def parse_dotted(path: str) -> PathKey:
     if not path:
         return ()
     return tuple(int(p) if p.isdigit() else p for p in path.split("."))

@@ -1,0 +1,47 @@
+"""``archdsl train SPEC``: train with Lightning; checkpoints at ``DIR/best.ckpt`` and ``DIR/last.ckpt``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from archdsl.cli._command import command
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", metavar="SPEC", help="spec file (YAML) with a train section (defaults otherwise)")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/NAME)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="PATH=VALUE",
+        help="override a spec value, e.g. --set train.optimizer.lr=3e-3 (repeatable)",
+    )
+    p.add_argument("--epochs", type=int, metavar="N", help="shorthand for --set train.epochs=N")
+    p.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
+    p.add_argument("--force", action="store_true", help="start over in a DIR that holds an earlier run")
+    p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")
+    p.add_argument("--json", action="store_true", help="end with one JSON line of the best checkpoint's metrics")
+
+
+@command("train", "train a spec on its dataset (digits by default)", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.spec.load import load_spec
+    from archdsl.train.fit import fit
+
+    sets = list(args.sets) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
+    spec = load_spec(args.spec, sets)
+    out = Path(args.out) if args.out else Path("runs") / spec.name
+    result = fit(spec, out, resume=args.resume, force=args.force, allow_import=args.allow_import)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(
+            f"{spec.name}: val/acc {result.val_acc:.4f}  val/loss {result.val_loss:.4f}  "
+            f"test/acc {result.test_acc:.4f}  {result.epochs} epochs in {result.seconds:.1f} s  "
+            f"{result.params:,} params  best: {result.checkpoint}"
+        )
+    return 0

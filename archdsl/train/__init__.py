@@ -1,0 +1,1 @@
+"""Training: a LightningModule that receives its backbone, DataModules by name, and ``fit``."""

@@ -1,0 +1,171 @@
+"""Train a spec: build, fit with Lightning, keep ``best.ckpt`` and ``last.ckpt``, report val and test metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+
+from archdsl.compiler.build import build_model
+from archdsl.errors import ArchDSLError, Problem, SpecError
+from archdsl.plan.planner import plan_model
+from archdsl.spec.load import spec_to_data
+from archdsl.spec.model import ModelSpec
+from archdsl.train.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from archdsl.train.data import DataRequest, make_datamodule
+from archdsl.train.module import ClassificationModule, NonFiniteLossError
+
+__all__ = ["FitResult", "TrainingError", "fit"]
+
+PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+BEST, LAST = "best.ckpt", "last.ckpt"
+
+
+class TrainingError(ArchDSLError):
+    """Training failed (exit code 1), e.g. the loss became non-finite."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class FitResult:
+    val_acc: float
+    val_loss: float
+    test_acc: float
+    epochs: int
+    seconds: float
+    params: int
+    checkpoint: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``archdsl train --json`` object (metrics of ``best.ckpt``)."""
+        d = asdict(self)
+        return {
+            "val/acc": d["val_acc"],
+            "val/loss": d["val_loss"],
+            "test/acc": d["test_acc"],
+            "epochs": d["epochs"],
+            "seconds": d["seconds"],
+            "params": d["params"],
+            "checkpoint": d["checkpoint"],
+        }
+
+
+class _InitialCheckpoint(Callback):
+    """Save ``last.ckpt`` before the first step, so a failure in epoch 0 still leaves a loadable one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:
+            trainer.save_checkpoint(self.path)
+
+
+def _quiet_lightning() -> None:
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+
+
+def fit(
+    spec: ModelSpec,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    force: bool = False,
+    allow_import: bool = False,
+    progress: bool = True,
+    callbacks: Sequence[Callback] = (),
+    test: bool = True,
+) -> FitResult:
+    """Train ``spec`` into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``)."""
+    out = Path(out)
+    last = out / LAST
+    if resume and not last.is_file():
+        raise SpecError.at("", f"--resume: no {LAST} in '{out}' to continue from")
+    if not resume and not force and ((out / BEST).exists() or last.exists()):
+        raise SpecError.at(
+            "", f"'{out}' already holds a training run; pass --resume to continue it or --force to start over"
+        )
+    if not resume:
+        for name in (BEST, LAST, "metrics.csv", "result.json"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    _quiet_lightning()
+    t = spec.train
+    L.seed_everything(t.seed, workers=True, verbose=False)
+    plan = plan_model(spec)
+    module = ClassificationModule(build_model(spec), spec_to_data(spec))
+    data = make_datamodule(
+        DataRequest(
+            t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import
+        )
+    )
+    checkpoint = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="val/acc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+        enable_version_counter=False,
+    )
+    trainer = L.Trainer(
+        default_root_dir=out,
+        max_epochs=t.epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        precision=PRECISION[t.precision],  # type: ignore[arg-type]
+        gradient_clip_val=t.grad_clip,
+        logger=CSVLogger(out, name="", version=""),
+        callbacks=[checkpoint, _InitialCheckpoint(last), *callbacks],
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=progress,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        log_every_n_steps=10,
+    )
+    start = time.perf_counter()
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
+    except NonFiniteLossError as err:
+        raise TrainingError(
+            Problem(
+                "train.optimizer.lr",
+                f"training stopped: {err}; the last good checkpoint is kept at {last} "
+                f"(lower the learning rate {t.optimizer.lr:g} or set train.grad_clip)",
+                spec._source.locate("train.optimizer.lr") if spec._source is not None else None,
+            )
+        ) from None
+    seconds = time.perf_counter() - start
+    best = checkpoint.best_model_path or str(last)
+    val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)[0]
+    test_acc = float("nan")
+    if test:
+        test_acc = float(trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]["test/acc"])
+    result = FitResult(
+        val_acc=float(val["val/acc"]),
+        val_loss=float(val["val/loss"]),
+        test_acc=test_acc,
+        epochs=int(trainer.current_epoch),
+        seconds=round(seconds, 2),
+        params=plan.params,
+        checkpoint=str(Path(best).resolve()),
+    )
+    atomic_write_text(out / "result.json", json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+

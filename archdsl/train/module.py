@@ -1,0 +1,118 @@
+"""The classification system: receives a backbone, never builds one."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archdsl.spec.train import TrainSpec
+
+__all__ = ["ClassificationModule", "NonFiniteLossError", "param_groups"]
+
+_NO_DECAY_NAMES = ("pos", "cls_token", "rel_h", "rel_w", "table")
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, value: float, epoch: int, step: int, global_step: int) -> None:
+        self.value, self.epoch, self.step, self.global_step = value, epoch, step, global_step
+        super().__init__(f"loss is {value} at epoch {epoch}, step {step} (global step {global_step})")
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Decay conv/linear weights only: not norms, biases, embeddings or relative-position tables."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        leaf = name.rsplit(".", 1)[-1]
+        skip = p.ndim <= 1 or any(key in leaf for key in _NO_DECAY_NAMES)
+        (no_decay if skip else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+class ClassificationModule(L.LightningModule):
+    """Cross-entropy training of ``backbone``; logs ``train/loss``, ``val/loss``, ``val/acc`` (+ top-5).
+
+    ``spec`` is the fully resolved model spec as plain JSON-compatible data (``spec_to_data``); it is
+    stored in the hyper-parameters, so every checkpoint says exactly what it holds and loads with
+    ``torch.load(weights_only=True)``.
+    """
+
+    def __init__(self, backbone: nn.Module, spec: dict[str, Any]) -> None:
+        super().__init__()
+        self.save_hyperparameters({"spec": spec})
+        self.backbone = backbone
+        self.train_spec = TrainSpec.model_validate(spec["train"])
+        self.num_classes = int(spec["head"]["num_classes"])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self(x), y, label_smoothing=self.train_spec.label_smoothing)
+        if not torch.isfinite(loss):
+            raise NonFiniteLossError(float(loss), self.current_epoch, batch_idx, self.global_step)
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        return loss
+
+    def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> None:
+        x, y = batch
+        logits = self(x)
+        n = len(y)
+        self.log(f"{prefix}/loss", F.cross_entropy(logits, y), batch_size=n, prog_bar=prefix == "val")
+        self.log(f"{prefix}/acc", (logits.argmax(1) == y).float().mean(), batch_size=n, prog_bar=prefix == "val")
+        if self.num_classes > 5:
+            top5 = (logits.topk(5, dim=1).indices == y[:, None]).any(1).float().mean()
+            self.log(f"{prefix}/acc_top5", top5, batch_size=n)
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        self._evaluate(batch, "test")
+
+    def configure_optimizers(self) -> Any:
+        t = self.train_spec
+        groups = param_groups(self.backbone, t.optimizer.weight_decay)
+        if t.optimizer.name == "sgd":
+            opt: torch.optim.Optimizer = torch.optim.SGD(
+                groups, lr=t.optimizer.lr, momentum=t.optimizer.momentum, nesterov=t.optimizer.nesterov
+            )
+        else:
+            opt = torch.optim.AdamW(groups, lr=t.optimizer.lr, betas=t.optimizer.betas)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        warmup = min(total - 1, round(t.schedule.warmup_epochs * total / max(1, self.trainer.max_epochs or 1)))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, _schedule(total, warmup, t.schedule.name, t.schedule.min_lr_ratio)
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+class _Schedule:
+    """Linear warm-up to 1, then cosine (or constant) to ``floor``; picklable for checkpoints."""
+
+    def __init__(self, total: int, warmup: int, name: str, floor: float) -> None:
+        self.total, self.warmup, self.name, self.floor = total, warmup, name, floor
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            return (step + 1) / (self.warmup + 1)
+        if self.name == "constant":
+            return 1.0
+        progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
+        return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def _schedule(total: int, warmup: int, name: str, floor: float) -> _Schedule:
+    return _Schedule(total, warmup, name, floor)

@@ -1,0 +1,55 @@
+"""Every spec in specs/: valid, planned counts equal the meta-built model's, and compilable without graph breaks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import archdsl
+from archdsl.compiler import measure
+
+SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
+IDS = [p.stem for p in SPECS]
+
+
+def test_zoo_is_complete() -> None:
+    names = set(IDS)
+    expected = {
+        "resnet50",
+        "botnet50",
+        *(f"halonet_h{i}" for i in range(8)),
+        *(f"volo_d{i}" for i in range(1, 6)),
+    }
+    assert expected <= names
+    assert {"tradeoff_conv_none", "tradeoff_conv_1", "tradeoff_conv_1_2", "tradeoff_conv_1_2_3"} <= names
+
+
+@pytest.mark.parametrize("path", SPECS, ids=IDS)
+def test_plan_equals_meta_build(path: Path) -> None:
+    spec = archdsl.load_spec(path)
+    assert spec.name == path.stem
+    plan = archdsl.plan_model(spec)
+    got = measure(archdsl.build_model(spec, device="meta"), plan.input)
+    assert got.params == plan.params
+    assert got.output == plan.output
+    assert abs(got.flops - plan.flops) <= 0.02 * got.flops, (got.flops, plan.flops)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=IDS)
+def test_compiles_without_graph_breaks(path: Path) -> None:
+    spec = archdsl.load_spec(path)
+    plan = archdsl.plan_model(spec)
+    model = archdsl.build_model(spec, device="meta").eval()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True, backend="eager")
+    with torch.no_grad():
+        y = compiled(torch.empty(2, *plan.input, device="meta"))
+    assert tuple(y.shape) == (2, *plan.output)
+
+
+def test_resnet50_matches_torchvision_layout() -> None:
+    plan = archdsl.plan_model(archdsl.load_spec(SPECS[IDS.index("resnet50")]))
+    assert plan.params == 25_557_032
+    assert [s.out_shape for s in plan.stages] == [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
