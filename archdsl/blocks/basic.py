@@ -94,4 +94,5 @@ def _build(spec: BasicBlockSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-BLOCKS.register("basic", Kind("basic", BasicBlockSpec, _plan, _build))
+_EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": "basic", "repeat": 2}]}
+BLOCKS.register("basic", Kind("basic", BasicBlockSpec, _plan, _build, example=_EXAMPLE))

@@ -120,4 +120,9 @@ def _build(spec: MBConvSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-BLOCKS.register("mbconv", Kind("mbconv", MBConvSpec, _plan, _build))
+_EXAMPLE = {
+    "channels": 24,
+    "stride": 2,
+    "blocks": [{"type": "mbconv", "repeat": 2, "expand_ratio": 4.0, "kernel_size": 5, "se_ratio": 0.25}],
+}
+BLOCKS.register("mbconv", Kind("mbconv", MBConvSpec, _plan, _build, example=_EXAMPLE))

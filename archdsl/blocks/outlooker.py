@@ -161,4 +161,9 @@ def _build(spec: OutlookerSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-BLOCKS.register("outlooker", Kind("outlooker", OutlookerSpec, _plan, _build))
+_EXAMPLE = {
+    "channels": 16,
+    "stride": 1,
+    "blocks": [{"type": "outlooker", "repeat": 2, "num_heads": 2, "attn_stride": 3, "mlp_ratio": 2.0}],
+}
+BLOCKS.register("outlooker", Kind("outlooker", OutlookerSpec, _plan, _build, example=_EXAMPLE))

@@ -97,7 +97,7 @@ def mlp_hidden(channels: int, mlp_ratio: float) -> int:
 
 
 def require_token_block(ctx: Ctx, name: str, num_heads: int, mlp_ratio: float) -> None:
-    """Shape rules shared by token blocks: same channels in and out, no stride, heads divide C, MLP width >= 1."""
+    """Rules shared by token blocks: same channels in and out, no stride, heads divide C, MLP width >= 1."""
     c = ctx.in_shape[0]
     require(
         ctx.out_channels in (0, c),
@@ -139,9 +139,14 @@ def _plan(spec: TransformerSpec, ctx: Ctx) -> Planned:
 
 def _build(spec: TransformerSpec, ctx: Ctx) -> nn.Module:
     c = ctx.in_shape[0]
-    return TransformerBlock(
-        c, spec.num_heads, mlp_hidden(c, spec.mlp_ratio), spec.qkv_bias, ctx.drop_path
-    )
+    return TransformerBlock(c, spec.num_heads, mlp_hidden(c, spec.mlp_ratio), spec.qkv_bias, ctx.drop_path)
 
 
-BLOCKS.register("transformer", Kind("transformer", TransformerSpec, _plan, _build))
+_EXAMPLE = {
+    "channels": 32,
+    "stride": 2,
+    "transition": {"type": "patch_merge"},
+    "pos_embed": True,
+    "blocks": [{"type": "transformer", "repeat": 2, "num_heads": 4, "mlp_ratio": 2.0}],
+}
+BLOCKS.register("transformer", Kind("transformer", TransformerSpec, _plan, _build, example=_EXAMPLE))

@@ -87,7 +87,13 @@ class ClassAttentionHead(nn.Module):
     """(B, C, H, W) -> (B, num_classes)."""
 
     def __init__(
-        self, dim: int, num_classes: int, num_heads: int, mlp_hidden: int, depth: int = 2, aux_head: bool = True
+        self,
+        dim: int,
+        num_classes: int,
+        num_heads: int,
+        mlp_hidden: int,
+        depth: int = 2,
+        aux_head: bool = True,
     ) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
@@ -124,7 +130,9 @@ def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Planned:
         f"num_heads={spec.num_heads} must divide the feature channels {c}",
     )
     hidden = mlp_hidden(c, spec.mlp_ratio)
-    require(hidden >= 1, ctx.path + ".mlp_ratio", f"mlp_ratio={spec.mlp_ratio} gives an empty MLP at {c} channels")
+    require(
+        hidden >= 1, ctx.path + ".mlp_ratio", f"mlp_ratio={spec.mlp_ratio} gives an empty MLP at {c} channels"
+    )
     n = h * w
     d = c // spec.num_heads
     block = (
@@ -149,4 +157,7 @@ def _build(spec: ClassAttentionSpec, ctx: Ctx) -> nn.Module:
     )
 
 
-HEADS.register("class_attention", Kind("class_attention", ClassAttentionSpec, _plan, _build))
+_EXAMPLE = {"type": "class_attention", "num_classes": 10, "num_heads": 4, "mlp_ratio": 2.0}
+HEADS.register(
+    "class_attention", Kind("class_attention", ClassAttentionSpec, _plan, _build, example=_EXAMPLE)
+)

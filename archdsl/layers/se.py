@@ -19,7 +19,7 @@ __all__ = ["SqueezeExcite", "se_cost"]
 
 
 class SqueezeExcite(nn.Module):
-    """Global average pool -> 1x1 conv (C -> C_r, bias) -> act -> 1x1 conv (C_r -> C, bias) -> sigmoid -> x * gate."""
+    """Mean over H, W -> 1x1 conv C->C_r (bias) -> act -> 1x1 conv C_r->C (bias) -> sigmoid -> x * gate."""
 
     def __init__(self, channels: int, reduced: int, act: str = "relu") -> None:
         super().__init__()

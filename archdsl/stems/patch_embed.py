@@ -24,7 +24,7 @@ __all__ = ["PatchEmbedStem", "PatchEmbedStemSpec"]
 
 
 class PatchEmbedStemSpec(SpecModel):
-    """Three conv-BN-ReLU layers (the first with stride 2), then a patch projection: ``/patch_size`` overall."""
+    """Three conv-BN-ReLU layers (the first with stride 2), then a patch projection: /patch_size in all."""
 
     type: Literal["patch_embed"]
     channels: int = Field(gt=0)
@@ -68,4 +68,5 @@ def _build(spec: PatchEmbedStemSpec, ctx: Ctx) -> nn.Module:
     return PatchEmbedStem(ctx.in_shape[0], spec.channels, spec.hidden, spec.patch_size)
 
 
-STEMS.register("patch_embed", Kind("patch_embed", PatchEmbedStemSpec, _plan, _build))
+_EXAMPLE = {"type": "patch_embed", "channels": 24, "hidden": 16, "patch_size": 4}
+STEMS.register("patch_embed", Kind("patch_embed", PatchEmbedStemSpec, _plan, _build, example=_EXAMPLE))

@@ -69,4 +69,5 @@ def _build(spec: TieredStemSpec, ctx: Ctx) -> nn.Module:
     return TieredStem(ctx.in_shape[0], list(spec.channels), spec.stride, spec.pool == "max", spec.act)
 
 
-STEMS.register("tiered", Kind("tiered", TieredStemSpec, _plan, _build))
+_EXAMPLE = {"type": "tiered", "channels": [8, 12, 16], "stride": 2, "pool": "max"}
+STEMS.register("tiered", Kind("tiered", TieredStemSpec, _plan, _build, example=_EXAMPLE))

@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 
 from archdsl.compiler.build import build_model
-from archdsl.errors import ArchDSLError, Problem, SpecError
+from archdsl.errors import ArchDSLError, Location, Problem, SpecError
 from archdsl.plan.planner import plan_model
 from archdsl.spec.load import spec_to_data
 from archdsl.spec.model import ModelSpec
@@ -80,7 +80,22 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
 
 
-def fit(
+def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
+    """Train ``spec`` into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``).
+
+    Keyword arguments: ``resume``, ``force``, ``allow_import``, ``progress``, ``callbacks``, ``test``.
+    Problems found on the way (data that does not match the head, a missing dataset directory) are
+    located in the spec's file.
+    """
+    try:
+        return _fit(spec, out, **kwargs)
+    except ArchDSLError as err:
+        if spec._source is None:
+            raise
+        raise err.located(spec._source.locate) from None
+
+
+def _fit(
     spec: ModelSpec,
     out: str | Path,
     *,
@@ -91,14 +106,15 @@ def fit(
     callbacks: Sequence[Callback] = (),
     test: bool = True,
 ) -> FitResult:
-    """Train ``spec`` into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``)."""
     out = Path(out)
     last = out / LAST
     if resume and not last.is_file():
-        raise SpecError.at("", f"--resume: no {LAST} in '{out}' to continue from")
+        raise SpecError.at("", f"--resume: no {LAST} in '{out}' to continue from", Location("--resume"))
     if not resume and not force and ((out / BEST).exists() or last.exists()):
         raise SpecError.at(
-            "", f"'{out}' already holds a training run; pass --resume to continue it or --force to start over"
+            "",
+            f"'{out}' already holds a training run; pass --resume to continue it or --force to start over",
+            Location("--out"),
         )
     if not resume:
         for name in (BEST, LAST, "metrics.csv", "result.json"):
@@ -148,7 +164,6 @@ def fit(
                 "train.optimizer.lr",
                 f"training stopped: {err}; the last good checkpoint is kept at {last} "
                 f"(lower the learning rate {t.optimizer.lr:g} or set train.grad_clip)",
-                spec._source.locate("train.optimizer.lr") if spec._source is not None else None,
             )
         ) from None
     seconds = time.perf_counter() - start

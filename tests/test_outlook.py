@@ -1,0 +1,253 @@
+"""Outlook attention vs a loop-based float64 reference from the VOLO paper (arXiv:2106.13112), and the shape
+rules, export and gradients of the outlooker, transformer, patch-embed stem and class-attention head."""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from archdsl import ShapeError, build_model, plan_model, spec_from_text
+from archdsl.blocks.outlooker import OutlookAttention, Outlooker
+from archdsl.blocks.transformer import TransformerBlock
+from archdsl.compiler import measure
+from archdsl.heads.class_attention import ClassAttentionBlock, ClassAttentionHead
+from archdsl.layers.drop_path import DropPath
+
+
+def _reference_outlook(attn: OutlookAttention, x: torch.Tensor) -> torch.Tensor:
+    """Outlook attention with explicit loops; x is (B, H, W, C) float64."""
+    b_, h_, w_, c = x.shape
+    heads, k, p, s = attn.num_heads, attn.kernel_size, attn.padding, attn.stride
+    d = c // heads
+    k2 = k * k
+    wv = attn.v.weight
+    bv = attn.v.bias if attn.v.bias is not None else torch.zeros(c, dtype=x.dtype)
+    out = torch.zeros(b_, h_, w_, c, dtype=x.dtype)
+    for b in range(b_):
+        v = x[b] @ wv.T + bv  # (H, W, C)
+        for a in range(math.ceil(h_ / s)):
+            for e in range(math.ceil(w_ / s)):
+                # pooled token: mean of the valid pixels of the s x s cell (ceil mode)
+                cell = x[b, a * s : min((a + 1) * s, h_), e * s : min((e + 1) * s, w_)]
+                pooled = cell.reshape(-1, c).mean(dim=0)
+                logits = (attn.attn.weight @ pooled + attn.attn.bias).reshape(heads, k2, k2)
+                weights = torch.softmax(logits * d**-0.5, dim=-1)  # [head, target i, source j]
+                # window top-left corner; its centre is (a*s, e*s) when p = (k-1)/2
+                top, left = a * s - p, e * s - p
+                window = torch.zeros(k2, c, dtype=x.dtype)  # zero padding outside the map
+                for j in range(k2):
+                    y, z = top + j // k, left + j % k
+                    if 0 <= y < h_ and 0 <= z < w_:
+                        window[j] = v[y, z]
+                for hd in range(heads):
+                    mixed = weights[hd] @ window[:, hd * d : (hd + 1) * d]  # (k², d)
+                    for i in range(k2):
+                        y, z = top + i // k, left + i % k
+                        if 0 <= y < h_ and 0 <= z < w_:
+                            out[b, y, z, hd * d : (hd + 1) * d] += mixed[i]
+    return out @ attn.proj.weight.T + attn.proj.bias
+
+
+CASES = [
+    # (H, W, C, heads, kernel, padding, stride, qkv_bias)
+    (6, 6, 8, 2, 3, 1, 2, False),
+    (5, 7, 6, 3, 3, 1, 2, True),  # ceil mode on both sides
+    (5, 4, 4, 1, 3, 1, 1, False),  # stride 1: a window at every pixel
+    (7, 5, 8, 4, 5, 2, 2, False),  # k=5: padding must not land in the dilation slot
+    (9, 6, 6, 2, 3, 1, 3, True),  # stride 3, partial cells
+    (1, 2, 4, 2, 3, 1, 2, False),  # map smaller than a window
+]
+
+
+@pytest.mark.parametrize(("h", "w", "c", "heads", "k", "p", "s", "bias"), CASES)
+def test_outlook_attention_matches_loop_reference(
+    h: int, w: int, c: int, heads: int, k: int, p: int, s: int, bias: bool
+) -> None:
+    torch.manual_seed(0)
+    attn = OutlookAttention(c, heads, k, p, s, qkv_bias=bias).double()
+    with torch.no_grad():
+        for param in attn.parameters():
+            param.normal_(0.0, 0.5)  # sharp, non-uniform attention
+    x = torch.randn(2, h, w, c, dtype=torch.float64)
+    got = attn(x)
+    want = _reference_outlook(attn, x)
+    assert got.shape == (2, h, w, c)
+    assert (got - want).abs().max().item() <= 1e-6
+
+
+def test_outlooker_block_is_pre_norm_residual() -> None:
+    torch.manual_seed(1)
+    block = Outlooker(8, 2, 24, 3, 1, 2).double().eval()
+    x = torch.randn(2, 8, 5, 6, dtype=torch.float64)  # (B, C, H, W)
+    t = x.permute(0, 2, 3, 1)
+    t = t + _reference_outlook(block.attn, F.layer_norm(t, (8,), block.norm1.weight, block.norm1.bias))
+    t = t + block.mlp(block.norm2(t))
+    assert (block(x) - t.permute(0, 3, 1, 2)).abs().max().item() <= 1e-10
+
+
+def test_transformer_block_matches_explicit_attention() -> None:
+    torch.manual_seed(2)
+    block = TransformerBlock(8, 2, 16).double().eval()
+    x = torch.randn(2, 8, 3, 4, dtype=torch.float64)
+    t = x.flatten(2).transpose(1, 2)  # (B, N, C)
+    z = block.norm1(t)
+    q, k, v = (z @ block.attn.qkv.weight.T).chunk(3, dim=-1)
+    ys = []
+    for hd in range(2):
+        sl = slice(hd * 4, hd * 4 + 4)
+        a = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)
+        ys.append(a @ v[..., sl])
+    t = t + block.attn.proj(torch.cat(ys, dim=-1))
+    t = t + block.mlp(block.norm2(t))
+    assert (block(x) - t.transpose(1, 2).reshape(2, 8, 3, 4)).abs().max().item() <= 1e-10
+
+
+def test_class_attention_head_output() -> None:
+    torch.manual_seed(3)
+    head = ClassAttentionHead(8, 5, 2, 16, depth=2, aux_head=True).double().eval()
+    x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
+    tokens = x.flatten(2).transpose(1, 2)
+    cls = head.cls_token.expand(2, -1, -1)
+    for module in head.blocks:
+        blk = cast(ClassAttentionBlock, module)
+        z = blk.norm1(torch.cat([cls, tokens], dim=1))
+        q = z[:, :1] @ blk.attn.q.weight.T
+        k, v = (z @ blk.attn.kv.weight.T).chunk(2, dim=-1)
+        ys = []
+        for hd in range(2):
+            sl = slice(hd * 4, hd * 4 + 4)
+            a = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)
+            ys.append(a @ v[..., sl])
+        cls = cls + blk.attn.proj(torch.cat(ys, dim=-1))
+        cls = cls + blk.mlp(blk.norm2(cls))
+    z = head.norm(torch.cat([cls, tokens], dim=1))
+    want = head.head(z[:, 0]) + 0.5 * head.aux_head(z[:, 1:]).max(dim=1).values
+    assert (head(x) - want).abs().max().item() <= 1e-10
+
+
+TINY = """
+name: tiny_volo
+input: {{channels: 3, size: {size}}}
+stem: {{type: patch_embed, channels: 16, hidden: 8, patch_size: 4}}
+stages:
+  - channels: 16
+    blocks: [{{type: outlooker, repeat: 2, num_heads: 2, mlp_ratio: 2.0}}]
+  - channels: 32
+    stride: 2
+    transition: {{type: patch_merge}}
+    pos_embed: true
+    blocks: [{{type: transformer, repeat: 2, num_heads: 4, mlp_ratio: 2.0}}]
+head: {{type: class_attention, num_classes: 7, num_heads: 4, mlp_ratio: 2.0}}
+"""
+
+
+@pytest.mark.parametrize("size", [32, 40])  # 40 px: 10x10 then 5x5 tokens
+def test_tiny_model_plan_matches_build(size: int) -> None:
+    spec = spec_from_text(TINY.format(size=size))
+    plan = plan_model(spec)
+    got = measure(build_model(spec, device="meta"), plan.input)
+    assert got.params == plan.params
+    assert got.flops == plan.flops
+    assert got.output == plan.output == (7,)
+    torch.manual_seed(0)
+    model = build_model(spec)
+    x = torch.randn(1, 3, size, size)
+    stage_shapes = []
+    y = model.stem(x)
+    for stage in model.stages:
+        y = stage(y)
+        stage_shapes.append(tuple(y.shape[1:]))
+    assert stage_shapes == [s.out_shape for s in plan.stages]
+
+
+def test_tiny_model_gradients_finite() -> None:
+    torch.manual_seed(0)
+    model = build_model(spec_from_text(TINY.format(size=32))).train()
+    for m in model.modules():
+        if isinstance(m, DropPath):
+            m.p = 0.1  # exercise stochastic depth
+    loss = model(torch.randn(2, 3, 32, 32)).logsumexp(dim=1).mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads if g is not None)
+
+
+def test_tiny_model_exports() -> None:
+    torch.manual_seed(0)
+    model = build_model(spec_from_text(TINY.format(size=40))).eval()
+    x = torch.randn(2, 3, 40, 40)
+    program = torch.export.export(model, (x,))
+    assert torch.allclose(program.module()(x), model(x), atol=1e-5)
+
+
+def _stage(blocks: str, channels: int = 16, extra: str = "") -> str:
+    return f"""
+name: bad
+input: {{channels: 3, size: 32}}
+stem: {{type: patch_embed, channels: 16, hidden: 8, patch_size: 4}}
+stages:
+  - {{channels: {channels}, {extra}blocks: [{blocks}]}}
+head: {{type: class_attention, num_classes: 3, num_heads: 2}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "path", "words"),
+    [
+        (_stage("{type: outlooker, num_heads: 3}"), "stages.0.blocks.0.num_heads", "divide"),
+        (_stage("{type: transformer, num_heads: 5}"), "stages.0.blocks.0.num_heads", "divide"),
+        (_stage("{type: outlooker, num_heads: 2, padding: 0}"), "stages.0.blocks.0.padding", "windows"),
+        (
+            _stage("{type: outlooker, num_heads: 2, kernel_size: 4, padding: 2}"),
+            "stages.0.blocks.0.padding",
+            "8x8",
+        ),
+        (_stage("{type: outlooker, num_heads: 2}", channels=32), "stages.0.blocks.0", "transition"),
+        (_stage("{type: transformer, num_heads: 2}", channels=32), "stages.0.blocks.0", "transition"),
+        (_stage("{type: outlooker, num_heads: 2}", extra="stride: 2, "), "stages.0.blocks.0", "stride"),
+        (_stage("{type: transformer, num_heads: 2}", extra="stride: 2, "), "stages.0.blocks.0", "stride"),
+        (
+            _stage("{type: transformer, num_heads: 2}").replace("num_heads: 2}\n", "num_heads: 3}\n"),
+            "head.num_heads",
+            "divide",
+        ),
+        (
+            _stage("{type: transformer, num_heads: 2}").replace("size: 32", "size: 34"),
+            "stem.patch_size",
+            "34x34",
+        ),
+    ],
+    ids=[
+        "outlooker-heads",
+        "transformer-heads",
+        "outlooker-no-padding",
+        "outlooker-even-kernel",
+        "outlooker-channels",
+        "transformer-channels",
+        "outlooker-stride",
+        "transformer-stride",
+        "head-heads",
+        "stem-patch-size",
+    ],
+)
+def test_shape_errors(text: str, path: str, words: str) -> None:
+    spec = spec_from_text(text, "bad.yaml")
+    with pytest.raises(ShapeError) as err:
+        plan_model(spec)
+    message = str(err.value)
+    assert message.startswith("bad.yaml:")
+    assert f": {path}: " in message
+    assert words in message
+
+
+def test_outlooker_and_transformer_with_transition_are_fine() -> None:
+    text = _stage(
+        "{type: outlooker, num_heads: 2}", channels=32, extra="stride: 2, transition: {type: patch_merge}, "
+    )
+    plan = plan_model(spec_from_text(text))
+    assert plan.stages[0].out_shape == (32, 4, 4)

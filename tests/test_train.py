@@ -1,0 +1,220 @@
+"""Training: outputs, resume, non-finite loss, the local datasets, overrides."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from archdsl.cli import main
+from archdsl.errors import SpecError
+from archdsl.spec.load import load_spec, spec_from_text
+from archdsl.train.data.digits import digits_split
+from archdsl.train.fit import TrainingError, fit
+
+TINY = """\
+name: tiny
+input: {{channels: {channels}, size: 8}}
+stem: {{type: conv, channels: 8}}
+stages:
+  - {{channels: 16, stride: 2, blocks: [{{type: bottleneck, width: 8}}]}}
+head: {{type: classifier, num_classes: {classes}}}
+train:
+  epochs: {epochs}
+  batch_size: 32
+  optimizer: {{name: {opt}, lr: {lr}}}
+  data: {data}
+"""
+
+
+def tiny(
+    tmp_path: Path,
+    epochs: int = 1,
+    lr: float = 3e-3,
+    opt: str = "adamw",
+    data: str = "{name: digits}",
+    classes: int = 10,
+    channels: int = 1,
+) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(TINY.format(epochs=epochs, lr=lr, opt=opt, data=data, classes=classes, channels=channels))
+    return path
+
+
+def test_digits_split_is_stratified_and_fixed() -> None:
+    from sklearn.datasets import load_digits
+
+    labels = load_digits().target
+    train, val, test = digits_split(labels)
+    assert (len(train), len(val), len(test)) == (1077, 360, 360)
+    assert len(set(train) | set(val) | set(test)) == 1797
+    assert np.array_equal(digits_split(labels)[1], val)
+    counts = np.bincount(labels[val], minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37
+
+
+def test_train_writes_checkpoints_metrics_and_json(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tiny(tmp_path, epochs=2)
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert set(result) == {"val/acc", "val/loss", "test/acc", "epochs", "seconds", "params", "checkpoint"}
+    assert result["epochs"] == 2 and result["checkpoint"] == str((out / "best.ckpt").resolve())
+    assert 0.0 <= result["val/acc"] <= 1.0 and 0.0 <= result["test/acc"] <= 1.0
+    assert {p.name for p in out.iterdir()} >= {"best.ckpt", "last.ckpt", "metrics.csv"}
+    header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss_epoch", "val/loss", "val/acc", "val/acc_top5"} <= set(header)
+    ckpt = torch.load(out / "best.ckpt", weights_only=True)
+    spec_data = ckpt["hyper_parameters"]["spec"]
+    assert isinstance(spec_data, dict) and spec_data["name"] == "tiny"
+    assert spec_data["train"]["optimizer"]["lr"] == 3e-3
+    # the stored spec is the fully resolved one: it parses back to the same model
+    assert spec_from_text(json.dumps(spec_data)) == load_spec(spec)
+    # a second run into the same directory must say --resume or --force
+    assert main(["train", str(spec), "--out", str(out)]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+class _StopAfterFirstEpoch(Callback):
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        trainer.should_stop = True
+
+
+class _Record(Callback):
+    def __init__(self) -> None:
+        self.start: tuple[int, int] | None = None
+        self.end: tuple[int, float] | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.start = (trainer.global_step, trainer.lr_scheduler_configs[0].scheduler.last_epoch)
+
+    def on_train_end(self, trainer, pl_module) -> None:  # type: ignore[no-untyped-def]
+        self.end = (trainer.global_step, trainer.optimizers[0].param_groups[0]["lr"])
+
+
+def test_resume_continues_step_and_schedule(tmp_path: Path) -> None:
+    spec = load_spec(tiny(tmp_path, epochs=3), ["train.schedule.warmup_epochs=1"])
+    full = _Record()
+    fit(spec, tmp_path / "full", progress=False, callbacks=[full], test=False)
+    fit(spec, tmp_path / "cut", progress=False, callbacks=[_StopAfterFirstEpoch()], test=False)
+    first_ckpt = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
+    steps_per_epoch = first_ckpt["global_step"]
+    assert steps_per_epoch == 34  # ceil(1077 / 32)
+    resumed = _Record()
+    fit(spec, tmp_path / "cut", resume=True, progress=False, callbacks=[resumed], test=False)
+    assert resumed.start == (steps_per_epoch, steps_per_epoch)
+    assert full.end is not None and resumed.end is not None
+    assert resumed.end[0] == full.end[0] == 3 * steps_per_epoch
+    assert resumed.end[1] == pytest.approx(full.end[1], rel=1e-9)
+
+
+def test_non_finite_loss_stops_with_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tiny(tmp_path, epochs=2, lr=1e12, opt="sgd")
+    out = tmp_path / "nan"
+    with pytest.raises(TrainingError) as err:
+        fit(load_spec(spec), out, progress=False)
+    (problem,) = err.value.problems
+    assert str(problem.location) == f"{spec}:10:30"
+    assert problem.path == "train.optimizer.lr"
+    assert "loss is nan" in problem.message or "loss is inf" in problem.message
+    assert "epoch 0, step" in problem.message
+    ckpt = torch.load(out / "last.ckpt", weights_only=True)
+    assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    assert not (out / "best.ckpt").exists()
+    # the CLI: exit 1, the located line, no traceback
+    assert main(["train", str(spec), "--out", str(tmp_path / "nan2")]) == 1
+    err_text = capsys.readouterr().err
+    assert err_text.startswith(f"{spec}:10:30: train.optimizer.lr: training stopped: loss is")
+    assert "Traceback" not in err_text
+
+
+def _png_tree(root: Path, classes: int = 2, per_class: int = 4) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        for c in range(classes):
+            d = root / split / f"class{c}"
+            d.mkdir(parents=True)
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, size=(12, 10, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(d / f"{i}.png")
+
+
+def test_image_folder_trains_one_epoch(tmp_path: Path) -> None:
+    _png_tree(tmp_path / "imgs")
+    spec = tiny(tmp_path, data=f"{{name: image_folder, root: '{tmp_path / 'imgs'}'}}", classes=2, channels=3)
+    result = fit(load_spec(spec), tmp_path / "run", progress=False)
+    assert result.epochs == 1 and 0.0 <= result.val_acc <= 1.0
+
+
+def test_image_folder_class_count_must_match_head(tmp_path: Path) -> None:
+    _png_tree(tmp_path / "imgs", classes=3)
+    spec = tiny(tmp_path, data=f"{{name: image_folder, root: '{tmp_path / 'imgs'}'}}", classes=2, channels=3)
+    with pytest.raises(SpecError, match=r"tiny.yaml:6:\d+: head.num_classes: must equal the 3 classes"):
+        fit(load_spec(spec), tmp_path / "run", progress=False)
+
+
+def _cifar_dir(root: Path, per_batch: int = 20) -> None:
+    rng = np.random.default_rng(0)
+    root.mkdir()
+    for name in [*(f"data_batch_{i}" for i in range(1, 6)), "test_batch"]:
+        batch = {
+            b"data": rng.integers(0, 255, size=(per_batch, 3072), dtype=np.uint8),
+            b"labels": [int(v) for v in rng.integers(0, 10, size=per_batch)],
+            b"batch_label": name.encode(),
+        }
+        with (root / name).open("wb") as f:
+            pickle.dump(batch, f)
+
+
+def test_cifar10_directory_trains_one_epoch(tmp_path: Path) -> None:
+    _cifar_dir(tmp_path / "cifar")
+    data = f"{{name: cifar10, root: '{tmp_path / 'cifar'}', val_size: 20}}"
+    result = fit(load_spec(tiny(tmp_path, data=data, channels=3)), tmp_path / "run", progress=False)
+    assert result.epochs == 1
+
+
+def test_cifar10_missing_directory_says_what_is_expected(tmp_path: Path) -> None:
+    data = f"{{name: cifar10, root: '{tmp_path / 'nothing'}'}}"
+    with pytest.raises(SpecError, match="data_batch_1.*test_batch.*nothing is downloaded"):
+        fit(load_spec(tiny(tmp_path, data=data, channels=3)), tmp_path / "run", progress=False)
+
+
+def test_cifar10_pickle_cannot_run_code(tmp_path: Path) -> None:
+    _cifar_dir(tmp_path / "cifar")
+
+    class Evil:
+        def __reduce__(self):  # type: ignore[no-untyped-def]
+            return (print, ("pwned",))
+
+    with (tmp_path / "cifar" / "test_batch").open("wb") as f:
+        pickle.dump({b"data": Evil(), b"labels": []}, f)
+    from archdsl.train.data.cifar10 import read_cifar10
+
+    with pytest.raises(SpecError, match="refusing to load builtins.print"):
+        read_cifar10(str(tmp_path / "cifar"))
+
+
+def test_custom_data_needs_allow_import(tmp_path: Path) -> None:
+    spec = tiny(tmp_path, data="{name: custom, target: 'os.path:join'}")
+    with pytest.raises(SpecError, match=r"train.data.target: custom data imports user code.*--allow-import"):
+        fit(load_spec(spec), tmp_path / "run", progress=False)
+
+
+def test_set_overrides_are_validated_and_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tiny(tmp_path)
+    assert load_spec(spec, ["train.optimizer.lr=3e-3"]).train.optimizer.lr == 3e-3
+    assert main(["train", str(spec), "--set", "train.optimizer.lr=-1", "--out", str(tmp_path / "x")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "--set train.optimizer.lr=-1:1:20: train.optimizer.lr: must be greater than 0, got -1"
+    )
+    assert main(["train", str(spec), "--set", "train.optimiser.lr=1", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key 'optimiser' (did you mean 'optimizer'?)" in capsys.readouterr().err
