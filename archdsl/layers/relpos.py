@@ -38,6 +38,9 @@ class RelativePosition2d(nn.Module):
     Nq = Nq_h*Nq_w and Nk = Nk_h*Nk_w, both flattened row-major.
     """
 
+    index_h: torch.Tensor
+    index_w: torch.Tensor
+
     def __init__(
         self,
         head_dim: int,

@@ -88,4 +88,7 @@ def _build(spec: GlobalAttentionSpec, ctx: Ctx) -> nn.Module:
     return GlobalAttention(w, hh, ww, spec.num_heads, ctx.stride)
 
 
-MIXERS.register("global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, _build))
+_EXAMPLE = {"type": "global_attention", "num_heads": 2}
+MIXERS.register(
+    "global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, _build, example=_EXAMPLE)
+)

@@ -1,0 +1,206 @@
+"""Halo attention (HaloNet, arXiv:2103.12731) against a float64 per-query reference, plus shape rules."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from archdsl import ShapeError, plan_model, spec_from_text
+from archdsl.mixers.halo import HaloAttention, HaloMixerSpec
+from archdsl.plan.kind import MIXERS
+from archdsl.plan.shapes import Ctx
+
+
+def _reference(m: HaloAttention, x: torch.Tensor) -> torch.Tensor:
+    """Halo attention written from the paper's equation, one query pixel at a time.
+
+    y_ij = sum_ab softmax_ab((q_ij·k_ab + q_ij·r_{a-i} + q_ij·r'_{b-j}) / sqrt(d)) v_ab over the keys ab of
+    the window that lie inside the map; the query is the full-resolution pixel (s*i, s*j) and its window is
+    the (b+2h)^2 square around its b x b block.
+    """
+    b, h, s, n = m.block, m.halo, m.stride, m.heads
+    w = m.q.weight.shape[0]
+    dq, dv = m.qk_dim, m.v_dim
+    win = b + 2 * h
+    wq = m.q.weight[:, :, 0, 0]
+    wk = m.kv.weight[:w, :, 0, 0]
+    wv = m.kv.weight[w:, :, 0, 0]
+    r_h, r_w = m.relpos.table_h, m.relpos.table_w
+    bsz, _, height, width = x.shape
+    out = torch.zeros(bsz, n * dv, height // s, width // s, dtype=x.dtype)
+    for bi in range(bsz):
+        for head in range(n):
+            qs, vs = slice(head * dq, (head + 1) * dq), slice(head * dv, (head + 1) * dv)
+            for oy in range(height // s):
+                for ox in range(width // s):
+                    qy, qx = s * oy, s * ox
+                    q = wq[qs] @ x[bi, :, qy, qx]
+                    top, left = (qy // b) * b - h, (qx // b) * b - h
+                    logits, values = [], []
+                    for ky in range(top, top + win):
+                        for kx in range(left, left + win):
+                            if not (0 <= ky < height and 0 <= kx < width):
+                                continue  # zero padding: no weight at all
+                            k = wk[qs] @ x[bi, :, ky, kx]
+                            rel = q @ r_h[ky - qy + win - 1] + q @ r_w[kx - qx + win - 1]
+                            logits.append((q @ k + rel) / math.sqrt(dq))
+                            values.append(wv[vs] @ x[bi, :, ky, kx])
+                    p = torch.softmax(torch.stack(logits), dim=0)
+                    out[bi, vs, oy, ox] = (p[:, None] * torch.stack(values)).sum(0)
+    return out
+
+
+CASES = [
+    # channels, value_channels, height, width, block, halo, heads, stride
+    (16, 16, 8, 8, 4, 1, 4, 1),
+    (8, 16, 8, 12, 4, 2, 2, 2),
+    (8, 12, 4, 6, 2, 3, 2, 1),
+    (8, 8, 8, 8, 4, 0, 2, 2),
+    (12, 24, 6, 6, 6, 2, 3, 2),
+]
+
+
+@pytest.mark.parametrize(("c", "cv", "hh", "ww", "b", "h", "n", "s"), CASES)
+def test_matches_float64_reference(c: int, cv: int, hh: int, ww: int, b: int, h: int, n: int, s: int) -> None:
+    torch.manual_seed(0)
+    m = HaloAttention(c, cv, hh, ww, b, h, n, s).double()
+    x = torch.randn(2, c, hh, ww, dtype=torch.float64)
+    got = m(x)
+    assert got.shape == (2, cv, hh // s, ww // s)
+    assert (got - _reference(m, x)).abs().max().item() <= 1e-6
+
+
+def test_padded_keys_get_no_weight() -> None:
+    """A large value at a padded position must not leak: padding is zero, and its weight must be zero too."""
+    torch.manual_seed(1)
+    m = HaloAttention(8, 8, 4, 4, 2, 1, 2, 1).double()
+    with torch.no_grad():
+        m.relpos.table_h.zero_()
+        m.relpos.table_w.zero_()
+        m.q.weight.zero_()  # uniform attention over the valid keys of each window
+    x = torch.randn(1, 8, 4, 4, dtype=torch.float64)
+    v = torch.einsum("oc,bchw->bohw", m.kv.weight[8:, :, 0, 0], x)
+    got = m(x)
+    # top-left query: its window rows/cols -1..2, valid 0..2 -> the mean of v over the 3x3 corner
+    assert torch.allclose(got[0, :, 0, 0], v[0, :, :3, :3].mean(dim=(1, 2)), atol=1e-12)
+
+
+def test_shapes_gradient_and_export() -> None:
+    torch.manual_seed(0)
+    m = HaloAttention(16, 32, 8, 8, 4, 2, 4, 2)
+    x = torch.randn(2, 16, 8, 8, requires_grad=True)
+    y = m(x)
+    assert y.shape == (2, 32, 4, 4)
+    y.square().sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+    assert m.relpos.table_h.shape == (2 * 8 - 1, 4)
+    ep = torch.export.export(m.eval(), (torch.randn(1, 16, 8, 8),))
+    x1 = torch.randn(1, 16, 8, 8)
+    assert torch.allclose(ep.module()(x1), m(x1), atol=1e-5)
+
+
+def _plan(spec: dict, in_shape: tuple[int, int, int], stride: int = 1) -> tuple[int, ...]:
+    ctx = Ctx(in_shape, "stages.1.blocks.0.mixer", stride=stride, input_size=600, in_stride=8)
+    return MIXERS.get("halo").plan(HaloMixerSpec(type="halo", **spec), ctx).out_shape
+
+
+def test_plan_shapes() -> None:
+    assert _plan({"block_size": 10, "halo_size": 3, "value_ratio": 4.0}, (64, 80, 80)) == (256, 80, 80)
+    assert _plan({"block_size": 10, "halo_size": 3, "value_ratio": 2.5}, (64, 80, 40), 2) == (160, 40, 20)
+
+
+@pytest.mark.parametrize(
+    ("spec", "in_shape", "stride", "path", "message"),
+    [
+        (
+            {"block_size": 10, "halo_size": 3},
+            (64, 75, 75),
+            1,
+            "stages.1.blocks.0.mixer",
+            "feature map 75x75 is not divisible by block_size=10 (input 600 px, stride 8)",
+        ),
+        (
+            {"block_size": 8, "halo_size": 3},
+            (64, 16, 12),
+            2,
+            "stages.1.blocks.0.mixer",
+            "feature map 16x12 is not divisible by block_size=8 (input 600 px, stride 8)",
+        ),
+        (
+            {"block_size": 5, "halo_size": 1},
+            (64, 20, 20),
+            2,
+            "stages.1.blocks.0.mixer.block_size",
+            "stride 2",
+        ),
+        ({"block_size": 4, "halo_size": 1}, (64, 16, 16), 4, "stages.1.blocks.0.mixer", "stride 1 or 2"),
+        (
+            {"block_size": 4, "halo_size": 1, "num_heads": 6},
+            (64, 16, 16),
+            1,
+            "stages.1.blocks.0.mixer.num_heads",
+            "num_heads=6 must divide the bottleneck width w=64",
+        ),
+        (
+            {"block_size": 4, "halo_size": 1, "num_heads": 8, "value_ratio": 1.5},
+            (8, 16, 16),
+            1,
+            "stages.1.blocks.0.mixer.num_heads",
+            "num_heads=8 must divide the value width r_v*w=12",
+        ),
+        (
+            {"block_size": 4, "halo_size": 1, "num_heads": 1, "value_ratio": 0.35},
+            (10, 16, 16),
+            1,
+            "stages.1.blocks.0.mixer.value_ratio",
+            "must be an integer",
+        ),
+    ],
+)
+def test_shape_errors(
+    spec: dict, in_shape: tuple[int, int, int], stride: int, path: str, message: str
+) -> None:
+    with pytest.raises(ShapeError) as info:
+        _plan(spec, in_shape, stride)
+    (problem,) = info.value.problems
+    assert problem.path == path
+    assert message in problem.message
+
+
+def test_exact_block_size_message() -> None:
+    with pytest.raises(ShapeError) as info:
+        _plan({"block_size": 10, "halo_size": 3}, (64, 75, 75))
+    assert info.value.problems[0].message == (
+        "feature map 75x75 is not divisible by block_size=10 (input 600 px, stride 8)"
+    )
+
+
+TINY = """\
+name: tiny_halo
+input: {channels: 3, size: 32}
+stem: {type: conv, channels: 16, kernel_size: 3, stride: 2}
+stages:
+  - channels: 32
+    blocks: [{type: bottleneck, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]
+  - channels: 64
+    stride: 2
+    blocks: [{type: bottleneck, repeat: 2, mixer: {type: halo, block_size: BS, halo_size: 1, num_heads: 2}}]
+head: {type: classifier, num_classes: 10}
+"""
+
+
+def test_located_error_in_a_model() -> None:
+    plan = plan_model(spec_from_text(TINY.replace("BS", "4")))
+    assert [s.out_shape for s in plan.stages] == [(32, 16, 16), (64, 8, 8)]
+    with pytest.raises(ShapeError) as info:
+        plan_model(spec_from_text(TINY.replace("BS", "16"), "tiny.yaml"))
+    text = str(info.value)
+    assert text.startswith("tiny.yaml:9:44: ")
+    assert (
+        "stages.1.blocks.0.mixer: feature map 8x8 is not divisible by block_size=16 (input 32 px, stride 4)"
+        in text
+    )
