@@ -113,6 +113,12 @@ def test_resume_continues_step_and_schedule(tmp_path: Path) -> None:
     assert full.end is not None and resumed.end is not None
     assert resumed.end[0] == full.end[0] == 3 * steps_per_epoch
     assert resumed.end[1] == pytest.approx(full.end[1], rel=1e-9)
+    # metrics.csv keeps the first run's epoch and adds the resumed ones
+    import csv
+
+    with (tmp_path / "cut" / "metrics.csv").open() as f:
+        epochs = {row["epoch"] for row in csv.DictReader(f) if row.get("train/loss_epoch")}
+    assert epochs == {"0", "1", "2"}
 
 
 def test_non_finite_loss_stops_with_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

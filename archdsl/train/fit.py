@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import time
@@ -27,7 +29,7 @@ from archdsl.train.module import ClassificationModule, NonFiniteLossError
 __all__ = ["FitResult", "TrainingError", "fit"]
 
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-BEST, LAST = "best.ckpt", "last.ckpt"
+BEST, LAST, METRICS = "best.ckpt", "last.ckpt", "metrics.csv"
 
 
 class TrainingError(ArchDSLError):
@@ -78,6 +80,8 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*Checkpoint directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*GPU available but not used.*")
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
+    warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
 
 
 def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
@@ -117,7 +121,7 @@ def _fit(
             Location("--out"),
         )
     if not resume:
-        for name in (BEST, LAST, "metrics.csv", "result.json"):
+        for name in (BEST, LAST, METRICS, "result.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     _quiet_lightning()
@@ -155,6 +159,8 @@ def _fit(
         num_sanity_val_steps=0,
         log_every_n_steps=10,
     )
+    # Lightning's CSV logger starts a fresh metrics.csv in a non-empty directory; keep the history.
+    history = _read_metrics(out / METRICS) if resume else []
     start = time.perf_counter()
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
@@ -166,6 +172,9 @@ def _fit(
                 f"(lower the learning rate {t.optimizer.lr:g} or set train.grad_clip)",
             )
         ) from None
+    finally:
+        if history:
+            _prepend_metrics(out / METRICS, history)
     seconds = time.perf_counter() - start
     best = checkpoint.best_model_path or str(last)
     val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)[0]
@@ -184,3 +193,23 @@ def _fit(
     atomic_write_text(out / "result.json", json.dumps(result.to_json(), indent=2) + "\n")
     return result
 
+
+
+def _read_metrics(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _prepend_metrics(path: Path, history: list[dict[str, str]]) -> None:
+    """Write ``history`` (the rows before the resume point) followed by the rows of this run."""
+    rows = _read_metrics(path)
+    first_step = min((int(r["step"]) for r in rows if r.get("step")), default=None)
+    kept = [r for r in history if first_step is None or int(r.get("step") or 0) < first_step]
+    keys = sorted({k for r in (*kept, *rows) for k in r})
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows([*kept, *rows])
+    atomic_write_text(path, buffer.getvalue())
