@@ -90,3 +90,15 @@ def test_torch_export(registry: str, name: str) -> None:
         torch.testing.assert_close(exported.module()(x), model(x))
         x3 = torch.randn(3, *plan.input)
         torch.testing.assert_close(exported.module()(x3), model(x3))
+
+
+@pytest.mark.parametrize(("registry", "name"), KINDS, ids=IDS)
+def test_channels_last_gives_the_same_output(registry: str, name: str) -> None:
+    torch.manual_seed(0)
+    spec = _spec(registry, name)
+    model = archdsl.build_model(spec).eval()
+    x = torch.randn(2, *archdsl.plan_model(spec).input)
+    with torch.no_grad():
+        expected = model(x)
+        got = model.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)

@@ -53,3 +53,38 @@ def test_resnet50_matches_torchvision_layout() -> None:
     plan = archdsl.plan_model(archdsl.load_spec(SPECS[IDS.index("resnet50")]))
     assert plan.params == 25_557_032
     assert [s.out_shape for s in plan.stages] == [(256, 56, 56), (512, 28, 28), (1024, 14, 14), (2048, 7, 7)]
+
+
+@pytest.mark.slow
+def test_default_backend_compiles_a_small_hybrid() -> None:
+    torch.manual_seed(0)
+    spec = archdsl.load_spec(SPECS[IDS.index("hybrid_tiny")])
+    model = archdsl.build_model(spec).eval()
+    x = torch.randn(2, 3, 32, 32)
+    torch._dynamo.reset()
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_halonet_h7_at_600px_is_a_located_shape_error(tmp_path: Path) -> None:
+    from archdsl.cli import main
+
+    text = SPECS[IDS.index("halonet_h7")].read_text().replace("size: 640", "size: 600")
+    bad = tmp_path / "h7_600.yaml"
+    bad.write_text(text)
+    line = next(
+        i for i, row in enumerate(text.splitlines(), 1) if row.lstrip().startswith("- {channels: 256")
+    )
+    import contextlib
+    import io
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(["validate", str(bad)]) == 2
+    message = err.getvalue().strip()
+    assert message.startswith(f"{bad}:{line}:")
+    assert (
+        "stages.1.blocks.0.mixer: feature map 75x75 is not divisible by block_size=10 (input 600 px, stride 8)"
+        in message
+    )

@@ -7,6 +7,10 @@ attention (scaled by head_dim^-0.5, softmax over the source positions) that mixe
 the k x k window centred there (zero-padded at the borders); the windows are folded back onto the map,
 overlapping contributions summed, and projected by ``Linear(C, C)``.
 No deviation from the paper; weights use PyTorch's default initialisation.
+
+Unfold and fold are a gather and an ``index_add`` over precomputed window indices of the padded map:
+the same arithmetic as ``F.unfold``/``F.fold``, but torch 2.13's inductor CPU backend corrupts memory
+when it fuses ``F.fold`` (stride 2) with the preceding ops, and the index form compiles cleanly.
 """
 
 from __future__ import annotations
@@ -77,17 +81,34 @@ class OutlookAttention(nn.Module):
         b, h, w, c = x.shape
         k, p, s = self.kernel_size, self.padding, self.stride
         k2 = k * k
-        v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
-        v = F.unfold(v, kernel_size=k, padding=p, stride=s)  # (B, C*k², L), L = ceil(H/s)*ceil(W/s)
+        index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
+        v = F.pad(self.v(x).permute(0, 3, 1, 2), (p, p, p, p))  # (B, C, Hp, Wp)
+        v = v.flatten(2)[:, :, index]  # (B, C, k², L): every window's k² values, gathered once
         v = v.reshape(b, self.num_heads, self.head_dim, k2, -1).permute(0, 1, 4, 3, 2)  # (B, heads, L, k², d)
         a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
         a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
         a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
         a = (a * self.scale).softmax(dim=-1)
         y = a @ v  # (B, heads, L, k², d)
-        y = y.permute(0, 1, 4, 3, 2).reshape(b, c * k2, -1)  # (B, C*k², L)
-        y = F.fold(y, output_size=(h, w), kernel_size=k, padding=p, stride=s)  # (B, C, H, W), overlaps summed
-        return self.proj(y.permute(0, 2, 3, 1))  # (B, H, W, C)
+        y = y.permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in the order of index.flatten()
+        # fold: scatter-add every window back onto the padded map, overlaps summed, then crop the padding
+        out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
+        out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
+        return self.proj(out.permute(0, 2, 3, 1))  # (B, H, W, C)
+
+
+def window_index(
+    h: int, w: int, k: int, p: int, s: int, device: torch.device
+) -> tuple[torch.Tensor, int, int]:
+    """Flat indices (k², L) of each k x k window (stride s) in the map zero-padded by p, as ``F.unfold``
+    orders them: kernel offset (u, v) major, window (i, j) row-major. Returns (index, Hp, Wp)."""
+    hp, wp = h + 2 * p, w + 2 * p
+    nh, nw = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    off = torch.arange(k, device=device)
+    rows = (torch.arange(nh, device=device) * s)[None, :] + off[:, None]  # (k, nh)
+    cols = (torch.arange(nw, device=device) * s)[None, :] + off[:, None]  # (k, nw)
+    index = rows[:, None, :, None] * wp + cols[None, :, None, :]  # (k, k, nh, nw)
+    return index.reshape(k * k, nh * nw), hp, wp
 
 
 class Outlooker(nn.Module):
