@@ -56,9 +56,7 @@ class ArchDSLError(Exception):
 
     def located(self, locate: Callable[[str], Location]) -> ArchDSLError:
         """Return a copy whose problems without a location get ``locate(path)``."""
-        problems = [
-            p if p.location is not None else replace(p, location=locate(p.path)) for p in self.problems
-        ]
+        problems = [p if p.location is not None else replace(p, location=locate(p.path)) for p in self.problems]
         return type(self)(problems)
 
 

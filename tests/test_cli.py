@@ -74,11 +74,16 @@ def test_module_entry_point_bad_input_exit_2_no_traceback(tmp_path: Path) -> Non
     bad.write_text(
         "name: x\ninput: {size: 32}\nstem: {type: conv, channels: 8}\nstages: []\nhead: {type: classifier, num_classes: 2}\n"
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "archdsl", "validate", str(bad)], capture_output=True, text=True
-    )
+    proc = subprocess.run([sys.executable, "-m", "archdsl", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert (
-        proc.stderr.strip() == f"{bad}:4:1: stages: list should have at least 1 item after validation, not 0"
+    assert proc.stderr.strip() == f"{bad}:4:1: stages: list should have at least 1 item after validation, not 0"
+
+
+def test_readme_spec_reference_is_current() -> None:
+    from archdsl.spec.reference import BEGIN, END, spec_reference
+
+    text = (ROOT / "README.md").read_text()
+    assert text[text.index(BEGIN) : text.index(END) + len(END)] == spec_reference(), (
+        "run: python -m archdsl.spec.reference --write README.md"
     )

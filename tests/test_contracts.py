@@ -42,9 +42,7 @@ def test_planned_shapes_equal_real_shapes(registry: str, name: str) -> None:
         stage.register_forward_hook(lambda m, i, o, k=f"stage{j}": seen.__setitem__(k, tuple(o.shape[1:])))
         for j, stage in enumerate(model.stages)
     ]
-    hooks.append(
-        model.stem.register_forward_hook(lambda m, i, o: seen.__setitem__("stem", tuple(o.shape[1:])))
-    )
+    hooks.append(model.stem.register_forward_hook(lambda m, i, o: seen.__setitem__("stem", tuple(o.shape[1:]))))
     with torch.no_grad():
         y = model(torch.randn(2, *plan.input))
     for h in hooks:

@@ -49,8 +49,7 @@ CASES = {
     "basic_k5_silu_odd_map": _model(
         STEM16,
         [
-            "{channels: 24, stride: 2, blocks: "
-            "[{type: basic, kernel_size: 5, act: silu, zero_init_last: false}]}",
+            "{channels: 24, stride: 2, blocks: [{type: basic, kernel_size: 5, act: silu, zero_init_last: false}]}",
             "{channels: 24, stride: 2, blocks: [{type: basic, kernel_size: 1}]}",
         ],
         size=15,
@@ -285,9 +284,7 @@ def test_drop_path_from_ctx(kind: str) -> None:
 def test_drop_path_not_used_without_residual() -> None:
     spec = spec_from_text(_model(STEM16, ["{channels: 24, stride: 2, blocks: [{type: mbconv}]}"]))
     block_spec = spec.stages[0].blocks[0]
-    module = BLOCKS.get("mbconv").build(
-        block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 24, 2, drop_path=0.25)
-    )
+    module = BLOCKS.get("mbconv").build(block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 24, 2, drop_path=0.25))
     assert isinstance(module.drop_path, nn.Identity)
 
 

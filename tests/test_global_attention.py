@@ -113,9 +113,7 @@ def test_plan_shapes() -> None:
         ),
     ],
 )
-def test_shape_errors(
-    heads: int, in_shape: tuple[int, int, int], stride: int, path: str, message: str
-) -> None:
+def test_shape_errors(heads: int, in_shape: tuple[int, int, int], stride: int, path: str, message: str) -> None:
     with pytest.raises(ShapeError) as info:
         _plan(heads, in_shape, stride)
     (problem,) = info.value.problems

@@ -161,9 +161,7 @@ def test_plan_shapes() -> None:
         ),
     ],
 )
-def test_shape_errors(
-    spec: dict, in_shape: tuple[int, int, int], stride: int, path: str, message: str
-) -> None:
+def test_shape_errors(spec: dict, in_shape: tuple[int, int, int], stride: int, path: str, message: str) -> None:
     with pytest.raises(ShapeError) as info:
         _plan(spec, in_shape, stride)
     (problem,) = info.value.problems
@@ -200,7 +198,4 @@ def test_located_error_in_a_model() -> None:
         plan_model(spec_from_text(TINY.replace("BS", "16"), "tiny.yaml"))
     text = str(info.value)
     assert text.startswith("tiny.yaml:9:44: ")
-    assert (
-        "stages.1.blocks.0.mixer: feature map 8x8 is not divisible by block_size=16 (input 32 px, stride 4)"
-        in text
-    )
+    assert "stages.1.blocks.0.mixer: feature map 8x8 is not divisible by block_size=16 (input 32 px, stride 4)" in text

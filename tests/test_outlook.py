@@ -246,8 +246,6 @@ def test_shape_errors(text: str, path: str, words: str) -> None:
 
 
 def test_outlooker_and_transformer_with_transition_are_fine() -> None:
-    text = _stage(
-        "{type: outlooker, num_heads: 2}", channels=32, extra="stride: 2, transition: {type: patch_merge}, "
-    )
+    text = _stage("{type: outlooker, num_heads: 2}", channels=32, extra="stride: 2, transition: {type: patch_merge}, ")
     plan = plan_model(spec_from_text(text))
     assert plan.stages[0].out_shape == (32, 4, 4)

@@ -43,9 +43,7 @@ def test_misspelt_key_suggests() -> None:
 
 def test_misspelt_block_type_suggests() -> None:
     (line,) = _problems(GOOD.replace("type: bottleneck", "type: botleneck"))
-    assert line.startswith(
-        "s.yaml:8:16: stages.0.blocks.0.type: unknown type 'botleneck' (did you mean 'bottleneck'?)"
-    )
+    assert line.startswith("s.yaml:8:16: stages.0.blocks.0.type: unknown type 'botleneck' (did you mean 'bottleneck'?)")
 
 
 def test_wrong_types_and_ranges_are_all_reported() -> None:
@@ -66,9 +64,7 @@ def test_top_level_must_be_mapping() -> None:
 
 
 def test_shape_error_is_located_at_the_block() -> None:
-    spec = spec_from_text(
-        GOOD.replace("{type: bottleneck, repeat: 2}", "{type: bottleneck, expansion: 3}"), "s.yaml"
-    )
+    spec = spec_from_text(GOOD.replace("{type: bottleneck, repeat: 2}", "{type: bottleneck, expansion: 3}"), "s.yaml")
     with pytest.raises(ShapeError) as err:
         archdsl.plan_model(spec)
     assert str(err.value) == (

@@ -58,9 +58,7 @@ def test_digits_split_is_stratified_and_fixed() -> None:
     assert counts.min() >= 35 and counts.max() <= 37
 
 
-def test_train_writes_checkpoints_metrics_and_json(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_train_writes_checkpoints_metrics_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tiny(tmp_path, epochs=2)
     out = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(out), "--json"]) == 0
@@ -190,7 +188,7 @@ def test_cifar10_directory_trains_one_epoch(tmp_path: Path) -> None:
 
 def test_cifar10_missing_directory_says_what_is_expected(tmp_path: Path) -> None:
     data = f"{{name: cifar10, root: '{tmp_path / 'nothing'}'}}"
-    with pytest.raises(SpecError, match="data_batch_1.*test_batch.*nothing is downloaded"):
+    with pytest.raises(SpecError, match=r"data_batch_1.*test_batch.*nothing is downloaded"):
         fit(load_spec(tiny(tmp_path, data=data, channels=3)), tmp_path / "run", progress=False)
 
 
@@ -205,7 +203,7 @@ def test_cifar10_pickle_cannot_run_code(tmp_path: Path) -> None:
         pickle.dump({b"data": Evil(), b"labels": []}, f)
     from archdsl.train.data.cifar10 import read_cifar10
 
-    with pytest.raises(SpecError, match="refusing to load builtins.print"):
+    with pytest.raises(SpecError, match=r"refusing to load builtins\.print"):
         read_cifar10(str(tmp_path / "cifar"))
 
 

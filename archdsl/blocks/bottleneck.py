@@ -81,9 +81,7 @@ class Bottleneck(nn.Module):
 def _width(spec: BottleneckSpec, ctx: Ctx) -> int:
     if spec.width is not None:
         return spec.width
-    require_divisible(
-        ctx.out_channels, spec.expansion, ctx.path + ".expansion", "stage channels", "expansion"
-    )
+    require_divisible(ctx.out_channels, spec.expansion, ctx.path + ".expansion", "stage channels", "expansion")
     return ctx.out_channels // spec.expansion
 
 

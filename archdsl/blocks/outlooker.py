@@ -97,9 +97,7 @@ class OutlookAttention(nn.Module):
         return self.proj(out.permute(0, 2, 3, 1))  # (B, H, W, C)
 
 
-def window_index(
-    h: int, w: int, k: int, p: int, s: int, device: torch.device
-) -> tuple[torch.Tensor, int, int]:
+def window_index(h: int, w: int, k: int, p: int, s: int, device: torch.device) -> tuple[torch.Tensor, int, int]:
     """Flat indices (k², L) of each k x k window (stride s) in the map zero-padded by p, as ``F.unfold``
     orders them: kernel offset (u, v) major, window (i, j) row-major. Returns (index, Hp, Wp)."""
     hp, wp = h + 2 * p, w + 2 * p

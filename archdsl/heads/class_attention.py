@@ -130,9 +130,7 @@ def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Planned:
         f"num_heads={spec.num_heads} must divide the feature channels {c}",
     )
     hidden = mlp_hidden(c, spec.mlp_ratio)
-    require(
-        hidden >= 1, ctx.path + ".mlp_ratio", f"mlp_ratio={spec.mlp_ratio} gives an empty MLP at {c} channels"
-    )
+    require(hidden >= 1, ctx.path + ".mlp_ratio", f"mlp_ratio={spec.mlp_ratio} gives an empty MLP at {c} channels")
     n = h * w
     d = c // spec.num_heads
     block = (
@@ -158,6 +156,4 @@ def _build(spec: ClassAttentionSpec, ctx: Ctx) -> nn.Module:
 
 
 _EXAMPLE = {"type": "class_attention", "num_classes": 10, "num_heads": 4, "mlp_ratio": 2.0}
-HEADS.register(
-    "class_attention", Kind("class_attention", ClassAttentionSpec, _plan, _build, example=_EXAMPLE)
-)
+HEADS.register("class_attention", Kind("class_attention", ClassAttentionSpec, _plan, _build, example=_EXAMPLE))

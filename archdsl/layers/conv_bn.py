@@ -24,9 +24,7 @@ class ConvBN(nn.Sequential):
         zero_init: bool = False,
     ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(
-                in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False
-            ),
+            nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
             nn.BatchNorm2d(out_channels),
         ]
         if zero_init:

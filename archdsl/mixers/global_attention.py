@@ -89,6 +89,4 @@ def _build(spec: GlobalAttentionSpec, ctx: Ctx) -> nn.Module:
 
 
 _EXAMPLE = {"type": "global_attention", "num_heads": 2}
-MIXERS.register(
-    "global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, _build, example=_EXAMPLE)
-)
+MIXERS.register("global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, _build, example=_EXAMPLE))

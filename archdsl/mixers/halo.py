@@ -108,9 +108,7 @@ class HaloAttention(nn.Module):
             attn_mask=bias.reshape(bsz, n * gh * gw, bq * bq, win * win),
             scale=1.0,
         )  # (B, n*nb, bq^2, dv)
-        out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(
-            0, 1, 6, 2, 4, 3, 5
-        )  # (B, n, dv, gh, bq, gw, bq)
+        out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5)  # (B, n, dv, gh, bq, gw, bq)
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 
     def extra_repr(self) -> str:

@@ -59,9 +59,7 @@ def _plan(spec: ModelSpec) -> ModelPlan:
             parts.append(_part(TRANSITIONS.get(t.type), t, tctx))
             shape, stride = parts[-1].out_shape, 1
         if stage.pos_embed:
-            parts.append(
-                _part(POS_EMBED, None, _ctx(shape, f"stages.{i}.pos_embed", stage.channels, 1, size))
-            )
+            parts.append(_part(POS_EMBED, None, _ctx(shape, f"stages.{i}.pos_embed", stage.channels, 1, size)))
         for j, block in enumerate(stage.blocks):
             for r in range(block.repeat):
                 drop = _drop_rate(spec, depth, total_depth)
@@ -78,9 +76,7 @@ def _plan(spec: ModelSpec) -> ModelPlan:
     return ModelPlan(spec.name, (spec.input.channels, size, size), stem, tuple(stages), head, head.out_shape)
 
 
-def _ctx(
-    shape: Shape, path: str, channels: int, stride: int, size: int, repeat: int = 0, drop: float = 0.0
-) -> Ctx:
+def _ctx(shape: Shape, path: str, channels: int, stride: int, size: int, repeat: int = 0, drop: float = 0.0) -> Ctx:
     return Ctx(shape, path, channels, stride, repeat, size, _total_stride(size, shape), drop)
 
 

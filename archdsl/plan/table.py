@@ -47,8 +47,6 @@ def plan_table(plan: ModelPlan, blocks: bool = False) -> str:
     lines = [f"{plan.name}: input {_shape(plan.input)} -> {_shape(plan.output)}"]
     for r in [header, *rows]:
         lines.append(
-            "  ".join(
-                c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
+            "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
         )
     return "\n".join(lines)

@@ -41,7 +41,9 @@ def _assign(data: Any, path: PathKey, value: Any, text: str, where: Location) ->
         nxt = path[i + 1]
         if isinstance(cur, list):
             if not isinstance(part, int) or not 0 <= part < len(cur):
-                raise SpecError.at(text, f"{'.'.join(map(str, path[:i]))} has {len(cur)} items, got index {part}", where)
+                raise SpecError.at(
+                    text, f"{'.'.join(map(str, path[:i]))} has {len(cur)} items, got index {part}", where
+                )
             cur = cur[part]
         elif isinstance(cur, dict):
             key = str(part)

@@ -87,9 +87,7 @@ class SourceDoc:
 
     def locate_key(self, path: PathKey) -> Location:
         """The location of the key that ends ``path`` (falls back to :meth:`locate`)."""
-        if tuple(path) in self.key_locations and not any(
-            given[: len(path)] == tuple(path) for given in self.overrides
-        ):
+        if tuple(path) in self.key_locations and not any(given[: len(path)] == tuple(path) for given in self.overrides):
             line, col = self.key_locations[tuple(path)]
             return Location(self.file, line, col)
         return self.locate(path)
@@ -186,8 +184,7 @@ class _Builder:
         if isinstance(value, bytes | set) or hasattr(value, "isoformat"):
             raise SpecError.at(
                 dotted(path),
-                "only strings, numbers, booleans, null, lists and mappings are allowed, "
-                f"got {type(value).__name__}",
+                f"only strings, numbers, booleans, null, lists and mappings are allowed, got {type(value).__name__}",
                 self._where(node),
             )
         return value

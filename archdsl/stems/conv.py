@@ -37,9 +37,7 @@ class ConvStemSpec(SpecModel):
 
 
 class ConvStem(nn.Sequential):
-    def __init__(
-        self, in_channels: int, channels: int, kernel_size: int, stride: int, pool: bool, act: str
-    ) -> None:
+    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, pool: bool, act: str) -> None:
         layers: list[nn.Module] = [ConvBN(in_channels, channels, kernel_size, stride, act=act)]
         if pool:
             layers.append(nn.MaxPool2d(3, 2, 1))
@@ -57,9 +55,7 @@ def _plan(spec: ConvStemSpec, ctx: Ctx) -> Planned:
 
 
 def _build(spec: ConvStemSpec, ctx: Ctx) -> nn.Module:
-    return ConvStem(
-        ctx.in_shape[0], spec.channels, spec.kernel_size, spec.stride, spec.pool == "max", spec.act
-    )
+    return ConvStem(ctx.in_shape[0], spec.channels, spec.kernel_size, spec.stride, spec.pool == "max", spec.act)
 
 
 _EXAMPLE = {"type": "conv", "channels": 16, "kernel_size": 7, "stride": 2, "pool": "max"}

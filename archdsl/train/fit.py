@@ -130,9 +130,7 @@ def _fit(
     plan = plan_model(spec)
     module = ClassificationModule(build_model(spec), spec_to_data(spec))
     data = make_datamodule(
-        DataRequest(
-            t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import
-        )
+        DataRequest(t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import)
     )
     checkpoint = ModelCheckpoint(
         dirpath=out,
@@ -192,7 +190,6 @@ def _fit(
     )
     atomic_write_text(out / "result.json", json.dumps(result.to_json(), indent=2) + "\n")
     return result
-
 
 
 def _read_metrics(path: Path) -> list[dict[str, str]]:

@@ -29,9 +29,7 @@ def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Planned:
         ctx.path,
         f"feature map {h}x{w} must be divisible by the stage stride {s}{ctx.where()}",
     )
-    return Planned(
-        (ctx.out_channels, h // s, w // s), conv(c, ctx.out_channels, s, (h // s, w // s), bias=True)
-    )
+    return Planned((ctx.out_channels, h // s, w // s), conv(c, ctx.out_channels, s, (h // s, w // s), bias=True))
 
 
 def _build(spec: PatchMergeSpec, ctx: Ctx) -> nn.Module:

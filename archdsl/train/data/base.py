@@ -42,9 +42,7 @@ def make_datamodule(request: DataRequest) -> L.LightningDataModule:
 
 def check_classes(found: int, request: DataRequest, what: str) -> None:
     if found != request.num_classes:
-        raise SpecError.at(
-            "head.num_classes", f"must equal the {found} classes of {what}, got {request.num_classes}"
-        )
+        raise SpecError.at("head.num_classes", f"must equal the {found} classes of {what}, got {request.num_classes}")
 
 
 def random_shift_flip(x: torch.Tensor, max_shift: int, flip: bool) -> torch.Tensor:
@@ -121,9 +119,7 @@ class TensorDataModule(L.LightningDataModule):
         return batch
 
 
-def normalise_split(
-    train: torch.Tensor, *others: torch.Tensor
-) -> tuple[torch.Tensor, ...]:
+def normalise_split(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Standardise every split with the per-channel mean/std of ``train``."""
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)

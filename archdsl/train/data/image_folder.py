@@ -92,9 +92,7 @@ def _image_folder(request: DataRequest) -> L.LightningDataModule:
     spec = request.data
     root = Path(spec.root).expanduser()
     if not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise SpecError.at(
-            "train.data.root", f"must hold train/CLASS/*.png|jpg and val/CLASS/..., got '{spec.root}'"
-        )
+        raise SpecError.at("train.data.root", f"must hold train/CLASS/*.png|jpg and val/CLASS/..., got '{spec.root}'")
     train_items, classes = list_image_folder(root / "train")
     if not train_items:
         raise SpecError.at("train.data.root", f"no images under '{root / 'train'}'")
