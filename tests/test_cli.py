@@ -72,7 +72,8 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 def test_module_entry_point_bad_input_exit_2_no_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "b.yaml"
     bad.write_text(
-        "name: x\ninput: {size: 32}\nstem: {type: conv, channels: 8}\nstages: []\nhead: {type: classifier, num_classes: 2}\n"
+        "name: x\ninput: {size: 32}\nstem: {type: conv, channels: 8}\nstages: []\n"
+        "head: {type: classifier, num_classes: 2}\n"
     )
     proc = subprocess.run([sys.executable, "-m", "archdsl", "validate", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
