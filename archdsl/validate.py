@@ -1,4 +1,4 @@
-"""Validate one file of any kind archdsl reads."""
+"""Validate one file of any kind archdsl reads: a model spec or a search definition."""
 
 from __future__ import annotations
 
@@ -10,8 +10,18 @@ __all__ = ["validate_file"]
 def validate_file(path: str | Path) -> str:
     """Read, validate and plan ``path``; returns a one-line description, raises ``ArchDSLError``."""
     from archdsl.plan.planner import plan_model
-    from archdsl.spec.load import load_spec
+    from archdsl.search.space import is_search_file, load_search
+    from archdsl.spec.load import parse_spec
+    from archdsl.spec.source import read_yaml
 
-    spec = load_spec(path)
+    doc = read_yaml(path)
+    if is_search_file(doc):
+        space = load_search(path)
+        d = space.definition
+        return (
+            f"search over {len(d.params)} parameters of {space.base_doc.file}, "
+            f"{d.budget.trials} trials, objectives {', '.join(space.objective_names)}"
+        )
+    spec = parse_spec(doc)
     plan = plan_model(spec)
     return f"{spec.name}, {plan.params:,} params, {plan.flops / 1e9:.2f} GFLOPs"

@@ -16,7 +16,7 @@ from archdsl.cli._command import COMMANDS, Command
 
 __all__ = ["COMMANDS", "Command", "main"]
 
-_MODULES = ("validate", "summary", "schema", "train")
+_MODULES = ("validate", "summary", "schema", "train", "search", "best", "report")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -12,7 +12,7 @@ from archdsl.errors import Problem
 from archdsl.registry import suggest
 from archdsl.spec.source import PathKey, SourceDoc, dotted
 
-__all__ = ["problems_from_validation"]
+__all__ = ["fields_at", "problems_from_validation"]
 
 
 def problems_from_validation(err: ValidationError, doc: SourceDoc, root: type[BaseModel]) -> list[Problem]:
@@ -54,7 +54,7 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
     given = e.get("input")
     if kind == "extra_forbidden":
         key = str(path[-1]) if path else "?"
-        allowed = _fields_at(root, data, path[:-1])
+        allowed = fields_at(root, data, path[:-1])
         hint = suggest(key, allowed) if allowed else ""
         known = f"; allowed keys: {', '.join(allowed)}" if allowed and not hint else ""
         return f"unknown key '{key}'{hint}{known}"
@@ -106,7 +106,7 @@ def _tag_of(model: Any) -> Any:
     return args[0] if args else None
 
 
-def _fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
+def fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
     tp: Any = root
     cur = data
     for part in path:

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import signal
 import time
 import warnings
 from collections.abc import Sequence
@@ -160,8 +161,14 @@ def _fit(
     # Lightning's CSV logger starts a fresh metrics.csv in a non-empty directory; keep the history.
     history = _read_metrics(out / METRICS) if resume else []
     start = time.perf_counter()
+    sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
+    except SystemExit:
+        # Lightning turns Ctrl-C (and SIGTERM) into sys.exit after a graceful shutdown: say what happened.
+        if trainer.interrupted:
+            raise KeyboardInterrupt from None
+        raise
     except NonFiniteLossError as err:
         raise TrainingError(
             Problem(
@@ -171,6 +178,7 @@ def _fit(
             )
         ) from None
     finally:
+        signal.signal(signal.SIGINT, sigint)  # Lightning ignores SIGINT after an interrupt
         if history:
             _prepend_metrics(out / METRICS, history)
     seconds = time.perf_counter() - start

@@ -1,0 +1,28 @@
+"""``archdsl report [DIR | --storage URL --study NAME] --out REPORT_DIR``: plots and an HTML page."""
+
+from __future__ import annotations
+
+import argparse
+
+from archdsl.cli._command import command
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dir", nargs="?", metavar="DIR", help="the --out directory of `archdsl search`")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage URL (instead of DIR)")
+    p.add_argument("--study", metavar="NAME", help="study name")
+    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the PNGs and index.html")
+
+
+@command("report", "plots (history, importances, Pareto front, parallel coordinates) and an HTML page", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.search.report import write_report
+    from archdsl.search.results import load_study
+
+    report = write_report(load_study(args.dir, args.storage, args.study), args.out)
+    print(f"report: {report.directory / 'index.html'} ({', '.join(report.plots) or 'no plots yet'})")
+    for name, why in report.skipped.items():
+        print(f"  skipped {name}: {why}")
+    if report.tradeoff:
+        print(report.tradeoff)
+    return 0

@@ -1,0 +1,55 @@
+"""``archdsl search SEARCH.yaml``: run (or resume) an architecture search; ``best``: the winner's spec."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from archdsl.cli._command import command
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("search", metavar="SEARCH.yaml", help="search definition")
+    p.add_argument("--out", metavar="DIR", help="output directory (default: runs/search/NAME)")
+    p.add_argument("--storage", metavar="URL", help="any Optuna storage URL (default: sqlite in DIR)")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
+    p.add_argument("--trials", type=int, metavar="N", help="trial budget (default: budget.trials)")
+    p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
+    p.add_argument("--new-study", action="store_true", help="replace an existing study of the same name")
+    p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")
+    p.add_argument("--json", action="store_true", help="end with one JSON line summarising the study")
+
+
+@command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.search.space import load_search
+    from archdsl.search.study import run_search
+
+    space = load_search(args.search)
+    out = Path(args.out) if args.out else Path("runs") / "search" / space.name
+    result = run_search(
+        space,
+        out,
+        storage=args.storage,
+        study_name=args.study,
+        trials=args.trials,
+        timeout_minutes=args.timeout,
+        new_study=args.new_study,
+        allow_import=args.allow_import,
+    )
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        c = result.trials
+        print(
+            f"study {result.study} ({result.storage}): {c['complete']} complete, {c['pruned']} pruned, "
+            f"{c['rejected']} rejected, {c['fail']} failed"
+        )
+        for t in result.best:
+            values = ", ".join(f"{n}={v:.4f}" for n, v in zip(result.objectives, t.values, strict=True))
+            test = t.user_attrs.get("test/acc")
+            extra = f", test/acc={test:.4f}" if isinstance(test, float) else ""
+            print(f"best trial {t.number}: {values}{extra}  params {json.dumps(t.params)}")
+        print(f"next: archdsl best {out}   (writes {out}/best.yaml)")
+    return 0

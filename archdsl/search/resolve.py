@@ -1,0 +1,92 @@
+"""Turn a trial into a concrete spec: the only code that calls ``trial.suggest_*``.
+
+Works with any Optuna trial, including ``optuna.trial.FixedTrial(best_params)``, so replaying the best
+parameters rebuilds the best model exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import replace
+from typing import Any
+
+import optuna
+
+from archdsl.search.definition import (
+    CONV_STAGES,
+    BlockChoiceParam,
+    ChoiceParam,
+    FloatParam,
+    IntParam,
+    ParamSpec,
+)
+from archdsl.search.paths import assign, expand, is_valid_path, parse_pattern
+from archdsl.search.space import SearchSpace
+from archdsl.spec.load import parse_spec
+from archdsl.spec.model import ModelSpec
+
+__all__ = ["apply_conv_stages", "branch_param_name", "resolve", "resolve_data"]
+
+
+def branch_param_name(key: str, branch: str, rel: str) -> str:
+    """Optuna name of a parameter that only exists in one branch of a block choice."""
+    return f"{key}[{branch}].{rel}"
+
+
+def _suggest(trial: optuna.Trial, name: str, param: ParamSpec) -> Any:  # type: ignore[valid-type]
+    if isinstance(param, IntParam):
+        lo, hi = param.int_range
+        return trial.suggest_int(name, lo, hi, step=param.step, log=param.log)
+    if isinstance(param, FloatParam):
+        lo, hi = param.float_range
+        return trial.suggest_float(name, lo, hi, log=param.log, step=param.step)
+    if isinstance(param, ChoiceParam):
+        return trial.suggest_categorical(name, param.choice)
+    if isinstance(param, BlockChoiceParam):
+        return trial.suggest_categorical(name, list(param.choice))
+    raise TypeError(f"unknown parameter kind {type(param).__name__}")
+
+
+def _set_all(data: Any, pattern: str, value: Any, prefix: tuple[Any, ...] = ()) -> None:
+    root = data
+    target = data
+    for part in prefix:
+        target = target[part]
+    for path in expand(target, parse_pattern(pattern)):
+        if is_valid_path(root, (*prefix, *path)):
+            assign(target, path, copy.deepcopy(value))
+
+
+def apply_conv_stages(data: dict[str, Any], n: int) -> None:
+    """The first ``n`` stages' bottlenecks get a 3x3 conv mixer (HaloNet's "conv stage")."""
+    for stage in data["stages"][:n]:
+        for block in stage["blocks"]:
+            if block.get("type") == "bottleneck" and (block.get("mixer") or {}).get("type") != "conv":
+                block["mixer"] = {"type": "conv", "kernel_size": 3}
+
+
+def resolve_data(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
+    """The base spec's data with the trial's values applied (not yet validated)."""
+    params = space.definition.params
+    data = copy.deepcopy(space.base_doc.data)
+    if CONV_STAGES in params:
+        apply_conv_stages(data, int(_suggest(trial, CONV_STAGES, params[CONV_STAGES])))
+    ordered = [k for k, p in params.items() if isinstance(p, BlockChoiceParam)]
+    ordered += [k for k, p in params.items() if k != CONV_STAGES and not isinstance(p, BlockChoiceParam)]
+    for key in ordered:
+        param = params[key]
+        value = _suggest(trial, key, param)
+        if isinstance(param, BlockChoiceParam):
+            for path in expand(data, parse_pattern(key)):
+                assign(data, path, copy.deepcopy(param.choice[value]))
+                for rel, sub in param.params.get(value, {}).items():
+                    _set_all(data, rel, _suggest(trial, branch_param_name(key, value, rel), sub), path)
+        else:
+            _set_all(data, key, value)
+    return data
+
+
+def resolve(space: SearchSpace, trial: optuna.Trial) -> ModelSpec:
+    """A validated spec for this trial (shape rules are checked later, by the planner)."""
+    data = resolve_data(space, trial)
+    return parse_spec(replace(space.base_doc, data=data, overrides={}))

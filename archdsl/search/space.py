@@ -1,0 +1,207 @@
+"""Load a search definition with its base spec, and check every parameter path at load time."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from archdsl.errors import Problem, SearchError, SpecError
+from archdsl.search.definition import (
+    CONV_STAGES,
+    BlockChoiceParam,
+    ChoiceParam,
+    IntParam,
+    SearchDefinition,
+)
+from archdsl.search.paths import expand, is_valid_path, parse_pattern
+from archdsl.spec.errors import problems_from_validation
+from archdsl.spec.load import parse_spec
+from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
+
+__all__ = ["SearchSpace", "is_search_file", "load_search", "search_from_text"]
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """A validated search definition and the base spec it modifies."""
+
+    definition: SearchDefinition
+    doc: SourceDoc
+    """The search file as read (for locating errors)."""
+    base_doc: SourceDoc
+    """The base spec as read; trials start from a copy of its data."""
+    name: str
+    """Default study name: the search file's stem."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def objective_names(self) -> list[str]:
+        return [o.metric for o in self.definition.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [o.resolved_direction for o in self.definition.objectives]
+
+    def fingerprint(self) -> str:
+        """Hash of the definition and the base spec's data: a study must not mix two searches."""
+        payload = json.dumps(
+            {"definition": self.doc.data, "base": self.base_doc.data},
+            sort_keys=True,
+        )
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+    def to_data(self) -> dict[str, Any]:
+        """Everything needed to resolve trials without the files (stored in the study)."""
+        return {
+            "definition": self.doc.data,
+            "base": self.base_doc.data,
+            "base_file": self.base_doc.file,
+            "name": self.name,
+        }
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> SearchSpace:
+        definition = SearchDefinition.model_validate(data["definition"])
+        base = SourceDoc(data["base"], data.get("base_file", "<base>"))
+        return cls(definition, SourceDoc(data["definition"], "<study>"), base, data.get("name", "study"))
+
+
+def is_search_file(doc: SourceDoc) -> bool:
+    return isinstance(doc.data, dict) and "base" in doc.data and "params" in doc.data
+
+
+def load_search(path: str | Path) -> SearchSpace:
+    """Read and check a search definition and its base spec; every problem is located."""
+    return _build(read_yaml(path), Path(path))
+
+
+def search_from_text(text: str, file: str = "<string>", base_dir: str | Path = ".") -> SearchSpace:
+    return _build(read_yaml_text(text, file), Path(base_dir) / "search.yaml")
+
+
+def _build(doc: SourceDoc, path: Path) -> SearchSpace:
+    if not isinstance(doc.data, dict):
+        raise SearchError.at(
+            "", f"a search definition must be a mapping, got {type(doc.data).__name__}", doc.locate(())
+        )
+    try:
+        definition = SearchDefinition.model_validate(doc.data)
+    except ValidationError as err:
+        raise SearchError(problems_from_validation(err, doc, SearchDefinition)) from None
+    base_path = (path.parent / definition.base).resolve()
+    try:
+        base_doc = read_yaml(base_path)
+    except SpecError as err:
+        if err.problems[0].message == "file not found":
+            raise SearchError.at(
+                "base", f"base spec '{definition.base}' not found (looked at {base_path})", doc.locate("base")
+            ) from None
+        raise
+    parse_spec(base_doc)  # the base itself must be a valid spec (errors located in its file)
+    problems = list(_check_params(definition, doc, base_doc))
+    if definition.sampler.name == "grid":
+        problems += _check_grid(definition, doc)
+    if problems:
+        raise SearchError(problems)
+    return SearchSpace(definition, doc, base_doc, path.stem)
+
+
+def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc) -> list[Problem]:
+    problems: list[Problem] = []
+    data = base.data
+    variants = [data]  # paths may exist in the base or only once conv_stages has made conv stages
+    if CONV_STAGES in definition.params:
+        from archdsl.search.resolve import apply_conv_stages
+
+        converted = copy.deepcopy(data)
+        apply_conv_stages(converted, len(data.get("stages", [])) - 1)
+        variants.append(converted)
+    for key, param in definition.params.items():
+        where = doc.locate_key(("params", key))
+        if key == CONV_STAGES:
+            problems += _check_conv_stages(param, data, where, base.file)
+            continue
+        pattern = parse_pattern(key)
+        matches = [p for d in variants for p in expand(d, pattern) if is_valid_path(d, p)]
+        if not matches:
+            problems.append(Problem(f"params.{key}", f"no such path in the base spec {base.file}", where))
+            continue
+        if isinstance(param, BlockChoiceParam):
+            for branch, sub in param.params.items():
+                for rel in sub:
+                    rel_pattern = parse_pattern(rel)
+                    branch_data = param.choice[branch]
+                    ok = any(
+                        is_valid_path(_wrap(data, matches[0], branch_data), (*matches[0], *p))
+                        for p in expand(branch_data, rel_pattern)
+                    )
+                    if not ok:
+                        problems.append(
+                            Problem(
+                                f"params.{key}.params.{branch}.{rel}",
+                                f"no such path in branch '{branch}' ({json.dumps(branch_data)})",
+                                doc.locate_key(("params", key, "params", branch, rel)),
+                            )
+                        )
+    return problems
+
+
+def _wrap(data: Any, at: tuple[Any, ...], value: Any) -> Any:
+    """A copy of ``data`` with ``value`` placed at ``at`` (to check branch paths in context)."""
+    from archdsl.search.paths import assign
+
+    out = copy.deepcopy(data)
+    assign(out, at, copy.deepcopy(value))
+    return out
+
+
+def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: str) -> list[Problem]:
+    path = f"params.{CONV_STAGES}"
+    if not isinstance(param, IntParam | ChoiceParam):
+        return [Problem(path, "conv_stages is an int parameter ({int: [lo, hi]} or {choice: [...]})", where)]
+    values = list(range(param.int_range[0], param.int_range[1] + 1)) if isinstance(param, IntParam) else param.choice
+    stages = data.get("stages", [])
+    bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages) - 1]
+    if bad:
+        return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got {bad}", where)]
+    top = max(values)
+    for i in range(top):
+        types = [b.get("type") for b in stages[i].get("blocks", [])]
+        if "bottleneck" not in types:
+            return [
+                Problem(
+                    path,
+                    f"conv_stages={top} makes stage {i} a conv stage, but stage {i} of {base_file} has no "
+                    f"mixer to replace (blocks: {', '.join(map(str, types))})",
+                    where,
+                )
+            ]
+    return []
+
+
+def _check_grid(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
+    problems = []
+    for key, param in definition.params.items():
+        if isinstance(param, BlockChoiceParam) and param.params:
+            problems.append(
+                Problem(
+                    f"params.{key}",
+                    "the grid sampler cannot take conditional parameters",
+                    doc.locate_key(("params", key)),
+                )
+            )
+        elif not isinstance(param, IntParam | ChoiceParam | BlockChoiceParam):
+            problems.append(
+                Problem(
+                    f"params.{key}",
+                    "the grid sampler takes int and choice parameters only",
+                    doc.locate_key(("params", key)),
+                )
+            )
+    return problems
