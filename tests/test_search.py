@@ -1,0 +1,290 @@
+"""Architecture search: definitions, resolve, rejection, resumable studies, best, report, the optuna CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import FixedTrial, TrialState
+
+import archdsl
+from archdsl.cli import main
+from archdsl.errors import SearchError
+from archdsl.search.resolve import resolve
+from archdsl.search.space import load_search
+from archdsl.search.study import run_search
+
+BASE = """\
+name: tiny_base
+input: {channels: 1, size: 8}
+stem: {type: conv, channels: 16, kernel_size: 3}
+stages:
+  - channels: 32
+    stride: 1
+    blocks: [{type: bottleneck, width: 8, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]
+  - channels: 32
+    stride: 2
+    blocks: [{type: bottleneck, width: 8, mixer: {type: global_attention, num_heads: 2}}]
+head: {type: classifier, num_classes: 10}
+train: {epochs: 2, batch_size: 128, optimizer: {lr: 3.0e-3}, data: {name: digits, augment: false}}
+"""
+
+SEARCH = """\
+base: base.yaml
+budget: {{trials: {trials}}}
+sampler: {{name: random, seed: 0}}
+pruner: {{name: none}}
+params:
+  conv_stages: {{int: [0, 1]}}
+  stages.*.blocks.*.mixer.num_heads: {{choice: [2, 4]}}
+  stages.0.blocks.0.mixer.halo_size: {{int: [1, 2]}}
+  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}
+"""
+
+
+def write_search(tmp: Path, text: str = SEARCH, trials: int = 3, base: str = BASE) -> Path:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "base.yaml").write_text(base)
+    path = tmp / "search.yaml"
+    path.write_text(text.format(trials=trials))
+    return path
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A finished 3-trial study (shared by the read-only tests)."""
+    tmp = tmp_path_factory.mktemp("finished")
+    path = write_search(tmp)
+    out = tmp / "out"
+    result = run_search(load_search(path), out, progress=False)
+    assert sum(result.trials.values()) == 3
+    return path, out
+
+
+def _problems(path: Path) -> list[str]:
+    with pytest.raises(SearchError) as err:
+        load_search(path)
+    return [str(p) for p in err.value.problems]
+
+
+def test_unknown_path_is_located(tmp_path: Path) -> None:
+    text = SEARCH + "  stages.5.channels: {{choice: [8]}}\n  stem.chanels: {{choice: [8]}}\n"
+    problems = _problems(write_search(tmp_path, text))
+    assert problems == [
+        f"{tmp_path}/search.yaml:10:3: params.stages.5.channels: no such path in the base spec {tmp_path}/base.yaml",
+        f"{tmp_path}/search.yaml:11:3: params.stem.chanels: no such path in the base spec {tmp_path}/base.yaml",
+    ]
+
+
+def test_conv_stages_must_name_stages_with_a_mixer(tmp_path: Path) -> None:
+    base = BASE.replace(
+        "blocks: [{type: bottleneck, width: 8, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]",
+        "blocks: [{type: basic}]",
+    )
+    line, halo = _problems(write_search(tmp_path, base=base))
+    assert "params.stages.0.blocks.0.mixer.halo_size: no such path" in halo
+    assert line.startswith(f"{tmp_path}/search.yaml:6:3: params.conv_stages: conv_stages=1 makes stage 0 a conv stage")
+    assert "has no mixer to replace (blocks: basic)" in line
+    (line,) = _problems(write_search(tmp_path, SEARCH.replace("[0, 1]", "[0, 2]")))
+    assert line.endswith("params.conv_stages: must lie in 0..1 (stages - 1), got [2]")
+
+
+def test_bad_parameter_forms_are_located(tmp_path: Path) -> None:
+    text = SEARCH.replace("{{choice: [2, 4]}}", "{{choise: [2, 4]}}").replace("[1.0e-3, 5.0e-3]", "[5.0e-3, 1.0e-3]")
+    problems = _problems(write_search(tmp_path, text))
+    assert problems[0].startswith(
+        f"{tmp_path}/search.yaml:7:3: params.stages.*.blocks.*.mixer.num_heads: a parameter is one of"
+    )
+    assert problems[1] == (
+        f"{tmp_path}/search.yaml:9:24: params.train.optimizer.lr.float: low must not exceed high, got [0.005, 0.001]"
+    )
+
+
+def test_branch_paths_are_checked_against_their_branch(tmp_path: Path) -> None:
+    text = SEARCH + (
+        "  stages.1.blocks.0:\n"
+        "    choice:\n"
+        "      glob: {{type: bottleneck, width: 8, mixer: {{type: global_attention, num_heads: 2}}}}\n"
+        "      halo: {{type: bottleneck, width: 8, mixer: {{type: halo, block_size: 2, num_heads: 2}}}}\n"
+        "    params:\n"
+        "      halo: {{mixer.halo_size: {{int: [1, 2]}}, mixer.halo_sise: {{int: [1, 2]}}}}\n"
+    )
+    (line,) = _problems(write_search(tmp_path, text))
+    assert "params.stages.1.blocks.0.params.halo.mixer.halo_sise: no such path in branch 'halo'" in line
+
+
+def test_resolve_applies_ties_branches_and_conv_stages(tmp_path: Path) -> None:
+    text = SEARCH + (
+        "  stages.1.blocks.0:\n"
+        "    choice:\n"
+        "      glob: {{type: bottleneck, width: 8, mixer: {{type: global_attention, num_heads: 2}}}}\n"
+        "      halo: {{type: bottleneck, width: 8, mixer: {{type: halo, block_size: 2, num_heads: 2}}}}\n"
+        "    params:\n"
+        "      halo: {{mixer.halo_size: {{int: [1, 2]}}}}\n"
+    )
+    space = load_search(write_search(tmp_path, text))
+    params = {
+        "conv_stages": 1,
+        "stages.*.blocks.*.mixer.num_heads": 4,
+        "stages.0.blocks.0.mixer.halo_size": 2,
+        "train.optimizer.lr": 2e-3,
+        "stages.1.blocks.0": "halo",
+        "stages.1.blocks.0[halo].mixer.halo_size": 2,
+    }
+    spec = resolve(space, FixedTrial(params))
+    assert spec.stages[0].blocks[0].mixer.type == "conv"  # conv_stages=1
+    assert spec.stages[1].blocks[0].mixer.type == "halo"
+    assert spec.stages[1].blocks[0].mixer.halo_size == 2  # the branch parameter
+    assert spec.stages[1].blocks[0].mixer.num_heads == 4  # the tied wildcard, applied after the branch
+    assert spec.train.optimizer.lr == 2e-3
+    glob = resolve(space, FixedTrial({**params, "conv_stages": 0, "stages.1.blocks.0": "glob"}))
+    assert glob.stages[0].blocks[0].mixer.halo_size == 2
+    assert glob.stages[1].blocks[0].mixer.type == "global_attention"
+
+
+def test_impossible_combinations_are_rejected_before_training(tmp_path: Path) -> None:
+    text = """\
+base: base.yaml
+budget: {{trials: {trials}}}
+sampler: {{name: grid}}
+params:
+  stages.0.blocks.0.mixer.block_size: {{choice: [3, 4]}}
+  stages.*.blocks.*.mixer.num_heads: {{choice: [3, 2]}}
+  train.epochs: {{choice: [1]}}
+"""
+    out = tmp_path / "out"
+    result = run_search(load_search(write_search(tmp_path, text, trials=4)), out, progress=False)
+    assert result.trials == {"complete": 1, "pruned": 0, "rejected": 3, "fail": 0}
+    study = optuna.load_study(study_name="search", storage=result.storage)
+    rejected = [t for t in study.trials if t.user_attrs.get("rejected")]
+    assert len(rejected) == 3
+    for t in rejected:
+        assert t.state == TrialState.PRUNED
+        reason = t.user_attrs["reason"]
+        if t.params["stages.0.blocks.0.mixer.block_size"] == 3:
+            assert "feature map 8x8 is not divisible by block_size=3" in reason
+        else:
+            assert "num_heads" in reason and "3" in reason
+        assert t.user_attrs["reject_ms"] < 1000
+        assert not (out / "trials" / f"{t.number:04d}").exists()  # nothing was built or trained
+
+
+def test_search_json_best_and_counts(finished: tuple[Path, Path]) -> None:
+    path, out = finished
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 3
+    for t in complete:
+        ckpt = out / t.user_attrs["checkpoint"]
+        assert ckpt.is_file() and ckpt.name == "best.ckpt"
+        assert 0 <= t.user_attrs["test/acc"] <= 1 and t.user_attrs["val/acc"] == t.values[0]
+
+
+def test_best_then_train_reproduces_the_architecture(
+    finished: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = finished
+    assert main(["best", str(out), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (row,) = data["best"]
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    trial = study.trials[row["number"]]
+    assert row["values"] == [study.best_value] and row["params"] == trial.params
+    spec = archdsl.load_spec(out / "best.yaml")
+    plan = archdsl.plan_model(spec)
+    assert plan.params == trial.user_attrs["params"]
+    stored = archdsl.spec_from_text(json.dumps(trial.user_attrs["spec"]))
+    assert spec == stored and plan == archdsl.plan_model(stored)
+    # replaying the parameters through resolve gives the same model too
+    space = load_search(finished[0])
+    assert resolve(space, FixedTrial(trial.params)) == stored
+
+
+def test_report_writes_plots_and_html(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = finished
+    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
+    files = {p.name for p in (tmp_path / "report").iterdir()}
+    assert {"index.html", "history.png", "parallel_coordinates.png"} <= files
+    assert (tmp_path / "report" / "history.png").read_bytes()[:4] == b"\x89PNG"
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert "history.png" in html and "<table>" in html
+
+
+def test_optuna_cli_lists_the_trials(finished: tuple[Path, Path]) -> None:
+    _, out = finished
+    optuna_cli = shutil.which("optuna") or str(Path(sys.executable).parent / "optuna")
+    proc = subprocess.run(
+        [optuna_cli, "trials", "--study-name", "search", "--storage", f"sqlite:///{out / 'study.db'}", "-f", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    rows = json.loads(proc.stdout)
+    assert len(rows) == 3 and {r["state"] for r in rows} == {"COMPLETE"}
+
+
+def test_changed_definition_is_refused_unless_new_study(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    path, out = finished
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    changed = write_search(tmp_path / "changed", SEARCH.replace("[2, 4]", "[2]"))
+    with pytest.raises(SearchError, match="made by a different search definition.*--new-study"):
+        run_search(load_search(changed), copy, study_name="search", progress=False)
+    result = run_search(load_search(changed), copy, study_name="search", new_study=True, trials=1, progress=False)
+    assert sum(result.trials.values()) == 1
+
+
+def _count(db: Path) -> dict[str, int]:
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
+    states = [t.state.name for t in study.trials]
+    return {s: states.count(s) for s in set(states)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: signal.Signals) -> None:
+    path = write_search(tmp_path, trials=4, base=BASE.replace("epochs: 2", "epochs: 3"))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "archdsl", "search", str(path), "--out", str(out), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    db = out / "study.db"
+    deadline = time.time() + 240
+    while time.time() < deadline:  # wait for one finished trial and a second one running
+        time.sleep(0.5)
+        if db.exists():
+            try:
+                counts = _count(db)
+            except Exception:
+                continue
+            if counts.get("COMPLETE", 0) >= 1 and counts.get("RUNNING", 0) == 1:
+                break
+    else:
+        proc.kill()
+        pytest.fail("the search did not get going")
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
+    done_before = {t.number: t.params for t in study.trials if t.state == TrialState.COMPLETE}
+    running = [t for t in study.trials if t.state == TrialState.RUNNING]
+    os.kill(proc.pid, sig)
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert summary["trials"] == {"complete": 4, "pruned": 0, "rejected": 0, "fail": 0}
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == 4
+    for number, params in done_before.items():  # nothing finished was lost or redone
+        assert study.trials[number].state == TrialState.COMPLETE and study.trials[number].params == params
+    (killed,) = running
+    assert study.trials[killed.number].state == TrialState.FAIL
+    retry = [t for t in complete if t.user_attrs.get("retry_of") == killed.number]
+    assert len(retry) == 1 and retry[0].params == killed.params
