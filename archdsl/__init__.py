@@ -15,7 +15,15 @@ __all__ = [
     "__version__",
     "build_model",
     "dump_spec",
+    "load_model",
     "load_spec",
     "plan_model",
     "spec_from_text",
 ]
+
+
+def load_model(directory: str) -> "torch.nn.Module":  # noqa: F821
+    """The model of an artifact written by ``archdsl export`` (a plain ``nn.Module``, eval mode)."""
+    from archdsl.export.artifact import load_model as _load
+
+    return _load(directory)

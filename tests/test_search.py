@@ -288,3 +288,20 @@ def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: 
     assert study.trials[killed.number].state == TrialState.FAIL
     retry = [t for t in complete if t.user_attrs.get("retry_of") == killed.number]
     assert len(retry) == 1 and retry[0].params == killed.params
+
+
+def test_exported_best_trial_has_the_recorded_accuracy(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    import torch
+
+    from archdsl.train.data.digits import load_digits_splits
+
+    _, out = finished
+    assert main(["export", str(out), "--out", str(tmp_path / "art")]) == 0
+    model = archdsl.load_model(str(tmp_path / "art"))
+    manifest = json.loads((tmp_path / "art" / "manifest.json").read_text())
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    assert manifest["metrics"]["val/acc"] == study.best_value
+    xs, ys = load_digits_splits(1, 8)
+    with torch.no_grad():
+        acc = (model(xs[1]).argmax(1) == ys[1]).float().mean().item()
+    assert acc == pytest.approx(study.best_value, abs=1e-6)

@@ -119,10 +119,14 @@ class TensorDataModule(L.LightningDataModule):
         return batch
 
 
+def channel_stats(train: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and standard deviation (1, C, 1, 1) of a training split."""
+    return train.mean(dim=(0, 2, 3), keepdim=True), train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+
+
 def normalise_split(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Standardise every split with the per-channel mean/std of ``train``."""
-    mean = train.mean(dim=(0, 2, 3), keepdim=True)
-    std = train.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    mean, std = channel_stats(train)
     return tuple((t - mean) / std for t in (train, *others))
 
 

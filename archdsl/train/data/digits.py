@@ -16,13 +16,14 @@ from archdsl.train.data.base import (
     DATASETS,
     DataRequest,
     TensorDataModule,
+    channel_stats,
     check_classes,
     normalise_split,
     random_shift_flip,
     tensor_splits,
 )
 
-__all__ = ["digits_split", "load_digits_splits"]
+__all__ = ["digits_images", "digits_normalisation", "digits_split", "load_digits_splits"]
 
 SPLIT_SEED = 0
 HELD_OUT = 360
@@ -38,7 +39,8 @@ def digits_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return train, val, test
 
 
-def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+def digits_images(channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """All 1,797 images scaled to [0, 1] (pixel / 16), resized and repeated to ``channels``; labels."""
     from sklearn.datasets import load_digits
 
     images, labels = load_digits(return_X_y=True)
@@ -46,7 +48,18 @@ def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ..
     if size != 8:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     x = x.expand(-1, channels, -1, -1).contiguous()
-    y = torch.tensor(labels, dtype=torch.long)
+    return x, torch.tensor(labels, dtype=torch.long), labels
+
+
+def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[float]]:
+    """The per-channel mean and std the digits DataModule normalises with (from the training split)."""
+    x, _, labels = digits_images(channels, size)
+    mean, std = channel_stats(x[torch.from_numpy(digits_split(labels)[0])])
+    return mean.flatten().tolist(), std.flatten().tolist()
+
+
+def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    x, y, labels = digits_images(channels, size)
     parts = digits_split(labels)
     xs = normalise_split(*(x[torch.from_numpy(p)] for p in parts))
     ys = tuple(y[torch.from_numpy(p)] for p in parts)

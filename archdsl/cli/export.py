@@ -1,0 +1,49 @@
+"""``archdsl export [SOURCE] --out DIR``: a standalone artifact of a spec, a checkpoint or a search's winner."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from archdsl.cli._command import command
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("source", nargs="?", metavar="SOURCE", help="spec file, checkpoint (.ckpt), or search output DIR")
+    p.add_argument("--out", required=True, metavar="DIR", help="artifact directory to write")
+    p.add_argument(
+        "--format",
+        default="source,state_dict,pt2",
+        metavar="LIST",
+        help="comma-separated: source, state_dict, pt2, onnx, torchscript (default: source,state_dict,pt2)",
+    )
+    p.add_argument("--trial", type=int, metavar="N", help="export trial N instead of the best")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage URL (with --study, instead of SOURCE)")
+    p.add_argument("--study", metavar="NAME", help="study name")
+    p.add_argument("--force", action="store_true", help="replace an existing DIR")
+    p.add_argument("--json", action="store_true", help="print the manifest as one JSON line")
+
+
+@command("export", "export a model as a standard nn.Module: source, weights, torch.export, ONNX", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.errors import Location, SpecError
+    from archdsl.export.artifact import export_model
+    from archdsl.export.sources import from_path, from_study
+
+    if args.source is not None:
+        source = from_path(args.source, args.trial)
+    elif args.storage and args.study:
+        source = from_study(args.storage, args.study, None, args.trial)
+    else:
+        raise SpecError.at("", "give a SOURCE, or --storage URL and --study NAME", Location("archdsl export"))
+    formats = [f.strip() for f in args.format.split(",") if f.strip()]
+    result = export_model(source, args.out, formats, force=args.force)
+    if args.json:
+        print(json.dumps(result.manifest))
+    else:
+        m = result.manifest
+        metrics = ", ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items())
+        print(f"exported {m['name']} ({m['params']:,} params{', ' + metrics if metrics else ''}) to {result.directory}/")
+        for f in result.files:
+            print(f"  {f}")
+    return 0

@@ -1,0 +1,71 @@
+"""Where an export comes from: a spec file, a checkpoint of ``archdsl train``, or a search's trial."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+from archdsl.errors import Location, SearchError, SpecError
+from archdsl.export.artifact import ExportSource
+from archdsl.spec.load import load_spec, spec_from_text
+from archdsl.train.checkpoint_io import load_checkpoint_data
+
+__all__ = ["from_checkpoint", "from_path", "from_study"]
+
+
+def from_checkpoint(path: str | Path, metrics: dict[str, float] | None = None) -> ExportSource:
+    """Spec and weights of a checkpoint written by ``archdsl train`` (loaded with ``weights_only=True``)."""
+    path = Path(path)
+    try:
+        data = load_checkpoint_data(path)
+        spec_data = data["hyper_parameters"]["spec"]
+    except (OSError, KeyError, RuntimeError) as exc:
+        raise SpecError.at("", f"not a checkpoint written by archdsl train: {exc}", Location(str(path))) from None
+    spec = spec_from_text(json.dumps(spec_data), f"{path}#spec")
+    prefix = "backbone."
+    state = {k[len(prefix) :]: v for k, v in data["state_dict"].items() if k.startswith(prefix)}
+    if metrics is None:
+        result = path.parent / "result.json"
+        metrics = {}
+        if path.name == "best.ckpt" and result.is_file():
+            saved = json.loads(result.read_text())
+            metrics = {k: saved[k] for k in ("val/acc", "val/loss", "test/acc") if k in saved}
+    return ExportSource(spec, state, metrics, f"checkpoint {path.resolve()}")
+
+
+def from_study(storage: str | None, study_name: str | None, directory: Path | None, trial: int | None) -> ExportSource:
+    """The best trial (or trial ``trial``) of a search, with the checkpoint it kept."""
+    from optuna.trial import TrialState
+
+    from archdsl.search.results import load_study, study_out_dir, winners
+
+    study = load_study(directory, storage, study_name)
+    if trial is None:
+        chosen = winners(study)[0]
+    else:
+        trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+        if trial not in trials:
+            raise SearchError.at("", f"study '{study.study_name}' has no trial {trial}", Location("--trial"))
+        chosen = trials[trial]
+        if chosen.state != TrialState.COMPLETE:
+            raise SearchError.at("", f"trial {trial} is {chosen.state.name}, not COMPLETE", Location("--trial"))
+    rel = chosen.user_attrs.get("checkpoint")
+    base = directory or study_out_dir(study)
+    if rel is None or base is None or not (Path(base) / rel).is_file():
+        raise SearchError.at(
+            "", f"trial {chosen.number}'s checkpoint is not available (looked for {rel} in {base})", Location("--trial")
+        )
+    metrics = {k: chosen.user_attrs[k] for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs}
+    source = from_checkpoint(Path(base) / rel, metrics)
+    return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}")
+
+
+def from_path(path: str | Path, trial: int | None = None) -> ExportSource:
+    """A spec file (fresh weights), a ``.ckpt`` file, or a search output directory."""
+    path = Path(path)
+    if path.is_dir():
+        return from_study(None, None, path, trial)
+    if path.suffix == ".ckpt":
+        return from_checkpoint(path)
+    return ExportSource(load_spec(path), None, {}, f"spec {path.resolve()} (untrained)")
