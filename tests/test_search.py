@@ -178,7 +178,7 @@ params:
 
 
 def test_search_json_best_and_counts(finished: tuple[Path, Path]) -> None:
-    path, out = finished
+    _path, out = finished
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3
@@ -232,11 +232,11 @@ def test_optuna_cli_lists_the_trials(finished: tuple[Path, Path]) -> None:
 
 
 def test_changed_definition_is_refused_unless_new_study(finished: tuple[Path, Path], tmp_path: Path) -> None:
-    path, out = finished
+    _, out = finished
     copy = tmp_path / "out"
     shutil.copytree(out, copy)
     changed = write_search(tmp_path / "changed", SEARCH.replace("[2, 4]", "[2]"))
-    with pytest.raises(SearchError, match="made by a different search definition.*--new-study"):
+    with pytest.raises(SearchError, match=r"made by a different search definition.*--new-study"):
         run_search(load_search(changed), copy, study_name="search", progress=False)
     result = run_search(load_search(changed), copy, study_name="search", new_study=True, trials=1, progress=False)
     assert sum(result.trials.values()) == 1

@@ -43,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
     else:
         m = result.manifest
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items())
-        print(f"exported {m['name']} ({m['params']:,} params{', ' + metrics if metrics else ''}) to {result.directory}/")
+        print(
+            f"exported {m['name']} ({m['params']:,} params{', ' + metrics if metrics else ''}) to {result.directory}/"
+        )
         for f in result.files:
             print(f"  {f}")
     return 0

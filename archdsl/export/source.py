@@ -159,7 +159,9 @@ def generate_source(model: nn.Module, plan: ModelPlan, header: str = "") -> str:
     for stage_plan, stage in zip(plan.stages, model.stages, strict=True):  # type: ignore[attr-defined]
         lines = [f"    stage{stage_plan.index} = nn.Sequential("]
         for part, module in zip(stage_plan.parts, stage, strict=True):
-            what = f"{part.path} ({part.type}, {'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))})"
+            shapes = f"{'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))}"
+            shapes = f"{'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))}"
+            what = f"{part.path} ({part.type}, {shapes})"
             lines.append(f"        # {what}")
             lines.append(f"        {_expr(module, 2)},")
         lines.append("    )")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
 from archdsl.errors import Location, SearchError, SpecError
 from archdsl.export.artifact import ExportSource
 from archdsl.spec.load import load_spec, spec_from_text
