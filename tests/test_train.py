@@ -222,3 +222,20 @@ def test_set_overrides_are_validated_and_located(tmp_path: Path, capsys: pytest.
     )
     assert main(["train", str(spec), "--set", "train.optimiser.lr=1", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key 'optimiser' (did you mean 'optimizer'?)" in capsys.readouterr().err
+
+
+def test_weight_decay_skips_norms_biases_and_embeddings() -> None:
+    from archdsl.train.module import param_groups
+
+    spec = load_spec(Path(__file__).parent.parent / "specs" / "hybrid_vit_tiny.yaml")
+    import archdsl
+
+    model = archdsl.build_model(spec)
+    decay, no_decay = param_groups(model, 0.05)
+    names = {id(p): n for n, p in model.named_parameters()}
+    skipped = {names[id(p)] for p in no_decay["params"]}
+    assert decay["weight_decay"] == 0.05 and no_decay["weight_decay"] == 0.0
+    assert "stages.2.1.pos" in skipped and "head.cls_token" in skipped
+    assert all(not n.endswith("bias") for n in (names[id(p)] for p in decay["params"]))
+    assert all(names[id(p)].endswith("weight") for p in decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))

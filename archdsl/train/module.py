@@ -14,7 +14,7 @@ from archdsl.spec.train import TrainSpec
 
 __all__ = ["ClassificationModule", "NonFiniteLossError", "param_groups"]
 
-_NO_DECAY_NAMES = ("pos", "cls_token", "rel_h", "rel_w", "table")
+_NO_DECAY_NAMES = ("pos", "cls_token", "table_h", "table_w")
 
 
 class NonFiniteLossError(RuntimeError):
