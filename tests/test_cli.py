@@ -42,9 +42,11 @@ def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:
     assert "25,557,032" in out and "2048x7x7" in out and "blocks.0" in out
 
 
-def test_validate_all_specs() -> None:
-    specs = sorted(str(p) for p in (ROOT / "specs").glob("*.yaml"))
-    assert main(["validate", "-q", *specs]) == 0
+def test_validate_all_specs_and_searches(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(str(p) for p in [*(ROOT / "specs").glob("*.yaml"), *(ROOT / "search").glob("*.yaml")])
+    assert main(["validate", *files]) == 0
+    out = capsys.readouterr().out
+    assert "ok  " + str(ROOT / "search" / "digits.yaml") + ": search over 9 parameters" in out
 
 
 def test_validate_reports_every_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

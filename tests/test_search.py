@@ -242,12 +242,6 @@ def test_changed_definition_is_refused_unless_new_study(finished: tuple[Path, Pa
     assert sum(result.trials.values()) == 1
 
 
-def _count(db: Path) -> dict[str, int]:
-    study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
-    states = [t.state.name for t in study.trials]
-    return {s: states.count(s) for s in set(states)}
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: signal.Signals) -> None:
@@ -256,19 +250,22 @@ def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: 
     cmd = [sys.executable, "-m", "archdsl", "search", str(path), "--out", str(out), "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     db = out / "study.db"
-    deadline = time.time() + 240
+    deadline = time.time() + 400
+    watched = None
     while time.time() < deadline:  # wait for one finished trial and a second one running
-        time.sleep(0.5)
-        if db.exists():
-            try:
-                counts = _count(db)
-            except Exception:
-                continue
-            if counts.get("COMPLETE", 0) >= 1 and counts.get("RUNNING", 0) == 1:
-                break
+        time.sleep(1.0)
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended early: {proc.communicate()[1][-2000:]}")
+        try:
+            watched = watched or optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
+            states = [t.state for t in watched.get_trials(deepcopy=False)]
+        except Exception:  # the study is not created yet
+            continue
+        if states.count(TrialState.COMPLETE) >= 1 and states.count(TrialState.RUNNING) == 1:
+            break
     else:
         proc.kill()
-        pytest.fail("the search did not get going")
+        pytest.fail(f"the search did not get going: {proc.communicate()[1][-2000:]}")
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
     done_before = {t.number: t.params for t in study.trials if t.state == TrialState.COMPLETE}
     running = [t for t in study.trials if t.state == TrialState.RUNNING]

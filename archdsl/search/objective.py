@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from archdsl.errors import ArchDSLError
+from archdsl.plan.planner import plan_model
 from archdsl.search.pruning import PruningCallback
 from archdsl.search.resolve import resolve
 from archdsl.search.space import SearchSpace
@@ -49,8 +50,6 @@ class Objective:
         budget = self.space.definition.budget
         try:
             spec = resolve(self.space, trial)
-            from archdsl.plan.planner import plan_model
-
             plan = plan_model(spec)
         except ArchDSLError as err:
             raise reject(trial, "; ".join(f"{p.path}: {p.message}" for p in err.problems), started) from None

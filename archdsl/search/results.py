@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
@@ -10,9 +11,10 @@ from optuna.trial import FrozenTrial
 from archdsl.errors import Location, SearchError
 from archdsl.search.space import SearchSpace
 from archdsl.search.study import OUT_DIR, SEARCH, best_trials
+from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
 
-__all__ = ["load_study", "trial_spec"]
+__all__ = ["load_study", "study_out_dir", "study_space", "trial_spec", "winners"]
 
 
 def load_study(directory: str | Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
@@ -42,9 +44,6 @@ def load_study(directory: str | Path | None, storage: str | None, study_name: st
 
 def trial_spec(trial: FrozenTrial) -> ModelSpec:
     """The fully resolved spec this trial trained (stored with the trial)."""
-    import json
-
-    from archdsl.spec.load import spec_from_text
 
     data = trial.user_attrs.get("spec")
     if data is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +38,6 @@ class SearchSpace:
     """The base spec as read; trials start from a copy of its data."""
     name: str
     """Default study name: the search file's stem."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def objective_names(self) -> list[str]:
