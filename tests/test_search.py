@@ -302,3 +302,22 @@ def test_exported_best_trial_has_the_recorded_accuracy(finished: tuple[Path, Pat
     with torch.no_grad():
         acc = (model(xs[1]).argmax(1) == ys[1]).float().mean().item()
     assert acc == pytest.approx(study.best_value, abs=1e-6)
+
+
+def test_tradeoff_table_lists_the_rows_beside_the_paper(tmp_path: Path) -> None:
+    from archdsl.search.report import tradeoff_table
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 't.db'}", study_name="t")
+    for n, (acc, sec) in enumerate([(0.96, 30.0), (0.97, 20.0), (0.95, 10.0)]):
+        trial = optuna.trial.create_trial(
+            params={"conv_stages": n},
+            distributions={"conv_stages": optuna.distributions.IntDistribution(0, 3)},
+            value=acc,
+            user_attrs={"val/acc": acc, "seconds": sec},
+        )
+        study.add_trial(trial)
+    lines = tradeoff_table(study).splitlines()
+    assert lines[0].startswith("| conv stages | attention stages | val acc (ours)")
+    assert len(lines) == 2 + 3
+    assert lines[2] == "| – | 1, 2, 3, 4 | 0.9600 | 3.00 (30.0 s) | 84.9 | 1.9 |"
+    assert lines[4] == "| 1, 2 | 3, 4 | 0.9500 | 1.00 (10.0 s) | 84.7 | 1.0 |"

@@ -53,7 +53,6 @@ def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     lines = [
         "| conv stages | attention stages | val acc (ours) | train time (ours, / conv 1,2) "
         "| top-1 (paper) | train time (paper) |",
-        "| top-1 (paper) | train time (paper) |",
         "|---|---|---|---|---|---|",
     ]
     for n in sorted(rows):
