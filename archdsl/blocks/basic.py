@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
 from torch import nn
 
 from archdsl.layers.act import ActName, make_act
@@ -21,7 +20,7 @@ from archdsl.layers.drop_path import DropPath
 from archdsl.plan.kind import BLOCKS, Kind
 from archdsl.plan.rules import out_size
 from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import BlockSpecBase
+from archdsl.spec.base import BlockSpecBase, OddKernel
 
 __all__ = ["BasicBlock", "BasicBlockSpec"]
 
@@ -30,19 +29,12 @@ class BasicBlockSpec(BlockSpecBase):
     """Two k x k convs with a residual connection (ResNet-18/34); applies the stage's stride and width."""
 
     type: Literal["basic"]
-    kernel_size: int = Field(3, ge=1, le=11)
+    kernel_size: OddKernel = 3
     """Kernel size of both convs (odd)."""
     act: ActName = "relu"
     """Activation (after the first conv and after the sum)."""
     zero_init_last: bool = True
     """Initialise the last BN's scale to zero so the block starts as identity (Goyal et al. 2017)."""
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, k: int) -> int:
-        if k % 2 != 1:
-            raise ValueError(f"kernel_size must be odd so that the shape is kept, got {k}")
-        return k
 
 
 class BasicBlock(nn.Module):

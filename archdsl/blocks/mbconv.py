@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import Field, field_validator
+from pydantic import Field
 from torch import nn
 
 from archdsl.layers.act import ActName
@@ -26,7 +26,7 @@ from archdsl.plan.cost import Cost
 from archdsl.plan.kind import BLOCKS, Kind
 from archdsl.plan.rules import out_size, require
 from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import BlockSpecBase
+from archdsl.spec.base import BlockSpecBase, OddKernel
 
 __all__ = ["MBConv", "MBConvSpec"]
 
@@ -37,19 +37,12 @@ class MBConvSpec(BlockSpecBase):
     type: Literal["mbconv"]
     expand_ratio: float = Field(4.0, gt=0.0, le=16.0)
     """Expanded width / input channels; the expanded width round(C_in * ratio) must be positive."""
-    kernel_size: int = Field(3, ge=1, le=11)
+    kernel_size: OddKernel = 3
     """Depthwise kernel size (odd)."""
     se_ratio: float = Field(0.25, ge=0.0, le=1.0)
     """SE reduced width / input channels (EfficientNet); 0 disables squeeze-and-excitation."""
     act: ActName = "silu"
     """Activation after the expansion, the depthwise conv and inside the SE."""
-
-    @field_validator("kernel_size")
-    @classmethod
-    def _odd(cls, k: int) -> int:
-        if k % 2 != 1:
-            raise ValueError(f"kernel_size must be odd so that the shape is kept, got {k}")
-        return k
 
 
 class MBConv(nn.Module):

@@ -11,7 +11,7 @@ from archdsl.plan.cost import conv
 from archdsl.plan.kind import MIXERS, Kind
 from archdsl.plan.rules import out_size, require_divisible
 from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import OddKernel, SpecModel
 
 __all__ = ["ConvMixerSpec"]
 
@@ -20,7 +20,7 @@ class ConvMixerSpec(SpecModel):
     """A k x k convolution (no bias) keeping the width; applies the block's stride."""
 
     type: Literal["conv"]
-    kernel_size: int = Field(3, ge=1, le=11)
+    kernel_size: OddKernel = 3
     """Kernel size (odd)."""
     groups: int = Field(1, ge=1)
     """Conv groups (ResNeXt-style when > 1; must divide the width)."""

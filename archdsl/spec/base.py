@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
 
-__all__ = ["BlockSpecBase", "SpecModel"]
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+__all__ = ["BlockSpecBase", "OddKernel", "SpecModel"]
+
+
+def _odd(k: int) -> int:
+    if k % 2 != 1:
+        raise ValueError(f"kernel_size must be odd so that the map keeps its shape, got {k}")
+    return k
+
+
+OddKernel = Annotated[int, Field(ge=1, le=11), AfterValidator(_odd)]
+"""A convolution kernel side: odd, 1 to 11 ('same' padding k // 2 keeps the map size)."""
 
 
 class SpecModel(BaseModel):

@@ -15,7 +15,7 @@ from archdsl.layers.conv_bn import ConvBN, conv_bn_cost
 from archdsl.plan.kind import STEMS, Kind
 from archdsl.plan.rules import out_size
 from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import OddKernel, SpecModel
 
 __all__ = ["ConvStem", "ConvStemSpec"]
 
@@ -26,7 +26,7 @@ class ConvStemSpec(SpecModel):
     type: Literal["conv"]
     channels: int = Field(gt=0)
     """Output channels."""
-    kernel_size: int = Field(3, ge=1, le=11)
+    kernel_size: OddKernel = 3
     """Conv kernel (odd)."""
     stride: int = Field(1, ge=1, le=4)
     """Conv stride."""
