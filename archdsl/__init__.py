@@ -1,5 +1,7 @@
 """archdsl: declarative YAML specs of vision backbones -> planned shapes -> plain ``torch.nn.Module``."""
 
+from typing import Any
+
 from archdsl.compiler.build import build_model
 from archdsl.errors import ArchDSLError, SearchError, ShapeError, SpecError
 from archdsl.plan.planner import plan_model
@@ -22,7 +24,7 @@ __all__ = [
 ]
 
 
-def load_model(directory: str) -> "torch.nn.Module":  # noqa: F821
+def load_model(directory: str) -> Any:
     """The model of an artifact written by ``archdsl export`` (a plain ``nn.Module``, eval mode)."""
     from archdsl.export.artifact import load_model as _load
 

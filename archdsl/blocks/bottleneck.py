@@ -9,7 +9,7 @@ The shortcut is a strided 1x1 conv + BN when the shape changes, identity otherwi
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 import torch
 from pydantic import Field
@@ -27,7 +27,10 @@ from archdsl.spec.base import BlockSpecBase
 
 __all__ = ["Bottleneck", "BottleneckSpec"]
 
-MixerSpec = tagged_union(MIXERS)
+if TYPE_CHECKING:  # built from the registry at import time
+    MixerSpec: TypeAlias = Any
+else:
+    MixerSpec = tagged_union(MIXERS)
 
 
 class BottleneckSpec(BlockSpecBase):
@@ -38,7 +41,7 @@ class BottleneckSpec(BlockSpecBase):
     """Mixer input width w; default: stage channels / expansion."""
     expansion: int = Field(4, ge=1)
     """Stage channels / w when ``width`` is not given."""
-    mixer: MixerSpec = Field(default_factory=lambda: {"type": "conv"})  # type: ignore[valid-type]
+    mixer: MixerSpec = Field(default_factory=lambda: {"type": "conv"})
     """Spatial mixer: ``conv``, ``halo`` or ``global_attention``."""
     act: ActName = "relu"
     """Activation."""

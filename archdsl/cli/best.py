@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from archdsl.cli._command import command
 
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     target = Path(args.dir) if args.dir else Path(".")
     names = [o for o in study.user_attrs.get("archdsl_search", {}).get("definition", {}).get("objectives", [])]
     metrics = [o["metric"] for o in names] or [f"value{i}" for i in range(len(study.directions))]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, t in enumerate(best):
         spec = trial_spec(t)
         values = ", ".join(f"{m}={v:.6g}" for m, v in zip(metrics, t.values, strict=True))

@@ -24,8 +24,9 @@ def preprocess(path: str | Path, prep: dict) -> torch.Tensor:
     """Image file -> normalised (C, H, W) tensor as the manifest says."""
     from PIL import Image
 
-    with Image.open(path) as img:
-        img = img.convert("L" if prep["channels"] == 1 else "RGB").resize(tuple(prep["resize"])[::-1], Image.BILINEAR)
+    height, width = prep["resize"]
+    with Image.open(path) as file:
+        img = file.convert("L" if prep["channels"] == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
         arr = np.asarray(img, dtype=np.float32) / 255.0
     if prep.get("invert"):
         arr = 1.0 - arr

@@ -102,7 +102,7 @@ class _Collector:
 
 
 def _call(cls: type, arguments: dict[str, Any], level: int) -> str:
-    signature = inspect.signature(cls.__init__)
+    signature = inspect.signature(cls)
     shown = []
     for key, value in arguments.items():
         param = signature.parameters.get(key)
@@ -156,7 +156,7 @@ def generate_source(model: nn.Module, plan: ModelPlan, header: str = "") -> str:
     collector.add(type(model), rename=name)
     collector.imports.add("from torch import nn")
     stages = []
-    for stage_plan, stage in zip(plan.stages, model.stages, strict=True):  # type: ignore[attr-defined]
+    for stage_plan, stage in zip(plan.stages, model.stages, strict=True):  # type: ignore[attr-defined, arg-type]
         lines = [f"    stage{stage_plan.index} = nn.Sequential("]
         for part, module in zip(stage_plan.parts, stage, strict=True):
             shapes = f"{'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))}"

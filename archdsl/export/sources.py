@@ -55,7 +55,9 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
         raise SearchError.at(
             "", f"trial {chosen.number}'s checkpoint is not available (looked for {rel} in {base})", Location("--trial")
         )
-    metrics = {k: chosen.user_attrs[k] for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs}
+    metrics: dict[str, float] = {
+        k: float(chosen.user_attrs[k]) for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs
+    }
     source = from_checkpoint(Path(base) / rel, metrics)
     return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}")
 

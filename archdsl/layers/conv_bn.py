@@ -23,12 +23,13 @@ class ConvBN(nn.Sequential):
         act: str | None = "relu",
         zero_init: bool = False,
     ) -> None:
+        norm = nn.BatchNorm2d(out_channels)
+        if zero_init:
+            nn.init.zeros_(norm.weight)
         layers: list[nn.Module] = [
             nn.Conv2d(in_channels, out_channels, kernel_size, stride, kernel_size // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(out_channels),
+            norm,
         ]
-        if zero_init:
-            nn.init.zeros_(layers[1].weight)
         if act is not None:
             layers.append(make_act(act))
         super().__init__(*layers)

@@ -38,8 +38,8 @@ def _suggest(trial: optuna.Trial, name: str, param: ParamSpec) -> Any:  # type: 
         lo, hi = param.int_range
         return trial.suggest_int(name, lo, hi, step=param.step, log=param.log)
     if isinstance(param, FloatParam):
-        lo, hi = param.float_range
-        return trial.suggest_float(name, lo, hi, log=param.log, step=param.step)
+        low, high = param.float_range
+        return trial.suggest_float(name, low, high, log=param.log, step=param.step)
     if isinstance(param, ChoiceParam):
         return trial.suggest_categorical(name, param.choice)
     if isinstance(param, BlockChoiceParam):

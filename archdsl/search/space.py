@@ -164,7 +164,9 @@ def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: 
     path = f"params.{CONV_STAGES}"
     if not isinstance(param, IntParam | ChoiceParam):
         return [Problem(path, "conv_stages is an int parameter ({int: [lo, hi]} or {choice: [...]})", where)]
-    values = list(range(param.int_range[0], param.int_range[1] + 1)) if isinstance(param, IntParam) else param.choice
+    values: list[Any] = (
+        list(range(param.int_range[0], param.int_range[1] + 1)) if isinstance(param, IntParam) else list(param.choice)
+    )
     stages = data.get("stages", [])
     bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages) - 1]
     if bad:

@@ -87,7 +87,7 @@ def open_study(
     study = optuna.create_study(
         storage=storage,
         study_name=study_name,
-        directions=space.directions,
+        directions=space.directions,  # type: ignore[arg-type]  # 'maximize' | 'minimize'
         sampler=make_sampler(space),
         pruner=make_pruner(space),
         load_if_exists=True,

@@ -37,7 +37,7 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
             isinstance(cur, dict) and isinstance(part, str) and part in cur
         ):
             out.append(part)
-            cur = cur[part]
+            cur = cur[part]  # type: ignore[index]  # list index or dict key, checked above
         elif isinstance(cur, dict) and isinstance(part, str) and part not in cur and not _is_tag(cur, part):
             out.append(part)  # a missing or extra key
             cur = None
@@ -123,6 +123,6 @@ def fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
             if fields is None or part not in fields:
                 return []
             tp = fields[part].annotation
-        cur = cur[part] if isinstance(cur, dict | list) else None
+        cur = cur[part] if isinstance(cur, dict | list) else None  # type: ignore[index]
     tp = _unwrap(tp, cur)
     return list(getattr(tp, "model_fields", {}) or [])

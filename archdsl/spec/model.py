@@ -6,7 +6,7 @@ registries, so a new block type is one new file in ``archdsl/blocks``.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from pydantic import Field, PrivateAttr
 
@@ -22,10 +22,16 @@ __all__ = ["FORMAT_VERSION", "BlockSpec", "HeadSpec", "InputSpec", "ModelSpec", 
 
 FORMAT_VERSION = 1
 
-BlockSpec = tagged_union(BLOCKS)
-StemSpec = tagged_union(STEMS)
-HeadSpec = tagged_union(HEADS)
-TransitionSpec = tagged_union(TRANSITIONS)
+if TYPE_CHECKING:  # the unions are built from the registries at import time
+    BlockSpec: TypeAlias = Any
+    StemSpec: TypeAlias = Any
+    HeadSpec: TypeAlias = Any
+    TransitionSpec: TypeAlias = Any
+else:
+    BlockSpec = tagged_union(BLOCKS)
+    StemSpec = tagged_union(STEMS)
+    HeadSpec = tagged_union(HEADS)
+    TransitionSpec = tagged_union(TRANSITIONS)
 
 
 class InputSpec(SpecModel):
@@ -44,28 +50,28 @@ class StageSpec(SpecModel):
     """Output channels of the stage."""
     stride: int = Field(1, ge=1, le=4)
     """Spatial stride, applied by the transition if there is one, else by the first block."""
-    transition: TransitionSpec | None = None  # type: ignore[valid-type]
+    transition: TransitionSpec | None = None
     """Explicit down-sampling layer at the stage start (e.g. VOLO's patch merge)."""
     pos_embed: bool = False
     """Add a learned absolute position embedding (C, H, W) after the transition."""
-    blocks: list[BlockSpec] = Field(min_length=1)  # type: ignore[valid-type]
+    blocks: list[BlockSpec] = Field(min_length=1)
     """Block entries, each repeated ``repeat`` times."""
 
 
 class ModelSpec(SpecModel):
     """A vision backbone with its classification head."""
 
-    version: Literal[1] = FORMAT_VERSION
+    version: Literal[1] = 1
     """Spec format version."""
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
     """Model name, an identifier (used for the exported class name)."""
     input: InputSpec
     """Input image."""
-    stem: StemSpec  # type: ignore[valid-type]
+    stem: StemSpec
     """The stem."""
     stages: list[StageSpec] = Field(min_length=1)
     """Stages in order."""
-    head: HeadSpec  # type: ignore[valid-type]
+    head: HeadSpec
     """The head."""
     train: TrainSpec = Field(default_factory=TrainSpec)
     """How to train it (``archdsl train``)."""

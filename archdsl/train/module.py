@@ -27,7 +27,8 @@ class NonFiniteLossError(RuntimeError):
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Decay conv/linear weights only: not norms, biases, embeddings or relative-position tables."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue

@@ -57,8 +57,8 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         from PIL import Image
 
         path, label = self.items[i]
-        with Image.open(path) as img:
-            img = img.convert("L" if self.channels == 1 else "RGB")
+        with Image.open(path) as file:
+            img = file.convert("L" if self.channels == 1 else "RGB")
             img = self._random_resized_crop(img) if self.train else self._center_crop(img)
         arr = np.asarray(img, dtype=np.float32) / 255.0
         x = torch.from_numpy(arr).view(self.size, self.size, -1).permute(2, 0, 1)  # (H, W, C) -> (C, H, W)
@@ -71,7 +71,9 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
 
         w, h = img.size
         scale = self.size / 0.875 / min(w, h)
-        img = img.resize((max(self.size, round(w * scale)), max(self.size, round(h * scale))), Image.BILINEAR)
+        img = img.resize(
+            (max(self.size, round(w * scale)), max(self.size, round(h * scale))), Image.Resampling.BILINEAR
+        )
         w, h = img.size
         left, top = (w - self.size) // 2, (h - self.size) // 2
         return img.crop((left, top, left + self.size, top + self.size))
@@ -85,7 +87,7 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         cw = min(w, max(1, round((area * ratio) ** 0.5)))
         ch = min(h, max(1, round((area / ratio) ** 0.5)))
         left, top = random.randint(0, w - cw), random.randint(0, h - ch)
-        return img.resize((self.size, self.size), Image.BILINEAR, box=(left, top, left + cw, top + ch))
+        return img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
 
 
 def _image_folder(request: DataRequest) -> L.LightningDataModule:
