@@ -85,5 +85,4 @@ def _total_stride(size: int, shape: Shape) -> int:
 
 
 def _drop_rate(spec: ModelSpec, depth: int, total: int) -> float:
-    rate = float(getattr(getattr(spec, "train", None), "drop_path_rate", 0.0) or 0.0)
-    return rate * depth / max(1, total - 1)
+    return spec.train.drop_path_rate * depth / max(1, total - 1)

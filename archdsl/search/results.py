@@ -9,12 +9,11 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from archdsl.errors import Location, SearchError
-from archdsl.search.space import SearchSpace
-from archdsl.search.study import OUT_DIR, SEARCH, best_trials
+from archdsl.search.study import OUT_DIR, best_trials
 from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
 
-__all__ = ["load_study", "study_out_dir", "study_space", "trial_spec", "winners"]
+__all__ = ["load_study", "study_out_dir", "trial_spec", "winners"]
 
 
 def load_study(directory: str | Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
@@ -51,10 +50,6 @@ def trial_spec(trial: FrozenTrial) -> ModelSpec:
             "", f"trial {trial.number} has no stored spec (rejected or failed before training)", Location("--trial")
         )
     return spec_from_text(json.dumps(data), f"<trial {trial.number}>")
-
-
-def study_space(study: optuna.Study) -> SearchSpace:
-    return SearchSpace.from_data(study.user_attrs[SEARCH])
 
 
 def study_out_dir(study: optuna.Study) -> Path | None:

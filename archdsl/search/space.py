@@ -19,7 +19,7 @@ from archdsl.search.definition import (
     IntParam,
     SearchDefinition,
 )
-from archdsl.search.paths import expand, is_valid_path, parse_pattern
+from archdsl.search.paths import assign, expand, is_valid_path, parse_pattern
 from archdsl.spec.errors import problems_from_validation
 from archdsl.spec.load import parse_spec
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
@@ -63,12 +63,6 @@ class SearchSpace:
             "base_file": self.base_doc.file,
             "name": self.name,
         }
-
-    @classmethod
-    def from_data(cls, data: dict[str, Any]) -> SearchSpace:
-        definition = SearchDefinition.model_validate(data["definition"])
-        base = SourceDoc(data["base"], data.get("base_file", "<base>"))
-        return cls(definition, SourceDoc(data["definition"], "<study>"), base, data.get("name", "study"))
 
 
 def is_search_file(doc: SourceDoc) -> bool:
@@ -153,8 +147,6 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
 
 def _wrap(data: Any, at: tuple[Any, ...], value: Any) -> Any:
     """A copy of ``data`` with ``value`` placed at ``at`` (to check branch paths in context)."""
-    from archdsl.search.paths import assign
-
     out = copy.deepcopy(data)
     assign(out, at, copy.deepcopy(value))
     return out

@@ -18,9 +18,7 @@ from archdsl.plan.kind import BLOCKS, HEADS, STEMS, TRANSITIONS, tagged_union
 from archdsl.spec.base import SpecModel
 from archdsl.spec.train import TrainSpec
 
-__all__ = ["FORMAT_VERSION", "BlockSpec", "HeadSpec", "InputSpec", "ModelSpec", "StageSpec", "StemSpec"]
-
-FORMAT_VERSION = 1
+__all__ = ["BlockSpec", "HeadSpec", "InputSpec", "ModelSpec", "StageSpec", "StemSpec"]
 
 if TYPE_CHECKING:  # the unions are built from the registries at import time
     BlockSpec: TypeAlias = Any

@@ -10,7 +10,7 @@ import signal
 import time
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +51,14 @@ class FitResult:
 
     def to_json(self) -> dict[str, Any]:
         """The ``archdsl train --json`` object (metrics of ``best.ckpt``)."""
-        d = asdict(self)
         return {
-            "val/acc": d["val_acc"],
-            "val/loss": d["val_loss"],
-            "test/acc": d["test_acc"],
-            "epochs": d["epochs"],
-            "seconds": d["seconds"],
-            "params": d["params"],
-            "checkpoint": d["checkpoint"],
+            "val/acc": self.val_acc,
+            "val/loss": self.val_loss,
+            "test/acc": self.test_acc,
+            "epochs": self.epochs,
+            "seconds": self.seconds,
+            "params": self.params,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -75,6 +74,7 @@ class _InitialCheckpoint(Callback):
 
 
 def _quiet_lightning() -> None:
+    """Silence Lightning's chatter; called inside ``warnings.catch_warnings`` so the filters stay scoped."""
     for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -93,7 +93,9 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
     located in the spec's file.
     """
     try:
-        return _fit(spec, out, **kwargs)
+        with warnings.catch_warnings():
+            _quiet_lightning()
+            return _fit(spec, out, **kwargs)
     except ArchDSLError as err:
         if spec._source is None:
             raise
@@ -125,7 +127,6 @@ def _fit(
         for name in (BEST, LAST, METRICS, "result.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    _quiet_lightning()
     t = spec.train
     L.seed_everything(t.seed, workers=True, verbose=False)
     plan = plan_model(spec)

@@ -74,7 +74,6 @@ class TensorDataModule(L.LightningDataModule):
         seed: int,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         num_workers: int = 0,
-        class_names: list[str] | None = None,
     ) -> None:
         super().__init__()
         self._load = load
@@ -82,7 +81,6 @@ class TensorDataModule(L.LightningDataModule):
         self.seed = seed
         self.augment = augment
         self.num_workers = num_workers
-        self.class_names = class_names
         self.splits: tuple[Dataset[Any], Dataset[Any], Dataset[Any]] | None = None
 
     def setup(self, stage: str | None = None) -> None:

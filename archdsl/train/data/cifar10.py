@@ -108,7 +108,7 @@ def _cifar10(request: DataRequest) -> L.LightningDataModule:
         raise SpecError.at("input.channels", f"CIFAR-10 images have 3 channels (or 1 as grey), got {request.channels}")
     pad = max(1, request.size // 8)
     augment = (lambda t: random_shift_flip(t, pad, flip=True)) if spec.augment else None
-    return TensorDataModule(load, request.batch_size, request.seed, augment, spec.num_workers, CLASSES)
+    return TensorDataModule(load, request.batch_size, request.seed, augment, spec.num_workers)
 
 
 DATASETS.register("cifar10", _cifar10)

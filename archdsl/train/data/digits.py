@@ -75,7 +75,7 @@ def _digits(request: DataRequest) -> L.LightningDataModule:
         return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
     augment = (lambda x: random_shift_flip(x, shift, flip=False)) if request.data.augment else None
-    return TensorDataModule(load, request.batch_size, request.seed, augment, class_names=[str(i) for i in range(10)])
+    return TensorDataModule(load, request.batch_size, request.seed, augment)
 
 
 DATASETS.register("digits", _digits)

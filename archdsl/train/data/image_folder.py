@@ -111,7 +111,7 @@ def _image_folder(request: DataRequest) -> L.LightningDataModule:
             ImageFolder(test_items, *args, train=False),
         )
 
-    return TensorDataModule(load, request.batch_size, request.seed, None, spec.num_workers, classes)
+    return TensorDataModule(load, request.batch_size, request.seed, None, spec.num_workers)
 
 
 DATASETS.register("image_folder", _image_folder)

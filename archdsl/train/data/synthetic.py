@@ -20,7 +20,7 @@ def _synthetic(request: DataRequest) -> L.LightningDataModule:
         ys = tuple(torch.randint(0, classes, (k,), generator=gen) for k in sizes)
         return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
-    return TensorDataModule(load, request.batch_size, request.seed, class_names=[str(i) for i in range(classes)])
+    return TensorDataModule(load, request.batch_size, request.seed)
 
 
 DATASETS.register("synthetic", _synthetic)
