@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import TrialState
 
 from archdsl.search.space import search_from_text
-from archdsl.search.study import run_search
+from archdsl.search.run import run_search
 
 ROOT = Path(__file__).resolve().parent.parent
 SPACE = """\

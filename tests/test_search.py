@@ -18,9 +18,10 @@ from optuna.trial import FixedTrial, TrialState
 import archdsl
 from archdsl.cli import main
 from archdsl.errors import SearchError
+from archdsl.search.budget import retry_history
 from archdsl.search.resolve import resolve
 from archdsl.search.space import load_search
-from archdsl.search.study import run_search
+from archdsl.search.run import run_search
 
 BASE = """\
 name: tiny_base
@@ -42,6 +43,7 @@ base: base.yaml
 budget: {{trials: {trials}}}
 sampler: {{name: random, seed: 0}}
 pruner: {{name: none}}
+workers: {{heartbeat_seconds: 1, grace_seconds: 3}}
 params:
   conv_stages: {{int: [0, 1]}}
   stages.*.blocks.*.mixer.num_heads: {{choice: [2, 4]}}
@@ -79,8 +81,8 @@ def test_unknown_path_is_located(tmp_path: Path) -> None:
     text = SEARCH + "  stages.5.channels: {{choice: [8]}}\n  stem.chanels: {{choice: [8]}}\n"
     problems = _problems(write_search(tmp_path, text))
     assert problems == [
-        f"{tmp_path}/search.yaml:10:3: params.stages.5.channels: no such path in the base spec {tmp_path}/base.yaml",
-        f"{tmp_path}/search.yaml:11:3: params.stem.chanels: no such path in the base spec {tmp_path}/base.yaml",
+        f"{tmp_path}/search.yaml:11:3: params.stages.5.channels: no such path in the base spec {tmp_path}/base.yaml",
+        f"{tmp_path}/search.yaml:12:3: params.stem.chanels: no such path in the base spec {tmp_path}/base.yaml",
     ]
 
 
@@ -91,7 +93,7 @@ def test_conv_stages_must_name_stages_with_a_mixer(tmp_path: Path) -> None:
     )
     line, halo = _problems(write_search(tmp_path, base=base))
     assert "params.stages.0.blocks.0.mixer.halo_size: no such path" in halo
-    assert line.startswith(f"{tmp_path}/search.yaml:6:3: params.conv_stages: conv_stages=1 makes stage 0 a conv stage")
+    assert line.startswith(f"{tmp_path}/search.yaml:7:3: params.conv_stages: conv_stages=1 makes stage 0 a conv stage")
     assert "has no mixer to replace (blocks: basic)" in line
     (line,) = _problems(write_search(tmp_path, SEARCH.replace("[0, 1]", "[0, 2]")))
     assert line.endswith("params.conv_stages: must lie in 0..1 (stages - 1), got [2]")
@@ -101,10 +103,10 @@ def test_bad_parameter_forms_are_located(tmp_path: Path) -> None:
     text = SEARCH.replace("{{choice: [2, 4]}}", "{{choise: [2, 4]}}").replace("[1.0e-3, 5.0e-3]", "[5.0e-3, 1.0e-3]")
     problems = _problems(write_search(tmp_path, text))
     assert problems[0].startswith(
-        f"{tmp_path}/search.yaml:7:3: params.stages.*.blocks.*.mixer.num_heads: a parameter is one of"
+        f"{tmp_path}/search.yaml:8:3: params.stages.*.blocks.*.mixer.num_heads: a parameter is one of"
     )
     assert problems[1] == (
-        f"{tmp_path}/search.yaml:9:24: params.train.optimizer.lr.float: low must not exceed high, got [0.005, 0.001]"
+        f"{tmp_path}/search.yaml:10:24: params.train.optimizer.lr.float: low must not exceed high, got [0.005, 0.001]"
     )
 
 
@@ -283,7 +285,7 @@ def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: 
         assert study.trials[number].state == TrialState.COMPLETE and study.trials[number].params == params
     (killed,) = running
     assert study.trials[killed.number].state == TrialState.FAIL
-    retry = [t for t in complete if t.user_attrs.get("retry_of") == killed.number]
+    retry = [t for t in complete if retry_history(t) == [killed.number]]
     assert len(retry) == 1 and retry[0].params == killed.params
 
 

@@ -16,7 +16,10 @@ from archdsl.cli._command import COMMANDS, Command
 
 __all__ = ["COMMANDS", "Command", "main"]
 
-_MODULES = ("validate", "summary", "schema", "train", "search", "best", "report", "export", "predict")
+_MODULES = (
+    "validate", "summary", "schema", "train", "search", "worker", "status", "cluster", "best", "report", "export",
+    "predict",
+)
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,31 +1,66 @@
-"""``archdsl search SEARCH.yaml``: run (or resume) an architecture search; ``best``: the winner's spec."""
+"""``archdsl search SEARCH.yaml``: run (or resume) an architecture search."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archdsl.cli._command import command
+
+if TYPE_CHECKING:
+    from archdsl.search.study import SearchResult
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("search", metavar="SEARCH.yaml", help="search definition")
     p.add_argument("--out", metavar="DIR", help="output directory (default: runs/search/NAME)")
-    p.add_argument("--storage", metavar="URL", help="any Optuna storage URL (default: sqlite in DIR)")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="sqlite:///PATH (default: DIR/study.db), postgresql://USER@HOST/DB, mysql://USER@HOST/DB or "
+        "journal:PATH; the password from the URL or ARCHDSL_STORAGE_PASSWORD",
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
     p.add_argument("--trials", type=int, metavar="N", help="trial budget (default: budget.trials)")
     p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="local worker processes on the study (threads split between them, one GPU each)")
+    p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
+    p.add_argument("--ray", metavar="ADDRESS", help="run the workers as Ray tasks: a cluster address, auto, or "
+                   "local (start Ray on this machine); --workers tasks (default: one per GPU, or one)")
     p.add_argument("--new-study", action="store_true", help="replace an existing study of the same name")
     p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")
     p.add_argument("--json", action="store_true", help="end with one JSON line summarising the study")
 
 
+def print_result(result: SearchResult, out: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result.to_json()))
+        return
+    c = result.trials
+    print(
+        f"study {result.study} ({result.storage}): {c['complete']} complete, {c['pruned']} pruned, "
+        f"{c['rejected']} rejected, {c['fail']} failed"
+        + ("" if result.stopped == "budget" else f"; stopped: {result.stopped}")
+    )
+    for t in result.best:
+        values = ", ".join(f"{n}={v:.4f}" for n, v in zip(result.objectives, t.values, strict=True))
+        test = t.user_attrs.get("test/acc")
+        extra = f", test/acc={test:.4f}" if isinstance(test, float) else ""
+        print(f"best trial {t.number}: {values}{extra}  params {json.dumps(t.params)}")
+    print(f"next: archdsl best {out}   (writes {out}/best.yaml)")
+
+
 @command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.errors import Location, SearchError
+    from archdsl.search.run import run_search
     from archdsl.search.space import load_search
-    from archdsl.search.study import run_search
 
+    if args.workers < 1:
+        raise SearchError.at("", f"--workers must be at least 1, got {args.workers}", Location("--workers"))
     space = load_search(args.search)
     out = Path(args.out) if args.out else Path("runs") / "search" / space.name
     result = run_search(
@@ -37,19 +72,9 @@ def run(args: argparse.Namespace) -> int:
         timeout_minutes=args.timeout,
         new_study=args.new_study,
         allow_import=args.allow_import,
+        workers=args.workers,
+        device=args.device,
+        ray=args.ray,
     )
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        c = result.trials
-        print(
-            f"study {result.study} ({result.storage}): {c['complete']} complete, {c['pruned']} pruned, "
-            f"{c['rejected']} rejected, {c['fail']} failed"
-        )
-        for t in result.best:
-            values = ", ".join(f"{n}={v:.4f}" for n, v in zip(result.objectives, t.values, strict=True))
-            test = t.user_attrs.get("test/acc")
-            extra = f", test/acc={test:.4f}" if isinstance(test, float) else ""
-            print(f"best trial {t.number}: {values}{extra}  params {json.dumps(t.params)}")
-        print(f"next: archdsl best {out}   (writes {out}/best.yaml)")
+    print_result(result, out, args.json)
     return 0

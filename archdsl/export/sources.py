@@ -49,16 +49,22 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
         chosen = trials[trial]
         if chosen.state != TrialState.COMPLETE:
             raise SearchError.at("", f"trial {trial} is {chosen.state.name}, not COMPLETE", Location("--trial"))
-    rel = chosen.user_attrs.get("checkpoint")
+    recorded = chosen.user_attrs.get("checkpoint")
     base = directory or study_out_dir(study)
-    if rel is None or base is None or not (Path(base) / rel).is_file():
+    # Absolute since workers share a filesystem; relative (to the search's --out) in older studies.
+    path = Path(recorded) if recorded and Path(recorded).is_absolute() else Path(base or ".") / str(recorded)
+    if recorded is None or not path.is_file():
+        host = chosen.user_attrs.get("checkpoint_host")
+        written = f", written on host {host}" if host else ""
         raise SearchError.at(
-            "", f"trial {chosen.number}'s checkpoint is not available (looked for {rel} in {base})", Location("--trial")
+            "",
+            f"trial {chosen.number}'s checkpoint is not available here (looked for {path}{written})",
+            Location("--trial"),
         )
     metrics: dict[str, float] = {
         k: float(chosen.user_attrs[k]) for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs
     }
-    source = from_checkpoint(Path(base) / rel, metrics)
+    source = from_checkpoint(path, metrics)
     return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}")
 
 

@@ -35,6 +35,7 @@ __all__ = [
     "PrunerSpec",
     "SamplerSpec",
     "SearchDefinition",
+    "WorkersSpec",
 ]
 
 CONV_STAGES = "conv_stages"
@@ -186,6 +187,28 @@ class PrunerSpec(SpecModel):
     """Trials that finish before pruning starts (median)."""
 
 
+class WorkersSpec(SpecModel):
+    """How workers share one study: Optuna's heartbeats, retries of dead or preempted trials, reconnects."""
+
+    heartbeat_seconds: int = Field(30, ge=1)
+    """A running trial records a heartbeat in the storage this often (Optuna ``heartbeat_interval``)."""
+    grace_seconds: int = Field(90, ge=1)
+    """A running trial without a heartbeat for this long is failed as stale (Optuna ``grace_period``)."""
+    max_retry: int = Field(1, ge=0)
+    """Times the parameters of a stale, preempted or interrupted trial are queued again."""
+    reconnect_seconds: float = Field(120.0, ge=0, allow_inf_nan=False)
+    """How long a lost storage connection is retried (with backoff) before the worker gives up, exit 1."""
+
+    @model_validator(mode="after")
+    def _grace_after_heartbeat(self) -> WorkersSpec:
+        if self.grace_seconds <= self.heartbeat_seconds:
+            raise ValueError(
+                f"grace_seconds must exceed heartbeat_seconds, got grace_seconds={self.grace_seconds} "
+                f"and heartbeat_seconds={self.heartbeat_seconds}"
+            )
+        return self
+
+
 class SearchDefinition(SpecModel):
     """An architecture search: one Optuna study."""
 
@@ -201,6 +224,8 @@ class SearchDefinition(SpecModel):
     """Sampler."""
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     """Pruner."""
+    workers: WorkersSpec = Field(default_factory=WorkersSpec)
+    """Heartbeats, retries and reconnects of the workers sharing the study (also a single ``search``)."""
     params: dict[str, ParamSpec] = Field(min_length=1)  # type: ignore[valid-type]
     """Spec path (wildcards ``*`` allowed) -> parameter; the path is also the Optuna parameter name."""
 

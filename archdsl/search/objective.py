@@ -1,23 +1,30 @@
-"""One trial: resolve -> plan -> reject early (no weights) -> build -> train with pruning -> objectives."""
+"""One trial: claim a budget slot -> resolve -> plan -> reject early (no weights) -> build -> train -> objectives."""
 
 from __future__ import annotations
 
-import os
-import socket
+import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.trial import FrozenTrial
 
 from archdsl.errors import ArchDSLError
 from archdsl.plan.planner import plan_model
+from archdsl.search.budget import admits
+from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.pruning import PruningCallback
 from archdsl.search.resolve import resolve
 from archdsl.search.space import SearchSpace
+from archdsl.search.storage import StudyRef
 from archdsl.spec.load import spec_to_data
+from archdsl.train.placement import Placement
+from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["Objective", "reject", "trial_dir"]
+__all__ = ["Objective", "OverBudget", "TrialContext", "reject", "trial_dir"]
 
 TRIALS_DIR = "trials"
 
@@ -34,19 +41,64 @@ def reject(trial: optuna.Trial, reason: str, started: float) -> optuna.TrialPrun
     return optuna.TrialPruned(f"rejected before training: {reason}")
 
 
+class OverBudget(Exception):
+    """Other workers took the study's last budget slot after this trial was created; it does nothing."""
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What a trial knows of the worker that runs it."""
+
+    budget: int
+    """Finished trials the study may hold."""
+    identity: WorkerIdentity
+    study: StudyRef
+    retry: Callable[[optuna.Study, FrozenTrial], None]
+    guard: PreemptionGuard
+    placement: Placement | None = None
+
+
 class Objective:
     """Callable for ``study.optimize``; returns the values of the search's objectives, in order."""
 
-    def __init__(self, space: SearchSpace, out: Path, *, allow_import: bool = False) -> None:
+    def __init__(self, space: SearchSpace, out: Path, context: TrialContext, *, allow_import: bool = False) -> None:
         self.space = space
         self.out = out
+        self.context = context
         self.allow_import = allow_import
         self.monitor = next((m for m in space.objective_names if m in ("val/acc", "val/loss")), "val/acc")
 
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
+        try:
+            return self._run(trial)
+        except KeyboardInterrupt as stop:  # SIGTERM (Preempted) or Ctrl-C: hand the trial back, then stop
+            self._hand_back(trial, "preempted" if isinstance(stop, Preempted) else "interrupted")
+            raise
+
+    def _me(self, trial: optuna.Trial) -> tuple[FrozenTrial, list[FrozenTrial]]:
+        trials = trial.study.get_trials(deepcopy=False)
+        return next(t for t in trials if t.number == trial.number), trials
+
+    def _hand_back(self, trial: optuna.Trial, reason: str) -> None:
+        """Queue this trial's parameters again (before it is failed, so its budget slot stays taken)."""
+        try:
+            me, _ = self._me(trial)
+            self.context.retry(trial.study, me)
+            trial.set_user_attr("reason", reason)
+        except Exception as err:  # the storage is gone: Optuna's heartbeat rule retries the trial instead
+            print(f"trial {trial.number}: could not hand back ({type(err).__name__}: {err})", file=sys.stderr)
+
+    def _run(self, trial: optuna.Trial) -> float | list[float]:
         started = time.perf_counter()
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
+        ctx = self.context
+        me, trials = self._me(trial)
+        if not admits(trials, me, ctx.budget):
+            trial.set_user_attr("over_budget", True)
+            trial.set_user_attr("reason", f"the budget of {ctx.budget} trials was taken by other workers")
+            raise OverBudget(f"trial {trial.number}: the budget of {ctx.budget} trials is taken")
+        for key, value in ctx.identity.attrs().items():
+            trial.set_user_attr(key, value)
+        ctx.guard.check()
         budget = self.space.definition.budget
         try:
             spec = resolve(self.space, trial)
@@ -72,15 +124,16 @@ class Objective:
         trial.set_user_attr("spec", spec_to_data(spec))
         if set(self.space.objective_names) <= {"params", "flops", "latency_ms"}:
             return self._values(metrics)  # nothing to train for
+        ctx.guard.check()
         metrics.update(self._train(trial, spec))
         return self._values(metrics)
 
     def _train(self, trial: optuna.Trial, spec: Any) -> dict[str, float]:
-        from archdsl.train.fit import fit
+        from archdsl.train.fit import Abandoned, fit
 
         out = trial_dir(self.out, trial.number)
         pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
-        callback = PruningCallback(trial, self.monitor)
+        callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning)
         try:
             result = fit(
                 spec,
@@ -88,15 +141,15 @@ class Objective:
                 force=True,
                 progress=False,
                 allow_import=self.allow_import,
-                callbacks=[callback] if pruning else [],
+                callbacks=[callback],
+                placement=self.context.placement,
             )
-        except optuna.TrialPruned:
-            trial.set_user_attr("epochs", callback.epochs)
+        except Abandoned as stop:
+            trial.set_user_attr("epochs", stop.epoch + 1)
             if (out / "best.ckpt").is_file():
-                trial.set_user_attr("checkpoint", str((out / "best.ckpt").relative_to(self.out)))
-            raise
+                self._record_checkpoint(trial, out / "best.ckpt")
+            raise optuna.TrialPruned(f"pruned after epoch {stop.epoch}") from None
         except KeyboardInterrupt:
-            trial.set_user_attr("interrupted", True)
             raise
         except ArchDSLError as err:
             trial.set_user_attr("error", "; ".join(str(p) for p in err.problems))
@@ -104,7 +157,7 @@ class Objective:
         except Exception as err:
             trial.set_user_attr("error", f"{type(err).__name__}: {err}")
             raise
-        trial.set_user_attr("checkpoint", str(Path(result.checkpoint).relative_to(self.out.resolve())))
+        self._record_checkpoint(trial, Path(result.checkpoint))
         trial.set_user_attr("val/acc", result.val_acc)
         trial.set_user_attr("val/loss", result.val_loss)
         trial.set_user_attr("test/acc", result.test_acc)
@@ -112,13 +165,22 @@ class Objective:
         trial.set_user_attr("epochs", result.epochs)
         return {"val/acc": result.val_acc, "val/loss": result.val_loss}
 
+    def _record_checkpoint(self, trial: optuna.Trial, path: Path) -> None:
+        """Absolute, with the host that wrote it: on a cluster ``--out`` is a shared filesystem."""
+        trial.set_user_attr("checkpoint", str(path.resolve()))
+        trial.set_user_attr("checkpoint_host", self.context.identity.host)
+
     def _latency(self, spec: Any, input_shape: tuple[int, ...]) -> float:
         import torch
 
         from archdsl.compiler.build import build_model
         from archdsl.compiler.latency import measure_latency_ms
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        placement = self.context.placement
+        if placement is not None:
+            device = str(placement) if placement.accelerator != "cpu" else "cpu"
+        else:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
         return round(measure_latency_ms(build_model(spec, device=device), input_shape), 4)
 
     def _values(self, metrics: dict[str, float]) -> float | list[float]:

@@ -1,24 +1,47 @@
-"""Report the per-epoch validation metric to an Optuna trial and prune through the public Trial API."""
+"""Report the per-epoch validation metric to an Optuna trial and prune through the public Trial API.
+
+Only rank 0 talks to the storage: it reports, asks the pruner, and broadcasts the decision, so every DDP
+rank stops together (:func:`archdsl.train.fit.abandon` on each). Under ``ddp_spawn`` the ranks run in
+processes of their own: the callback is pickled without its live trial, and rank 0 opens the study again
+from its :class:`~archdsl.search.storage.StudyRef` the first time it reports.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback
 
+from archdsl.search.storage import StudyRef
+from archdsl.train.fit import abandon
+
 __all__ = ["PruningCallback"]
 
 
 class PruningCallback(Callback):
-    """After each validation: ``trial.report(metric, epoch)``; raise ``TrialPruned`` if the pruner says so.
+    """After each validation: record the epoch (``epoch`` user attribute, shown by ``archdsl status``); with
+    ``prune``, ``trial.report(metric, epoch)`` and stop and abandon the fit if the pruner says so."""
 
-    Decides on rank 0 and broadcasts the decision, so every DDP rank stops together.
-    """
-
-    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, monitor: str, study: StudyRef, *, prune: bool = True) -> None:
+        self.trial: optuna.Trial | None = trial
+        self.number = trial.number
         self.monitor = monitor
+        self.study = study
+        self.pruner = trial.study.pruner
+        self.prune = prune
         self.epochs = 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["trial"] = None  # a live trial holds a connection pool; rank 0 reopens the study when it reports
+        return state
+
+    def _trial(self) -> optuna.Trial:
+        if self.trial is None:
+            self.trial = self.study.trial(self.number, self.pruner)
+        return self.trial
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -30,8 +53,10 @@ class PruningCallback(Callback):
         self.epochs = epoch + 1
         prune = False
         if trainer.is_global_zero:
-            self.trial.report(float(value), step=epoch)
-            prune = self.trial.should_prune()
-        prune = trainer.strategy.broadcast(prune, src=0)
-        if prune:
-            raise optuna.TrialPruned(f"pruned after epoch {epoch} with {self.monitor}={float(value):.4f}")
+            trial = self._trial()
+            trial.set_user_attr("epoch", self.epochs)
+            if self.prune:
+                trial.report(float(value), step=epoch)
+                prune = trial.should_prune()
+        if self.prune and trainer.strategy.broadcast(prune, src=0):
+            abandon(trainer, epoch)

@@ -15,7 +15,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from archdsl.search.study import count_trials
+from archdsl.search.budget import tally
 from archdsl.train.checkpoint_io import atomic_write_text
 
 __all__ = ["PAPER_TRADEOFF", "Report", "tradeoff_table", "write_report"]
@@ -127,7 +127,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
             note,
         ]
         body.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    counts = count_trials(study)
+    counts = tally(study.get_trials(deepcopy=False)).counts()
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>archdsl study {html.escape(study.study_name)}</title>",

@@ -1,44 +1,85 @@
-"""Read a finished (or running) study back: from a search's output directory or a storage URL."""
+"""Read a finished (or running) study back: from a search's output directory or a storage URL.
+
+A search writes ``DIR/study.json`` (the study's name and its storage URL without any password), so
+``archdsl best|report|status|export DIR`` find a PostgreSQL-backed study as well as the embedded
+``DIR/study.db``.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
 from archdsl.errors import Location, SearchError
+from archdsl.search.definition import WorkersSpec
+from archdsl.search.storage import StorageRef, default_storage_url, open_storage, parse_storage_url
 from archdsl.search.study import OUT_DIR, best_trials
 from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
+from archdsl.train.checkpoint_io import atomic_write_text
 
-__all__ = ["load_study", "study_out_dir", "trial_spec", "winners"]
+__all__ = ["OpenStudy", "load_study", "open_existing", "record_study", "study_out_dir", "trial_spec", "winners"]
+
+STUDY_FILE = "study.json"
+
+
+def record_study(out: Path, ref: StorageRef, study_name: str) -> None:
+    """Write ``DIR/study.json`` unless it already says the same (workers share DIR)."""
+    url, _password = ref.split_password()
+    text = json.dumps({"study": study_name, "storage": url}, indent=2) + "\n"
+    path = out / STUDY_FILE
+    try:
+        if path.read_text() == text:
+            return
+    except OSError:
+        pass
+    atomic_write_text(path, text)
+
+
+@dataclass(frozen=True)
+class OpenStudy:
+    study: optuna.Study
+    storage: BaseStorage
+    ref: StorageRef
+
+
+def open_existing(directory: str | Path | None, storage: str | None, study_name: str | None) -> OpenStudy:
+    """The study of ``DIR`` (the ``--out`` of a search) or of ``--storage URL --study NAME``."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    if directory is not None:
+        directory = Path(directory)
+        recorded = directory / STUDY_FILE
+        if recorded.is_file():
+            data = json.loads(recorded.read_text())
+            storage, study_name = storage or data["storage"], study_name or data["study"]
+        elif (directory / "study.db").is_file():
+            storage = default_storage_url(directory)
+        else:
+            raise SearchError.at(
+                "", f"no study in '{directory}' (is it the --out of `archdsl search`?)", Location(str(directory))
+            )
+    if storage is None:
+        raise SearchError.at("", "give a search output DIR, or --storage URL and --study NAME", Location("archdsl"))
+    ref = parse_storage_url(storage)
+    opened = open_storage(ref, WorkersSpec())
+    if study_name is None:
+        names = [s.study_name for s in opened.get_all_studies()]
+        if len(names) != 1:
+            raise SearchError.at("", f"{ref.display} holds studies {names}; name one with --study", Location("--study"))
+        study_name = names[0]
+    try:
+        return OpenStudy(optuna.load_study(study_name=study_name, storage=opened), opened, ref)
+    except KeyError:
+        raise SearchError.at("", f"no study '{study_name}' in {ref.display}", Location("--study")) from None
 
 
 def load_study(directory: str | Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
-    """The study of ``DIR`` (the ``--out`` of a search) or of ``--storage URL --study NAME``."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if directory is not None:
-        db = Path(directory) / "study.db"
-        if not db.is_file():
-            raise SearchError.at(
-                "", f"no study.db in '{directory}' (is it the --out of `archdsl search`?)", Location(str(directory))
-            )
-        storage = f"sqlite:///{db.resolve()}"
-        names = optuna.get_all_study_names(storage)
-        if study_name is None:
-            if len(names) != 1:
-                raise SearchError.at(
-                    "", f"'{directory}' holds studies {names}; name one with --study", Location(str(directory))
-                )
-            study_name = names[0]
-    if storage is None or study_name is None:
-        raise SearchError.at("", "give a search output DIR, or --storage URL and --study NAME", Location("archdsl"))
-    try:
-        return optuna.load_study(study_name=study_name, storage=storage)
-    except KeyError:
-        raise SearchError.at("", f"no study '{study_name}' in {storage}", Location("--study")) from None
+    return open_existing(directory, storage, study_name).study
 
 
 def trial_spec(trial: FrozenTrial) -> ModelSpec:

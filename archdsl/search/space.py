@@ -48,11 +48,13 @@ class SearchSpace:
         return [o.resolved_direction for o in self.definition.objectives]
 
     def fingerprint(self) -> str:
-        """Hash of the definition and the base spec's data: a study must not mix two searches."""
-        payload = json.dumps(
-            {"definition": self.doc.data, "base": self.base_doc.data},
-            sort_keys=True,
-        )
+        """Hash of the definition and the base spec's data: a study must not mix two searches.
+
+        Where the base file lies (``base``) and how workers keep in touch (``workers``) do not change what
+        is searched, so moving the files or tuning heartbeats keeps the study.
+        """
+        definition = {k: v for k, v in self.doc.data.items() if k not in ("base", "workers")}
+        payload = json.dumps({"definition": definition, "base": self.base_doc.data}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def to_data(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from archdsl.compiler.build import build_model
 from archdsl.errors import ArchDSLError, Location, Problem, SpecError
@@ -26,8 +27,10 @@ from archdsl.spec.model import ModelSpec
 from archdsl.train.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
+from archdsl.train.placement import Placement, spec_trainer_args
+from archdsl.train.preempt import Preempted
 
-__all__ = ["FitResult", "TrainingError", "fit"]
+__all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "fit"]
 
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 BEST, LAST, METRICS = "best.ckpt", "last.ckpt", "metrics.csv"
@@ -62,6 +65,35 @@ class FitResult:
         }
 
 
+class Abandoned(Exception):
+    """A callback stopped the run to throw it away (a pruned trial): no final evaluation was done."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+        super().__init__(f"abandoned after epoch {epoch}")
+
+
+_ABANDONED, _EPOCHS = "fit/abandoned_after_epoch", "fit/epochs"
+"""Keys in ``trainer.callback_metrics``, which Lightning carries back from spawned DDP ranks."""
+
+
+def abandon(trainer: L.Trainer, epoch: int) -> None:
+    """Stop at the end of this epoch and make :func:`fit` raise :class:`Abandoned` (call on every rank)."""
+    import torch
+
+    trainer.callback_metrics[_ABANDONED] = torch.tensor(float(epoch))
+    trainer.should_stop = True
+
+
+class _EpochCount(Callback):
+    """Record the epochs trained where the main process can read them, also after spawned ranks."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        import torch
+
+        trainer.callback_metrics[_EPOCHS] = torch.tensor(float(trainer.current_epoch + 1))
+
+
 class _InitialCheckpoint(Callback):
     """Save ``last.ckpt`` before the first step, so a failure in epoch 0 still leaves a loadable one."""
 
@@ -88,7 +120,11 @@ def _quiet_lightning() -> None:
 def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
     """Train ``spec`` into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``).
 
-    Keyword arguments: ``resume``, ``force``, ``allow_import``, ``progress``, ``callbacks``, ``test``.
+    Keyword arguments: ``resume``, ``force``, ``allow_import``, ``progress``, ``callbacks``, ``test``,
+    ``placement`` (a ``--device`` choice over the spec's accelerator and devices). Several devices train
+    with ``ddp_spawn``; the final validation and test then run in this process on one device.
+    Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`) and
+    :class:`~archdsl.train.preempt.Preempted` on SIGTERM.
     Problems found on the way (data that does not match the head, a missing dataset directory) are
     located in the spec's file.
     """
@@ -96,6 +132,8 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
         with warnings.catch_warnings():
             _quiet_lightning()
             return _fit(spec, out, **kwargs)
+    except SIGTERMException:  # during the final validation or test
+        raise Preempted("SIGTERM received during evaluation") from None
     except ArchDSLError as err:
         if spec._source is None:
             raise
@@ -112,6 +150,7 @@ def _fit(
     progress: bool = True,
     callbacks: Sequence[Callback] = (),
     test: bool = True,
+    placement: Placement | None = None,
 ) -> FitResult:
     out = Path(out)
     last = out / LAST
@@ -144,15 +183,17 @@ def _fit(
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
     trainer = L.Trainer(
         default_root_dir=out,
         max_epochs=t.epochs,
-        accelerator=t.accelerator,
-        devices=t.devices,
+        accelerator=accelerator,
+        devices=devices,
+        strategy="ddp_spawn" if processes > 1 else "auto",
         precision=PRECISION[t.precision],  # type: ignore[arg-type]
         gradient_clip_val=t.grad_clip,
         logger=CSVLogger(out, name="", version=""),
-        callbacks=[checkpoint, _InitialCheckpoint(last), *callbacks],
+        callbacks=[checkpoint, _InitialCheckpoint(last), _EpochCount(), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -165,6 +206,8 @@ def _fit(
     sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
+    except SIGTERMException:
+        raise Preempted("SIGTERM received during training") from None
     except SystemExit:
         # Lightning turns Ctrl-C (and SIGTERM) into sys.exit after a graceful shutdown: say what happened.
         if trainer.interrupted:
@@ -183,7 +226,20 @@ def _fit(
         if history:
             _prepend_metrics(out / METRICS, history)
     seconds = time.perf_counter() - start
+    if _ABANDONED in trainer.callback_metrics:
+        raise Abandoned(int(trainer.callback_metrics[_ABANDONED]))
+    epochs = int(trainer.callback_metrics.get(_EPOCHS, trainer.current_epoch))
     best = checkpoint.best_model_path or str(last)
+    if processes > 1:  # evaluate once, here, on the first device: no spawn, no padded distributed sampler
+        trainer = L.Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision=PRECISION[t.precision],  # type: ignore[arg-type]
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+        )
     val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)[0]
     test_acc = float("nan")
     if test:
@@ -192,7 +248,7 @@ def _fit(
         val_acc=float(val["val/acc"]),
         val_loss=float(val["val/loss"]),
         test_acc=test_acc,
-        epochs=int(trainer.current_epoch),
+        epochs=epochs,
         seconds=round(seconds, 2),
         params=plan.params,
         checkpoint=str(Path(best).resolve()),

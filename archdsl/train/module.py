@@ -71,11 +71,13 @@ class ClassificationModule(L.LightningModule):
         x, y = batch
         logits = self(x)
         n = len(y)
-        self.log(f"{prefix}/loss", F.cross_entropy(logits, y), batch_size=n, prog_bar=prefix == "val")
-        self.log(f"{prefix}/acc", (logits.argmax(1) == y).float().mean(), batch_size=n, prog_bar=prefix == "val")
+        # sync_dist: under DDP every rank sees a shard; the epoch value is their mean (a no-op on one device)
+        bar = prefix == "val"
+        self.log(f"{prefix}/loss", F.cross_entropy(logits, y), batch_size=n, prog_bar=bar, sync_dist=True)
+        self.log(f"{prefix}/acc", (logits.argmax(1) == y).float().mean(), batch_size=n, prog_bar=bar, sync_dist=True)
         if self.num_classes > 5:
             top5 = (logits.topk(5, dim=1).indices == y[:, None]).any(1).float().mean()
-            self.log(f"{prefix}/acc_top5", top5, batch_size=n)
+            self.log(f"{prefix}/acc_top5", top5, batch_size=n, sync_dist=True)
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val")

@@ -1,0 +1,82 @@
+"""``archdsl cluster slurm|kubernetes SEARCH.yaml --storage URL ...``: launch files for a cluster's scheduler."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archdsl.cli._command import command
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("search", metavar="SEARCH.yaml", help="search definition")
+    p.add_argument("--storage", required=True, metavar="URL",
+                   help="the study's database, reachable from every node (no password: workers read "
+                   "ARCHDSL_STORAGE_PASSWORD)")
+    p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
+    p.add_argument("--trials", type=int, metavar="N", help="finished trials of the whole study (default: budget.trials)")
+    p.add_argument("--out", metavar="FILE", help="write the launch file here (default: standard output)")
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="scheduler", metavar="SCHEDULER", required=True)
+    s = sub.add_parser("slurm", help="a job-array script: one worker per GPU, requeued on preemption",
+                       description="Writes an sbatch script: an array of --nodes tasks, each running one "
+                       "`archdsl worker` per GPU (per train.devices GPUs for multi-GPU trials).")
+    _common(s)
+    s.add_argument("--nodes", type=int, required=True, metavar="N", help="array tasks, one node each")
+    s.add_argument("--gpus-per-node", type=int, required=True, metavar="G")
+    s.add_argument("--cpus-per-gpu", type=int, default=4, metavar="C")
+    s.add_argument("--dir", metavar="DIR", help="the workers' --out, on a filesystem every node reads "
+                   "(default: runs/search/NAME, made absolute)")
+    s.add_argument("--time", metavar="HH:MM:SS", help="time limit per array task (requeued before it runs out)")
+    s.add_argument("--partition", metavar="NAME")
+    s.add_argument("--account", metavar="NAME")
+    s.add_argument("--setup", action="append", default=[], metavar="LINE",
+                   help="a shell line to run before the workers (repeatable), e.g. 'source venv/bin/activate'")
+    k = sub.add_parser("kubernetes", help="an Indexed Job manifest with GPU limits and the password from a Secret",
+                       description="Writes a ConfigMap (the search definition and base spec) and an Indexed Job "
+                       "of --workers pods running `archdsl worker`.")
+    _common(k)
+    k.add_argument("--workers", type=int, required=True, metavar="N", help="worker pods")
+    k.add_argument("--gpus-per-worker", type=int, required=True, metavar="G", help="nvidia.com/gpu limit per pod")
+    k.add_argument("--image", required=True, metavar="IMAGE", help="container image with archdsl installed")
+    k.add_argument("--secret", default="archdsl-storage", metavar="NAME", help="Secret with key 'password'")
+    k.add_argument("--pvc", default="archdsl-runs", metavar="NAME", help="ReadWriteMany claim for trial directories")
+    k.add_argument("--namespace", metavar="NAME")
+    k.add_argument("--cpu", default="4", metavar="N", help="CPU request and limit per pod")
+    k.add_argument("--memory", default="16Gi", metavar="SIZE", help="memory request and limit per pod")
+
+
+@command("cluster", "write launch files for SLURM or Kubernetes (archdsl never schedules by itself)", _args)
+def run(args: argparse.Namespace) -> int:
+    from archdsl.launch.common import launch_for
+    from archdsl.train.checkpoint_io import atomic_write_text
+
+    if args.scheduler == "slurm":
+        from archdsl.launch.slurm import SlurmOptions, slurm_script
+
+        launch = launch_for(args.search, args.storage, args.study, args.dir, args.trials)
+        text = slurm_script(
+            launch,
+            SlurmOptions(args.nodes, args.gpus_per_node, args.cpus_per_gpu, args.time, args.partition,
+                         args.account, tuple(args.setup)),
+        )  # fmt: skip
+    else:
+        from archdsl.launch.kubernetes import KubernetesOptions, kubernetes_manifest, search_texts
+
+        launch = launch_for(args.search, args.storage, args.study, None, args.trials)
+        search_text, base_text = search_texts(args.search)
+        text = kubernetes_manifest(
+            launch,
+            search_text,
+            base_text,
+            KubernetesOptions(args.workers, args.gpus_per_worker, args.image, args.secret, args.pvc,
+                              args.namespace, args.cpu, args.memory),
+        )  # fmt: skip
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0

@@ -1,0 +1,65 @@
+"""What every launcher needs: the worker command line, with no password in it."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from archdsl.errors import Location, SearchError
+
+__all__ = ["Launch", "launch_for"]
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One search to run on a cluster."""
+
+    search: str
+    """The search definition, as the workers will see it."""
+    storage: str
+    """The study's storage URL, without a password (workers read ``ARCHDSL_STORAGE_PASSWORD``)."""
+    study: str
+    out: str
+    """The workers' ``--out``: a directory on a filesystem every node can read."""
+    gpus_per_worker: int
+    """``train.devices`` of the base spec: a multi-GPU trial's worker owns that many GPUs."""
+    trials: int | None = None
+
+    def worker_argv(self, search: str | None = None, out: str | None = None) -> list[str]:
+        argv = ["archdsl", "worker", search or self.search, "--storage", self.storage, "--study", self.study,
+                "--out", out or self.out, "--device", "cuda"]  # fmt: skip
+        if self.trials:
+            argv += ["--trials", str(self.trials)]
+        return argv
+
+    def worker_command(self) -> str:
+        return shlex.join(self.worker_argv())
+
+
+def launch_for(search_path: str, storage: str, study: str | None, out: str | None, trials: int | None) -> Launch:
+    """Load the search (it must be valid before anything is submitted) and strip the storage password."""
+    from archdsl.search.space import load_search
+    from archdsl.search.storage import parse_storage_url
+
+    space = load_search(search_path)
+    ref = parse_storage_url(storage)
+    if ref.kind == "sqlite":
+        raise SearchError.at(
+            "",
+            "a cluster needs a storage every node reaches: postgresql://USER@HOST/DB or mysql://USER@HOST/DB "
+            f"(or journal:PATH on one shared filesystem), got '{ref.display}'",
+            Location("--storage"),
+        )
+    url, _password = ref.split_password()
+    if url != ref.url:  # the URL carried a password
+        print(
+            "note: the password in --storage is not written into the launch file; the workers read "
+            "ARCHDSL_STORAGE_PASSWORD",
+            file=sys.stderr,
+        )
+    devices = space.base_doc.data.get("train", {}).get("devices", 1)
+    gpus = devices if isinstance(devices, int) and devices > 0 else 1
+    directory = str(Path(out).resolve()) if out else str((Path("runs") / "search" / space.name).resolve())
+    return Launch(str(Path(search_path).resolve()), url, study or space.name, directory, gpus, trials)

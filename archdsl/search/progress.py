@@ -1,0 +1,87 @@
+"""One progress line per finished trial on stderr: counts, best so far, elapsed, ETA.
+
+The same printer serves one process (an Optuna callback after each trial) and a search of several
+workers (the parent polls the storage), so every worker's trials appear in one display.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any, TextIO
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archdsl.search.budget import tally
+from archdsl.search.space import SearchSpace
+from archdsl.search.study import best_trials
+
+__all__ = ["Progress", "clock"]
+
+
+def clock(seconds: float) -> str:
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+    """Prints the trials that finished since the last call; ``Progress(...)(study, trial)`` is an Optuna
+    callback."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        target: int,
+        study: optuna.Study,
+        stream: TextIO | None = None,
+        *,
+        show_worker: bool = False,
+    ) -> None:
+        self.space, self.target, self.show_worker = space, target, show_worker
+        self.stream = stream or sys.stderr
+        self.start = time.perf_counter()
+        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        self.finished_here = 0
+
+    def __call__(self, study: optuna.Study, trial: Any = None) -> None:
+        self.update(study)
+
+    def update(self, study: optuna.Study) -> None:
+        trials = study.get_trials(deepcopy=False)
+        new = sorted((t for t in trials if t.state.is_finished() and t.number not in self.seen), key=lambda t: t.number)
+        if not new:
+            return
+        counts = tally(trials)
+        best = best_trials(study)
+        for t in new:
+            self.seen.add(t.number)
+            if t.state != TrialState.FAIL:
+                self.finished_here += 1
+            print(self._line(t, counts.finished, counts, best), file=self.stream, flush=True)
+
+    def _line(self, t: FrozenTrial, done: int, counts: Any, best: list[FrozenTrial]) -> str:
+        if t.user_attrs.get("over_budget"):
+            return f"trial {t.number} not run: the budget of {self.target} trials was taken by other workers"
+        elapsed = time.perf_counter() - self.start
+        left = max(0, self.target - done)
+        eta = clock(elapsed / self.finished_here * left) if self.finished_here else "?"
+        state = t.state.name.lower()
+        if t.user_attrs.get("rejected"):
+            state = f"rejected ({str(t.user_attrs.get('reason', ''))[:60]})"
+        elif t.state == TrialState.FAIL:
+            why = t.user_attrs.get("reason") or t.user_attrs.get("error") or "worker lost (heartbeat stale)"
+            state = f"failed ({str(why)[:80]})"
+        values = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.space.objective_names, t.values or [], strict=False))
+        where = t.user_attrs.get("worker") if self.show_worker else None
+        best_text = ""
+        if len(best) == 1:
+            best_text = f"best #{best[0].number} {self.space.objective_names[0]}={best[0].values[0]:.4f}"
+        elif best:
+            best_text = f"pareto front: {len(best)} trials"
+        return (
+            f"[{done}/{self.target}] trial {t.number} {state} {values}{f' on {where}' if where else ''}  |  "
+            f"complete {counts.complete} pruned {counts.pruned} rejected {counts.rejected} failed {counts.fail}"
+            f"  |  {best_text}  |  elapsed {clock(elapsed)} ETA {eta}"
+        )

@@ -1,0 +1,52 @@
+"""``archdsl search``: one worker in this process, N local worker processes, or workers as Ray tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from archdsl.search.space import SearchSpace
+from archdsl.search.study import SearchResult
+from archdsl.search.worker import WorkerOptions, run_worker
+
+__all__ = ["run_search"]
+
+
+def run_search(
+    space: SearchSpace,
+    out: Path,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    trials: int | None = None,
+    timeout_minutes: float | None = None,
+    new_study: bool = False,
+    allow_import: bool = False,
+    progress: bool = True,
+    workers: int = 1,
+    device: str | None = None,
+    ray: str | None = None,
+) -> SearchResult:
+    """Run (or resume) the search until the study holds ``trials`` finished trials; returns the summary.
+
+    ``workers > 1`` runs that many local processes on one study (threads split between them, one GPU each
+    when several are visible); ``ray`` (an address, ``auto`` or ``local``) runs the workers as Ray tasks.
+    """
+    options = WorkerOptions(
+        out=out,
+        study_name=study_name,
+        trials=trials,
+        timeout_minutes=timeout_minutes,
+        device=device,
+        allow_import=allow_import,
+        new_study=new_study,
+        progress=progress,
+    )
+    if ray is not None:
+        from archdsl.search.ray_workers import run_ray
+
+        return run_ray(space, storage, options, address=ray, workers=workers)
+    if workers > 1:
+        from archdsl.search.local import run_local
+
+        return run_local(space, storage, options, workers=workers)
+    return run_worker(space, storage, options)

@@ -1,0 +1,115 @@
+"""``archdsl status``: a running (or finished) study at a glance, read from its storage."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archdsl.search.budget import Tally, tally
+from archdsl.search.heartbeats import last_heartbeats
+from archdsl.search.study import SEARCH, best_trials
+
+__all__ = ["RunningTrial", "StudyStatus", "study_status"]
+
+
+@dataclass(frozen=True)
+class RunningTrial:
+    number: int
+    worker: str | None
+    host: str | None
+    pid: int | None
+    device: str | None
+    epoch: int
+    """Epochs finished so far."""
+    epochs: int | None
+    """Epochs the trial trains for."""
+    running_s: float
+    heartbeat_age_s: float | None
+    """Seconds since Optuna's last heartbeat for the trial (``None``: the storage has no heartbeat)."""
+    retry_of: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    study: str
+    storage: str
+    objectives: list[str]
+    budget: int | None
+    tally: Tally
+    running: list[RunningTrial]
+    best: list[FrozenTrial]
+    trials_per_hour: float | None
+    eta_s: float | None
+    grace_s: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.tally
+        return {
+            "study": self.study,
+            "storage": self.storage,
+            "objectives": self.objectives,
+            "budget": self.budget,
+            "trials": {**t.counts(), "retried": t.retried, "over_budget": t.over_budget,
+                       "running": t.running, "waiting": t.waiting, "finished": t.finished},
+            "running": [r.to_json() for r in self.running],
+            "best": [{"number": b.number, "values": list(b.values), "params": dict(b.params)} for b in self.best],
+            "trials_per_hour": self.trials_per_hour,
+            "eta_s": self.eta_s,
+        }  # fmt: skip
+
+
+def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, display: str) -> StudyStatus:
+    trials = study.get_trials(deepcopy=False)
+    counts = tally(trials)
+    definition = study.user_attrs.get(SEARCH, {}).get("definition", {})
+    objectives = [o.get("metric", "?") for o in definition.get("objectives", [])] or ["val/acc"]
+    budget = definition.get("budget", {}).get("trials", 20) if definition else None
+    epochs = study.user_attrs.get(SEARCH, {}).get("base", {}).get("train", {}).get("epochs", 10)
+    beats = last_heartbeats(storage, study.study_name)
+    now = dt.datetime.now()
+    running = [_running(t, now, beats, epochs) for t in trials if t.state == TrialState.RUNNING]
+    rate = _rate(trials)
+    left = max(0, (budget or 0) - counts.finished)
+    eta = left / rate * 3600 if rate and budget else None
+    grace = storage.grace_period if hasattr(storage, "grace_period") else None
+    return StudyStatus(study.study_name, display, objectives, budget, counts, running, best_trials(study),
+                       rate, eta, grace)  # fmt: skip
+
+
+def _running(
+    t: FrozenTrial, now: dt.datetime, beats: tuple[dt.datetime, dict[int, dt.datetime]] | None, epochs: int
+) -> RunningTrial:
+    spec_epochs = t.user_attrs.get("spec", {}).get("train", {}).get("epochs", epochs)
+    age = None
+    if beats is not None and t.number in beats[1]:
+        age = round((beats[0] - beats[1][t.number]).total_seconds(), 1)
+    history = t.system_attrs.get("retry_history") or []
+    return RunningTrial(
+        number=t.number,
+        worker=t.user_attrs.get("worker"),
+        host=t.user_attrs.get("host"),
+        pid=t.user_attrs.get("pid"),
+        device=t.user_attrs.get("device"),
+        epoch=int(t.user_attrs.get("epoch", 0) or 0),
+        epochs=spec_epochs,
+        running_s=round((now - t.datetime_start).total_seconds(), 1) if t.datetime_start else 0.0,
+        heartbeat_age_s=age,
+        retry_of=history[-1] if history else None,
+    )
+
+
+def _rate(trials: list[FrozenTrial]) -> float | None:
+    """Finished trials per hour since the first trial started."""
+    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete]
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    if not finished or not starts:
+        return None
+    hours = (max(t.datetime_complete for t in finished) - min(starts)).total_seconds() / 3600  # type: ignore[type-var]
+    return round(len(finished) / hours, 2) if hours > 0 else None

@@ -1,0 +1,174 @@
+"""A worker: join a study and run trials until the study's budget of finished trials is met.
+
+Every way of running a search is this loop: ``archdsl search`` (one worker in the process),
+``archdsl worker`` (one per device on a cluster), ``search --workers N`` (N local processes) and Ray tasks.
+Workers coordinate only through the study's storage:
+
+1. fail the trials of dead workers (Optuna's heartbeat rule, see :mod:`archdsl.search.heartbeats`);
+2. count the study's trials (:mod:`archdsl.search.budget`): stop when the budget is met; wait while the
+   remaining slots are held by running trials (they finish, or go stale and are retried); otherwise
+3. run one trial with ``study.optimize`` (Optuna starts its heartbeat thread and takes queued retries first).
+
+SIGTERM (preemption) hands the running trial back (failed with reason ``preempted``, its parameters queued
+again) and the worker returns with ``stopped="preempted"``; the CLI then exits 0.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from archdsl.search.budget import next_step, tally
+from archdsl.search.heartbeats import fail_stale
+from archdsl.search.liveness import WorkerIdentity
+from archdsl.search.objective import Objective, TrialContext
+from archdsl.search.progress import Progress
+from archdsl.search.resilient import ResilientStorage, StorageLostError
+from archdsl.search.results import record_study
+from archdsl.search.retry import Retry
+from archdsl.search.space import SearchSpace
+from archdsl.search.storage import StorageRef, StudyRef, default_storage_url, open_storage, parse_storage_url
+from archdsl.search.study import SearchResult, best_trials, open_study
+from archdsl.train.placement import parse_device
+from archdsl.train.preempt import Preempted, PreemptionGuard
+
+__all__ = ["WorkerOptions", "resolve_storage", "run_worker"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """How one worker runs (the command line of ``archdsl worker``)."""
+
+    out: Path
+    """Trial directories; a filesystem every worker can read on a cluster."""
+    study_name: str | None = None
+    """Default: the search file's stem."""
+    trials: int | None = None
+    """Finished trials the study may hold (default ``budget.trials``)."""
+    timeout_minutes: float | None = None
+    """Stop starting trials after this long (default ``budget.timeout_minutes``)."""
+    device: str | None = None
+    """``cpu``, ``cuda`` or ``cuda:N`` (default: the spec's ``train.accelerator`` and ``devices``)."""
+    threads: int | None = None
+    """Torch intra-op threads of this process."""
+    allow_import: bool = False
+    new_study: bool = False
+    progress: bool = True
+    show_worker: bool = False
+    """Tag each progress line with the worker that ran the trial."""
+    label: str | None = None
+    """This worker's name in the trials' ``worker`` attribute (default ``host:pid``)."""
+
+
+def resolve_storage(url: str | None, out: Path) -> StorageRef:
+    return parse_storage_url(url if url else default_storage_url(out))
+
+
+def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptions) -> SearchResult:
+    """Run trials of the study until its budget is met (or the timeout, or SIGTERM); return the summary."""
+    out = options.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    ref = resolve_storage(storage_url, out)
+    placement = parse_device(options.device) if options.device else None
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
+    workers = space.definition.workers
+    name = options.study_name or space.name
+    storage = open_storage(ref, workers)
+    study = open_study(space, storage, ref, name, out, new_study=options.new_study)
+    record_study(out, ref, name)
+    target = options.trials or space.definition.budget.trials
+    timeout = options.timeout_minutes or space.definition.budget.timeout_minutes
+    deadline = time.monotonic() + timeout * 60 if timeout else None
+    retry = Retry(workers.max_retry)
+    identity = WorkerIdentity(str(placement) if placement else "spec", options.label)
+    stopped = "budget"
+    with PreemptionGuard() as guard:
+        context = TrialContext(target, identity, StudyRef(ref, workers, name), retry, guard, placement)
+        objective = Objective(space, out, context, allow_import=options.allow_import)
+        callbacks = [Progress(space, target, study, show_worker=options.show_worker)] if options.progress else []
+        poll = min(5.0, float(workers.heartbeat_seconds)) if ref.has_heartbeat else 2.0
+        waiting_said = False
+        try:
+            while True:
+                guard.check()
+                _guarded(storage, lambda: fail_stale(study, storage, retry))
+                trials = _guarded(storage, lambda: study.get_trials(deepcopy=False))
+                step = next_step(tally(trials), target)
+                if step == "done":
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    stopped = "timeout"
+                    break
+                if step == "wait":
+                    running = [t for t in trials if t.state == TrialState.RUNNING]
+                    if not ref.has_heartbeat and not any(t.user_attrs.get("host") == identity.host for t in running):
+                        stopped = "left"  # journal storage: a worker elsewhere cannot be watched from here
+                        break
+                    if not waiting_said and options.progress:
+                        _say_waiting(running, workers.grace_seconds, ref.has_heartbeat)
+                        waiting_said = True
+                    guard.wait(poll)
+                    continue
+                waiting_said = False
+                try:
+                    _guarded(
+                        storage,
+                        lambda: study.optimize(
+                            objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=True
+                        ),
+                    )
+                except optuna.exceptions.UpdateFinishedTrialError as err:
+                    # This worker's trial was failed by another: its heartbeat went stale while the storage
+                    # was out of reach. Its retry runs elsewhere; carry on.
+                    print(f"a trial was finished by another worker while it ran here: {err}", file=sys.stderr)
+        except Preempted:
+            stopped = "preempted"
+    return SearchResult(name, ref.display, space.objective_names, best_trials(study),
+                        tally(study.get_trials(deepcopy=False)), stopped)
+
+
+def _guarded(storage: optuna.storages.BaseStorage, call: Callable[[], T]) -> T:
+    """Run ``call``; a lost storage connection surfaces as its one-line :class:`StorageLostError` even when
+    Optuna reports it as something else while handling it (e.g. ``UnboundLocalError``)."""
+    try:
+        return call()
+    except optuna.exceptions.UpdateFinishedTrialError:
+        raise
+    except Exception as err:
+        lost = _lost_in(err) or (storage.lost if isinstance(storage, ResilientStorage) else None)
+        if lost is not None:
+            raise lost from None
+        raise
+
+
+def _lost_in(err: BaseException) -> StorageLostError | None:
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        if isinstance(current, StorageLostError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _say_waiting(running: list[FrozenTrial], grace: int, heartbeat: bool) -> None:
+    where = ", ".join(f"#{t.number} on {t.user_attrs.get('worker', '?')}" for t in running)
+    rule = (
+        f"a trial whose worker died is failed after workers.grace_seconds={grace} s without a heartbeat and retried"
+        if heartbeat
+        else "a trial whose process on this host is gone is failed and retried"
+    )
+    print(f"waiting for the last running trials ({where}); {rule}", file=sys.stderr, flush=True)

@@ -1,0 +1,69 @@
+"""Where a run trains: ``--device cpu|cuda|cuda:N`` on top of the spec's ``train.accelerator``/``devices``.
+
+A worker owns one device, or a DDP group of ``train.devices`` processes for a multi-GPU trial (the GPUs
+it may use are those in ``CUDA_VISIBLE_DEVICES``). Several processes train with Lightning's ``ddp_spawn``
+strategy: a worker cannot be re-executed from its command line the way Lightning's default ``ddp``
+launcher re-executes scripts, and spawning keeps every rank inside the trial that started it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from archdsl.errors import Location, SpecError
+from archdsl.spec.train import TrainSpec
+
+__all__ = ["Placement", "parse_device"]
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A device choice from the command line."""
+
+    accelerator: str
+    """``cpu`` or ``gpu``."""
+    index: int | None = None
+    """``cuda:N``: this GPU only."""
+
+    def __str__(self) -> str:
+        if self.accelerator == "cpu":
+            return "cpu"
+        return "cuda" if self.index is None else f"cuda:{self.index}"
+
+    def trainer_args(self, train: TrainSpec) -> tuple[str, int | list[int] | str, int]:
+        """``(accelerator, devices, processes)`` for ``lightning.Trainer``."""
+        count = train.devices if isinstance(train.devices, int) else 1
+        if self.index is not None:
+            if count > 1:
+                raise SpecError.at(
+                    "train.devices",
+                    f"--device {self} names one GPU but the trial trains on train.devices={count}; "
+                    "give --device cuda and list the GPUs in CUDA_VISIBLE_DEVICES",
+                )
+            return "gpu", [self.index], 1
+        return self.accelerator, count, count
+
+
+def spec_trainer_args(train: TrainSpec) -> tuple[str, int | list[int] | str, int]:
+    """The spec's own choice when no ``--device`` is given; ``auto`` devices count as one process
+    unless CUDA shows several (Lightning then uses every visible GPU)."""
+    processes = train.devices if isinstance(train.devices, int) else 1
+    if train.devices == "auto" and train.accelerator in ("auto", "cuda", "gpu"):
+        import torch
+
+        processes = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+    return train.accelerator, train.devices, processes
+
+
+_DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
+
+
+def parse_device(text: str) -> Placement:
+    """``cpu``, ``cuda`` or ``cuda:N``."""
+    m = _DEVICE.match(text)
+    if m is None or (m.group(1) == "cpu" and m.group(2) is not None):
+        raise SpecError.at("", f"a device is cpu, cuda or cuda:N, got '{text}'", Location("--device"))
+    if m.group(1) == "cpu":
+        return Placement("cpu")
+    return Placement("gpu", int(m.group(2)) if m.group(2) is not None else None)
