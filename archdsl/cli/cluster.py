@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from archdsl.cli._command import command
 
@@ -57,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         from archdsl.launch.slurm import SlurmOptions, slurm_script
 
         launch = launch_for(args.search, args.storage, args.study, args.dir, args.trials)
+        Path(launch.out, "logs").mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
         text = slurm_script(
             launch,
             SlurmOptions(args.nodes, args.gpus_per_node, args.cpus_per_gpu, args.time, args.partition,

@@ -97,7 +97,7 @@ def kubernetes_manifest(launch: Launch, search_text: str, base_text: str, o: Kub
             "parallelism": o.workers,
             "backoffLimit": o.backoff_per_worker * o.workers,
             "template": {
-                "metadata": {"labels": meta["labels"]},
+                "metadata": {"labels": dict(meta["labels"])},
                 "spec": {
                     "restartPolicy": "OnFailure",
                     "terminationGracePeriodSeconds": 60,
@@ -117,15 +117,32 @@ def kubernetes_manifest(launch: Launch, search_text: str, base_text: str, o: Kub
         f"# Trial directories: PersistentVolumeClaim '{o.pvc}' (ReadWriteMany), mounted at {MOUNT_RUNS}.\n"
         "#   kubectl apply -f THIS_FILE\n"
     )
-    return header + yaml.safe_dump_all([config, job], sort_keys=False, width=120)
+    return header + yaml.dump_all([config, job], Dumper=_Dumper, sort_keys=False, width=120)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Multi-line strings (the files in the ConfigMap) as literal blocks."""
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str)
 
 
 def search_texts(search_path: str) -> tuple[str, str]:
-    """The search file with ``base:`` pointing at ``base.yaml`` beside it, and the base spec's text."""
+    """The search file's text with its ``base:`` line pointing at ``base.yaml`` beside it (comments kept),
+    and the base spec's text; both are checked first."""
     from archdsl.search.space import load_search
 
     space = load_search(search_path)
-    data = dict(space.doc.data)
-    data["base"] = "base.yaml"
-    base_text = Path(space.base_doc.file).read_text()
-    return yaml.safe_dump(data, sort_keys=False, width=120), base_text
+    lines = Path(search_path).read_text().splitlines(keepends=True)
+    row = space.doc.locate("base").line - 1
+    if 0 <= row < len(lines) and lines[row].startswith("base:"):
+        lines[row] = f"base: base.yaml  # {space.definition.base} in the original\n"
+        text = "".join(lines)
+    else:  # base written inside a flow mapping: write the definition out again
+        text = yaml.safe_dump({**space.doc.data, "base": "base.yaml"}, sort_keys=False, width=120)
+    return text, Path(space.base_doc.file).read_text()

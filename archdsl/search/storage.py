@@ -91,11 +91,12 @@ class StorageRef:
         ``ARCHDSL_STORAGE_PASSWORD``, never on a command line (``ps`` shows those)."""
         if self.kind not in ("postgresql", "mysql"):
             return self.url, None
-        from sqlalchemy.engine import make_url
+        from sqlalchemy.engine import URL, make_url
 
         u = make_url(self.url)
         password = u.password if u.password is not None else os.environ.get(PASSWORD_ENV)
-        return u.set(password=None).render_as_string(hide_password=False), (str(password) if password else None)
+        bare = URL.create(u.drivername, u.username, None, u.host, u.port, u.database, u.query)
+        return bare.render_as_string(hide_password=False), (str(password) if password else None)
 
     def connect_url(self) -> str:
         """The URL handed to SQLAlchemy: the driver filled in, the password from the environment added."""

@@ -25,6 +25,7 @@ from typing import TypeVar
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import next_step, tally
 from archdsl.search.heartbeats import fail_stale
 from archdsl.search.liveness import WorkerIdentity
@@ -39,9 +40,28 @@ from archdsl.search.study import SearchResult, best_trials, open_study
 from archdsl.train.placement import parse_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["WorkerOptions", "resolve_storage", "run_worker"]
+__all__ = ["FAILURES_IN_A_ROW", "TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker"]
 
 T = TypeVar("T")
+
+FAILURES_IN_A_ROW = 3
+"""A worker whose trials fail this many times in a row stops (exit 1): the cause is not the architecture."""
+
+
+class TrialsFailing(ArchDSLError):
+    """Several trials in a row failed with an error on this worker (exit 1)."""
+
+    exit_code = 1
+
+
+class _LastTrial:
+    """Optuna callback remembering the trial this worker finished last."""
+
+    def __init__(self) -> None:
+        self.trial: FrozenTrial | None = None
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.trial = trial
 
 
 @dataclass(frozen=True)
@@ -97,7 +117,11 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     with PreemptionGuard() as guard:
         context = TrialContext(target, identity, StudyRef(ref, workers, name), retry, guard, placement)
         objective = Objective(space, out, context, allow_import=options.allow_import)
-        callbacks = [Progress(space, target, study, show_worker=options.show_worker)] if options.progress else []
+        last = _LastTrial()
+        callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [last]
+        if options.progress:
+            callbacks.append(Progress(space, target, study, show_worker=options.show_worker))
+        failures: list[FrozenTrial] = []
         poll = min(5.0, float(workers.heartbeat_seconds)) if ref.has_heartbeat else 2.0
         waiting_said = False
         try:
@@ -133,10 +157,29 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     # This worker's trial was failed by another: its heartbeat went stale while the storage
                     # was out of reach. Its retry runs elsewhere; carry on.
                     print(f"a trial was finished by another worker while it ran here: {err}", file=sys.stderr)
+                    continue
+                _count_failure(last.trial, failures)
         except Preempted:
             stopped = "preempted"
     return SearchResult(name, ref.display, space.objective_names, best_trials(study),
                         tally(study.get_trials(deepcopy=False)), stopped)
+
+
+def _count_failure(trial: FrozenTrial | None, failures: list[FrozenTrial]) -> None:
+    """Keep the run of consecutive failed trials; stop the worker when it reaches :data:`FAILURES_IN_A_ROW`."""
+    if trial is None or trial.state != TrialState.FAIL or "error" not in trial.user_attrs:
+        failures.clear()
+        return
+    failures.append(trial)
+    if len(failures) >= FAILURES_IN_A_ROW:
+        numbers = ", ".join(str(t.number) for t in failures)
+        raise TrialsFailing(
+            Problem(
+                "",
+                f"{len(failures)} trials in a row failed on this worker (trials {numbers}); the last: "
+                f"{failures[-1].user_attrs['error']}",
+            )
+        )
 
 
 def _guarded(storage: optuna.storages.BaseStorage, call: Callable[[], T]) -> T:

@@ -32,7 +32,13 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file, then ``os.replace``."""
+    """``torch.save`` to a temporary file, then ``os.replace``; loads with ``weights_only=True`` unless told
+    otherwise (Lightning's own default would unpickle arbitrary objects when resuming)."""
+
+    def load_checkpoint(
+        self, path: Any, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
+    ) -> dict[str, Any]:
+        return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
         path = Path(path)

@@ -115,6 +115,22 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*LeafSpec.*is deprecated.*")
     warnings.filterwarnings("ignore", message=r".*Experiment logs directory .* exists and is not empty.*")
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*")
+    warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint need to be provided.*")
+
+
+class _QuietRanks(Callback):
+    """Quiet Lightning in DDP-spawned ranks too: they start from a fresh interpreter, so the filters of
+    :func:`fit` do not reach them; unpickling this callback there installs them (for the rank's lifetime)."""
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return _quiet_rank, ()
+
+
+def _quiet_rank() -> _QuietRanks:
+    _quiet_lightning()
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.distributed"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return _QuietRanks()
 
 
 def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
@@ -193,7 +209,7 @@ def _fit(
         precision=PRECISION[t.precision],  # type: ignore[arg-type]
         gradient_clip_val=t.grad_clip,
         logger=CSVLogger(out, name="", version=""),
-        callbacks=[checkpoint, _InitialCheckpoint(last), _EpochCount(), *callbacks],
+        callbacks=[checkpoint, _InitialCheckpoint(last), _EpochCount(), _QuietRanks(), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,

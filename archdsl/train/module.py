@@ -64,7 +64,7 @@ class ClassificationModule(L.LightningModule):
         loss = F.cross_entropy(self(x), y, label_smoothing=self.train_spec.label_smoothing)
         if not torch.isfinite(loss):
             raise NonFiniteLossError(float(loss.detach()), self.current_epoch, batch_idx, self.global_step)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y))
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y), sync_dist=True)
         return loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> None:

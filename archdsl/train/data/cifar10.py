@@ -7,6 +7,7 @@ tampered file cannot execute code.
 from __future__ import annotations
 
 import pickle
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from archdsl.errors import SpecError
 from archdsl.train.data.base import (
@@ -79,36 +81,37 @@ def read_cifar10(root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), test_x, test_y
 
 
+def _prep(images: np.ndarray, request: DataRequest) -> torch.Tensor:
+    t = torch.from_numpy(images).float() / 255.0
+    if request.size != 32:
+        t = F.interpolate(t, size=(request.size, request.size), mode="bilinear", align_corners=False)
+    if request.channels == 1:
+        t = t.mean(1, keepdim=True)
+    return t
+
+
+def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+    from sklearn.model_selection import train_test_split
+
+    spec = request.data
+    x, y, tx, ty = read_cifar10(spec.root)
+    val_size = min(spec.val_size, len(y) // 2)
+    stratify = y if len(np.unique(y)) * 2 <= val_size else None
+    tr, va = train_test_split(np.arange(len(y)), test_size=val_size, stratify=stratify, random_state=0)
+    xs = normalise_split(_prep(x[tr], request), _prep(x[va], request), _prep(tx, request))
+    ys = (torch.from_numpy(y[tr]), torch.from_numpy(y[va]), torch.from_numpy(ty))
+    return tensor_splits(xs, ys)  # type: ignore[arg-type]
+
+
 def _cifar10(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "CIFAR-10")
     spec = request.data
     _root(spec.root)  # fail early, before training starts
-
-    def load():  # type: ignore[no-untyped-def]
-        from sklearn.model_selection import train_test_split
-
-        x, y, tx, ty = read_cifar10(spec.root)
-        val_size = min(spec.val_size, len(y) // 2)
-        stratify = y if len(np.unique(y)) * 2 <= val_size else None
-        tr, va = train_test_split(np.arange(len(y)), test_size=val_size, stratify=stratify, random_state=0)
-
-        def prep(images: np.ndarray) -> torch.Tensor:
-            t = torch.from_numpy(images).float() / 255.0
-            if request.size != 32:
-                t = F.interpolate(t, size=(request.size, request.size), mode="bilinear", align_corners=False)
-            if request.channels == 1:
-                t = t.mean(1, keepdim=True)
-            return t
-
-        xs = normalise_split(prep(x[tr]), prep(x[va]), prep(tx))
-        ys = (torch.from_numpy(y[tr]), torch.from_numpy(y[va]), torch.from_numpy(ty))
-        return tensor_splits(xs, ys)  # type: ignore[arg-type]
-
     if request.channels not in (1, 3):
         raise SpecError.at("input.channels", f"CIFAR-10 images have 3 channels (or 1 as grey), got {request.channels}")
     pad = max(1, request.size // 8)
-    augment = (lambda t: random_shift_flip(t, pad, flip=True)) if spec.augment else None
-    return TensorDataModule(load, request.batch_size, request.seed, augment, spec.num_workers)
+    augment = partial(random_shift_flip, max_shift=pad, flip=True) if spec.augment else None
+    return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment, spec.num_workers)
 
 
 DATASETS.register("cifar10", _cifar10)

@@ -7,10 +7,13 @@ validation and 360 test images.
 
 from __future__ import annotations
 
+from functools import partial
+
 import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from archdsl.train.data.base import (
     DATASETS,
@@ -66,16 +69,17 @@ def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ..
     return xs, ys
 
 
+def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+    xs, ys = load_digits_splits(request.channels, request.size)
+    return tensor_splits(xs, ys)  # type: ignore[arg-type]
+
+
 def _digits(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "the digits dataset")
     shift = max(1, request.size // 8)
-
-    def load():  # type: ignore[no-untyped-def]
-        xs, ys = load_digits_splits(request.channels, request.size)
-        return tensor_splits(xs, ys)  # type: ignore[arg-type]
-
-    augment = (lambda x: random_shift_flip(x, shift, flip=False)) if request.data.augment else None
-    return TensorDataModule(load, request.batch_size, request.seed, augment)
+    # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
+    augment = partial(random_shift_flip, max_shift=shift, flip=False) if request.data.augment else None
+    return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment)
 
 
 DATASETS.register("digits", _digits)

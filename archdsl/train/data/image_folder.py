@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -100,18 +101,22 @@ def _image_folder(request: DataRequest) -> L.LightningDataModule:
         raise SpecError.at("train.data.root", f"no images under '{root / 'train'}'")
     check_classes(len(classes), request, f"the image folder '{spec.root}'")
 
-    def load():  # type: ignore[no-untyped-def]
-        val_items, _ = list_image_folder(root / "val", classes)
-        test_dir = root / "test"
-        test_items = list_image_folder(test_dir, classes)[0] if test_dir.is_dir() else val_items
-        args = (request.size, request.channels, spec.mean, spec.std)
-        return (
-            ImageFolder(train_items, *args, train=spec.augment),
-            ImageFolder(val_items, *args, train=False),
-            ImageFolder(test_items, *args, train=False),
-        )
+    return TensorDataModule(
+        partial(_load, request, root, train_items, classes), request.batch_size, request.seed, None, spec.num_workers
+    )
 
-    return TensorDataModule(load, request.batch_size, request.seed, None, spec.num_workers)
+
+def _load(request: DataRequest, root: Path, train_items: list[Any], classes: list[str]) -> tuple[Any, Any, Any]:
+    spec = request.data
+    val_items, _ = list_image_folder(root / "val", classes)
+    test_dir = root / "test"
+    test_items = list_image_folder(test_dir, classes)[0] if test_dir.is_dir() else val_items
+    args = (request.size, request.channels, spec.mean, spec.std)
+    return (
+        ImageFolder(train_items, *args, train=spec.augment),
+        ImageFolder(val_items, *args, train=False),
+        ImageFolder(test_items, *args, train=False),
+    )
 
 
 DATASETS.register("image_folder", _image_folder)
