@@ -1,0 +1,51 @@
+"""Shared fixtures: a private PostgreSQL database per test on the real server (never a mock).
+
+The server is ``ARCHDSL_TEST_POSTGRES`` (default ``postgresql://postgres@127.0.0.1:5432/postgres``). Where it
+does not answer, tests that need it are skipped with the reason, unless ``ARCHDSL_REQUIRE_SERVICES=1``
+(which ``.ci/run`` sets): then they fail, so CI never skips them silently.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+POSTGRES = os.environ.get("ARCHDSL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _admin_engine():  # type: ignore[no-untyped-def]
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(POSTGRES).set(drivername="postgresql+psycopg")
+    return sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 5})
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of a fresh database, dropped after the test."""
+    import sqlalchemy
+
+    try:
+        engine = _admin_engine()
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except Exception as exc:  # no server, or no driver
+        if os.environ.get("ARCHDSL_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"ARCHDSL_REQUIRE_SERVICES=1 but PostgreSQL at {POSTGRES} does not answer: {exc}")
+        pytest.skip(f"no PostgreSQL server answers at {POSTGRES} ({type(exc).__name__}); set ARCHDSL_TEST_POSTGRES")
+    name = f"archdsl_test_{uuid.uuid4().hex[:12]}"
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+    base = sqlalchemy.engine.make_url(POSTGRES)
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(
+                sqlalchemy.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        engine.dispose()
