@@ -44,8 +44,7 @@ def postgres_url() -> Iterator[str]:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:
         with engine.connect() as conn:
-            conn.execute(
-                sqlalchemy.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
+            terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
+            conn.execute(sqlalchemy.text(terminate), {"n": name})
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
         engine.dispose()

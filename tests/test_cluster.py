@@ -64,7 +64,9 @@ def archdsl(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> 
     )  # fmt: skip
 
 
-def worker(search: Path, storage: str, out: Path, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+def worker(
+    search: Path, storage: str, out: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return archdsl("worker", str(search), "--storage", storage, "--out", str(out), "--threads", "1", "--json",
                    *extra, env=env)  # fmt: skip
 
@@ -132,7 +134,8 @@ def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_pat
     # each trial recorded its worker and its absolute checkpoint
     done = load().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert {t.user_attrs["host"] for t in done} == {os.uname().nodename}
-    assert all(Path(t.user_attrs["checkpoint"]).is_absolute() and Path(t.user_attrs["checkpoint"]).is_file() for t in done)
+    checkpoints = [Path(t.user_attrs["checkpoint"]) for t in done]
+    assert all(c.is_absolute() and c.is_file() for c in checkpoints)
 
 
 @pytest.mark.slow
@@ -259,9 +262,14 @@ def test_no_password_in_anything_archdsl_writes(tmp_path: Path, postgres_url: st
     assert proc.returncode == 0, outputs[-1][-3000:]
     summary = json.loads(outputs[0].strip().splitlines()[-1])
     assert summary["storage"] == make_url(with_password).render_as_string(hide_password=True)
-    for args in (["status", str(out), "--json"], ["best", str(out), "--json"], ["report", str(out), "--out", str(tmp_path / "r")],
-                 ["cluster", "slurm", str(search), "--storage", with_password, "--nodes", "1", "--gpus-per-node", "1",
-                  "--dir", str(out)]):  # fmt: skip
+    readers = (
+        ["status", str(out), "--json"],
+        ["best", str(out), "--json"],
+        ["report", str(out), "--out", str(tmp_path / "r")],
+        ["cluster", "slurm", str(search), "--storage", with_password, "--nodes", "1", "--gpus-per-node", "1",
+         "--dir", str(out)],
+    )  # fmt: skip
+    for args in readers:
         proc = archdsl(*args, env={"ARCHDSL_STORAGE_PASSWORD": secret})
         outputs += proc.communicate(timeout=120)
         assert proc.returncode == 0, outputs[-1][-3000:]

@@ -20,8 +20,8 @@ from archdsl.cli import main
 from archdsl.errors import SearchError
 from archdsl.search.budget import retry_history
 from archdsl.search.resolve import resolve
-from archdsl.search.space import load_search
 from archdsl.search.run import run_search
+from archdsl.search.space import load_search
 
 BASE = """\
 name: tiny_base

@@ -15,7 +15,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the study's database, reachable from every node (no password: workers read "
                    "ARCHDSL_STORAGE_PASSWORD)")
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
-    p.add_argument("--trials", type=int, metavar="N", help="finished trials of the whole study (default: budget.trials)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="finished trials of the whole study (default: budget.trials)")
     p.add_argument("--out", metavar="FILE", help="write the launch file here (default: standard output)")
 
 

@@ -25,7 +25,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
     p.add_argument("--trials", type=int, metavar="N", help="trial budget (default: budget.trials)")
     p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
-    p.add_argument("--workers", type=int, default=1, metavar="N",
+    p.add_argument("--workers", type=int, metavar="N",
                    help="local worker processes on the study (threads split between them, one GPU each)")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
     p.add_argument("--ray", metavar="ADDRESS", help="run the workers as Ray tasks: a cluster address, auto, or "
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.search.run import run_search
     from archdsl.search.space import load_search
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise SearchError.at("", f"--workers must be at least 1, got {args.workers}", Location("--workers"))
     space = load_search(args.search)
     out = Path(args.out) if args.out else Path("runs") / "search" / space.name

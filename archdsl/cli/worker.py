@@ -16,7 +16,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
     p.add_argument("--out", metavar="DIR",
                    help="trial directories, on a filesystem every worker can read (default: runs/search/NAME)")
-    p.add_argument("--trials", type=int, metavar="N", help="finished trials of the whole study (default: budget.trials)")
+    p.add_argument("--trials", type=int, metavar="N",
+                   help="finished trials of the whole study (default: budget.trials)")
     p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
     p.add_argument("--threads", type=int, metavar="N", help="torch threads of this worker")

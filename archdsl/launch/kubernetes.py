@@ -46,8 +46,11 @@ def _name(text: str) -> str:
 
 def kubernetes_manifest(launch: Launch, search_text: str, base_text: str, o: KubernetesOptions) -> str:
     if o.workers < 1 or o.gpus_per_worker < 0:
-        raise SearchError.at("", f"--workers must be at least 1 and --gpus-per-worker not negative, got "
-                             f"{o.workers} and {o.gpus_per_worker}", Location("archdsl cluster kubernetes"))  # fmt: skip
+        raise SearchError.at(
+            "",
+            f"--workers must be at least 1 and --gpus-per-worker not negative, got {o.workers} and {o.gpus_per_worker}",
+            Location("archdsl cluster kubernetes"),
+        )
     if o.gpus_per_worker and o.gpus_per_worker < launch.gpus_per_worker:
         raise SearchError.at(
             "",
@@ -56,7 +59,8 @@ def kubernetes_manifest(launch: Launch, search_text: str, base_text: str, o: Kub
             Location("--gpus-per-worker"),
         )
     name = f"archdsl-{_name(launch.study)}"
-    meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/name": "archdsl", "archdsl/study": _name(launch.study)}}
+    labels = {"app.kubernetes.io/name": "archdsl", "archdsl/study": _name(launch.study)}
+    meta: dict[str, Any] = {"name": name, "labels": labels}
     if o.namespace:
         meta["namespace"] = o.namespace
     config = {

@@ -84,7 +84,9 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-def _command(space: SearchSpace, url: str, name: str, options: WorkerOptions, target: int, slot: WorkerSlot) -> list[str]:
+def _command(
+    space: SearchSpace, url: str, name: str, options: WorkerOptions, target: int, slot: WorkerSlot
+) -> list[str]:
     cmd = [
         sys.executable, "-m", "archdsl", "worker", str(Path(space.doc.file).resolve()),
         "--storage", url, "--study", name, "--out", str(options.out), "--trials", str(target),
@@ -150,7 +152,7 @@ def _start(
     url, password = ref.split_password()
     logs = options.out / "logs"
     logs.mkdir(exist_ok=True)
-    started = []
+    started: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
     for slot in slots:
         env = {**os.environ, "OMP_NUM_THREADS": str(slot.threads), "MKL_NUM_THREADS": str(slot.threads)}
         if password:

@@ -22,14 +22,15 @@ def run_search(
     new_study: bool = False,
     allow_import: bool = False,
     progress: bool = True,
-    workers: int = 1,
+    workers: int | None = None,
     device: str | None = None,
     ray: str | None = None,
 ) -> SearchResult:
     """Run (or resume) the search until the study holds ``trials`` finished trials; returns the summary.
 
     ``workers > 1`` runs that many local processes on one study (threads split between them, one GPU each
-    when several are visible); ``ray`` (an address, ``auto`` or ``local``) runs the workers as Ray tasks.
+    when several are visible); ``ray`` (an address, ``auto`` or ``local``) runs the workers as Ray tasks
+    (``workers`` of them; default one per GPU of the cluster, or one).
     """
     options = WorkerOptions(
         out=out,
@@ -45,7 +46,7 @@ def run_search(
         from archdsl.search.ray_workers import run_ray
 
         return run_ray(space, storage, options, address=ray, workers=workers)
-    if workers > 1:
+    if workers is not None and workers > 1:
         from archdsl.search.local import run_local
 
         return run_local(space, storage, options, workers=workers)

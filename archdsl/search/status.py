@@ -107,9 +107,10 @@ def _running(
 
 def _rate(trials: list[FrozenTrial]) -> float | None:
     """Finished trials per hour since the first trial started."""
-    finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.datetime_complete]
-    starts = [t.datetime_start for t in trials if t.datetime_start]
-    if not finished or not starts:
+    ends = [t.datetime_complete for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    done = [e for e in ends if e is not None]
+    if not done or not starts:
         return None
-    hours = (max(t.datetime_complete for t in finished) - min(starts)).total_seconds() / 3600  # type: ignore[type-var]
-    return round(len(finished) / hours, 2) if hours > 0 else None
+    hours = (max(done) - min(starts)).total_seconds() / 3600
+    return round(len(done) / hours, 2) if hours > 0 else None
