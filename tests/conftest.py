@@ -48,3 +48,30 @@ def postgres_url() -> Iterator[str]:
             conn.execute(sqlalchemy.text(terminate), {"n": name})
             conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}"'))
         engine.dispose()
+
+
+MYSQL = os.environ.get("ARCHDSL_TEST_MYSQL", "mysql://root@127.0.0.1:3306/mysql")
+
+
+@pytest.fixture
+def mysql_url() -> Iterator[str]:
+    """A fresh MySQL/MariaDB database, dropped after the test (skipped without a server: only PostgreSQL is a
+    service every machine runs)."""
+    import sqlalchemy
+
+    url = sqlalchemy.engine.make_url(MYSQL).set(drivername="mysql+pymysql")
+    try:
+        engine = sqlalchemy.create_engine(url, connect_args={"connect_timeout": 5})
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except Exception as exc:
+        pytest.skip(f"no MySQL server answers at {MYSQL} ({type(exc).__name__}); set ARCHDSL_TEST_MYSQL")
+    name = f"archdsl_test_{uuid.uuid4().hex[:12]}"
+    with engine.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE `{name}`"))
+    try:
+        yield sqlalchemy.engine.make_url(MYSQL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        engine.dispose()

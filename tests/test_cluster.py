@@ -249,6 +249,7 @@ def test_resumed_searches_never_repeat_a_proposal(tmp_path: Path) -> None:
     assert len(set(proposals)) == 6
 
 
+@pytest.mark.slow
 def test_no_password_in_anything_archdsl_writes(tmp_path: Path, postgres_url: str) -> None:
     from sqlalchemy.engine import make_url
 
@@ -286,3 +287,49 @@ def test_no_password_in_anything_archdsl_writes(tmp_path: Path, postgres_url: st
     study = optuna.load_study(study_name="search", storage=postgres_url)
     stored = json.dumps([study.user_attrs, [t.user_attrs for t in study.trials]])
     assert secret not in stored
+
+
+@pytest.mark.slow
+def test_status_shows_the_running_workers_and_ctrl_c_stops_them_all(tmp_path: Path) -> None:
+    search = write_search(tmp_path, trials=8, epochs=40)
+    out = tmp_path / "out"
+    proc = archdsl("search", str(search), "--out", str(out), "--workers", "2")
+    db = f"sqlite:///{out / 'study.db'}"
+    load = lambda: optuna.load_study(study_name="search", storage=db)  # noqa: E731
+
+    def both_training(trials: list[FrozenTrial]) -> FrozenTrial | None:
+        running = [t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("epoch", 0) >= 1]
+        return running[0] if len({t.user_attrs.get("worker") for t in running}) == 2 else None
+
+    wait_for(load, both_training, [proc])
+    status = subprocess.run([sys.executable, "-m", "archdsl", "status", str(out), "--json"],
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["study"] == "search" and data["budget"] == 8 and data["trials"]["running"] >= 2
+    running = {r["worker"]: r for r in data["running"]}
+    assert {"w0", "w1"} <= set(running)
+    for r in running.values():
+        assert r["host"] == os.uname().nodename and isinstance(r["pid"], int) and r["device"] == "spec"
+        assert r["epochs"] == 40 and 0 <= r["epoch"] <= 40
+        assert r["heartbeat_age_s"] is not None and 0 <= r["heartbeat_age_s"] < 10  # heartbeat every second
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert stderr.strip().splitlines()[-1] == "interrupted"
+    study = load()
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    failed = study.get_trials(states=(TrialState.FAIL,))
+    assert failed and all(t.user_attrs.get("reason") == "interrupted" for t in failed)  # the trials that ran
+    queued = study.get_trials(states=(TrialState.WAITING,))
+    assert sorted(retry_history(t)[0] for t in queued) == sorted(t.number for t in failed)
+
+
+def test_two_workers_share_a_mysql_study(tmp_path: Path, mysql_url: str) -> None:
+    search = write_search(tmp_path, trials=4, epochs=1)
+    out = tmp_path / "out"
+    results = finish([worker(search, mysql_url, out) for _ in range(2)])
+    assert [code for code, _, _ in results] == [0, 0], [r[2][-3000:] for r in results]
+    study = optuna.load_study(study_name="search", storage=mysql_url.replace("mysql://", "mysql+pymysql://"))
+    assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))

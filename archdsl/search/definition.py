@@ -156,7 +156,8 @@ class BudgetSpec(SpecModel):
     trials: int = Field(20, ge=1)
     """Trials to finish (complete, pruned or rejected)."""
     timeout_minutes: float | None = Field(None, gt=0)
-    """Stop starting trials after this long (per run of the command)."""
+    """``archdsl search`` stops starting trials after this long (per run of the command); cluster workers
+    run until the budget is met unless given ``--timeout``."""
     max_params: int | None = Field(None, gt=0)
     """Reject architectures with more parameters."""
     max_flops: int | None = Field(None, gt=0)

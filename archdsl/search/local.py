@@ -127,11 +127,12 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
                 if progress:
                     progress.update(study)
                 guard.wait(1.0)
-        except (Preempted, KeyboardInterrupt) as stop:
+        except KeyboardInterrupt as stop:  # Preempted (SIGTERM or the first Ctrl-C) or a second Ctrl-C
+            interrupted = not isinstance(stop, Preempted) or stop.reason == "interrupted"
+            _stop(processes, signal.SIGINT if interrupted else signal.SIGTERM)
+            if interrupted:
+                raise KeyboardInterrupt from None
             stopped = "preempted"
-            _stop(processes, signal.SIGTERM if isinstance(stop, Preempted) else signal.SIGINT)
-            if not isinstance(stop, Preempted):
-                raise
         finally:
             for _, log in processes:
                 log.close()

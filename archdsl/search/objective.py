@@ -71,9 +71,26 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float | list[float]:
         try:
             return self._run(trial)
-        except KeyboardInterrupt as stop:  # SIGTERM (Preempted) or Ctrl-C: hand the trial back, then stop
-            self._hand_back(trial, "preempted" if isinstance(stop, Preempted) else "interrupted")
+        except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: hand the trial back, then stop
+            self._hand_back(trial, stop.reason if isinstance(stop, Preempted) else "interrupted")
             raise
+        except (optuna.TrialPruned, OverBudget):
+            raise
+        except Exception as err:
+            guard = self.context.guard
+            if guard.requested.is_set():  # e.g. DDP ranks killed by the same signal: a stop, not a failure
+                self._hand_back(trial, guard.reason or "preempted")
+                raise Preempted(guard.reason or "preempted") from err
+            self._record_error(trial, err)
+            raise
+
+    @staticmethod
+    def _record_error(trial: optuna.Trial, err: Exception) -> None:
+        """Optuna keeps no reason for a failed trial: record it."""
+        if isinstance(err, ArchDSLError):
+            trial.set_user_attr("error", "; ".join(str(p) for p in err.problems))
+        else:
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
 
     def _me(self, trial: optuna.Trial) -> tuple[FrozenTrial, list[FrozenTrial]]:
         trials = trial.study.get_trials(deepcopy=False)
@@ -141,7 +158,7 @@ class Objective:
                 force=True,
                 progress=False,
                 allow_import=self.allow_import,
-                callbacks=[callback],
+                callbacks=[callback, self.context.guard.callback()],
                 placement=self.context.placement,
             )
         except Abandoned as stop:
@@ -149,14 +166,6 @@ class Objective:
             if (out / "best.ckpt").is_file():
                 self._record_checkpoint(trial, out / "best.ckpt")
             raise optuna.TrialPruned(f"pruned after epoch {stop.epoch}") from None
-        except KeyboardInterrupt:
-            raise
-        except ArchDSLError as err:
-            trial.set_user_attr("error", "; ".join(str(p) for p in err.problems))
-            raise
-        except Exception as err:
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
-            raise
         self._record_checkpoint(trial, Path(result.checkpoint))
         trial.set_user_attr("val/acc", result.val_acc)
         trial.set_user_attr("val/loss", result.val_loss)

@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 import optuna
 from lightning.pytorch.callbacks import Callback
+from lightning.pytorch.trainer.states import TrainerFn
 
 from archdsl.search.storage import StudyRef
 from archdsl.train.fit import abandon
@@ -44,8 +45,8 @@ class PruningCallback(Callback):
         return self.trial
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking:
-            return
+        if trainer.sanity_checking or trainer.state.fn != TrainerFn.FITTING:
+            return  # not the final validation of the best checkpoint: that is no epoch
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
             return

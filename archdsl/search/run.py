@@ -36,7 +36,7 @@ def run_search(
         out=out,
         study_name=study_name,
         trials=trials,
-        timeout_minutes=timeout_minutes,
+        timeout_minutes=timeout_minutes or space.definition.budget.timeout_minutes,
         device=device,
         allow_import=allow_import,
         new_study=new_study,

@@ -75,7 +75,8 @@ class WorkerOptions:
     trials: int | None = None
     """Finished trials the study may hold (default ``budget.trials``)."""
     timeout_minutes: float | None = None
-    """Stop starting trials after this long (default ``budget.timeout_minutes``)."""
+    """Stop starting trials after this long (``archdsl search`` passes ``budget.timeout_minutes``; a cluster
+    worker runs until the budget is met unless given ``--timeout``)."""
     device: str | None = None
     """``cpu``, ``cuda`` or ``cuda:N`` (default: the spec's ``train.accelerator`` and ``devices``)."""
     threads: int | None = None
@@ -109,7 +110,7 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     study = open_study(space, storage, ref, name, out, new_study=options.new_study)
     record_study(out, ref, name)
     target = options.trials or space.definition.budget.trials
-    timeout = options.timeout_minutes or space.definition.budget.timeout_minutes
+    timeout = options.timeout_minutes
     deadline = time.monotonic() + timeout * 60 if timeout else None
     retry = Retry(workers.max_retry)
     identity = WorkerIdentity(str(placement) if placement else "spec", options.label)
@@ -159,7 +160,9 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     print(f"a trial was finished by another worker while it ran here: {err}", file=sys.stderr)
                     continue
                 _count_failure(last.trial, failures)
-        except Preempted:
+        except Preempted as stop:
+            if stop.reason == "interrupted":
+                raise KeyboardInterrupt from None  # Ctrl-C: the command exits 130 once the trial is handed back
             stopped = "preempted"
     return SearchResult(name, ref.display, space.objective_names, best_trials(study),
                         tally(study.get_trials(deepcopy=False)), stopped)

@@ -28,7 +28,7 @@ from archdsl.train.checkpoint_io import AtomicCheckpointIO, atomic_write_text
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
-from archdsl.train.preempt import Preempted
+from archdsl.train.preempt import Preempted, StopRequested
 
 __all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "fit"]
 
@@ -139,8 +139,8 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
     Keyword arguments: ``resume``, ``force``, ``allow_import``, ``progress``, ``callbacks``, ``test``,
     ``placement`` (a ``--device`` choice over the spec's accelerator and devices). Several devices train
     with ``ddp_spawn``; the final validation and test then run in this process on one device.
-    Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`) and
-    :class:`~archdsl.train.preempt.Preempted` on SIGTERM.
+    Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
+    :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
     Problems found on the way (data that does not match the head, a missing dataset directory) are
     located in the spec's file.
     """
@@ -148,8 +148,10 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
         with warnings.catch_warnings():
             _quiet_lightning()
             return _fit(spec, out, **kwargs)
-    except SIGTERMException:  # during the final validation or test
-        raise Preempted("SIGTERM received during evaluation") from None
+    except SIGTERMException:  # Lightning's own SIGTERM handling, during the final validation or test
+        raise Preempted("preempted") from None
+    except StopRequested as stop:
+        raise Preempted(stop.reason) from None
     except ArchDSLError as err:
         if spec._source is None:
             raise
@@ -223,7 +225,7 @@ def _fit(
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     except SIGTERMException:
-        raise Preempted("SIGTERM received during training") from None
+        raise Preempted("preempted") from None
     except SystemExit:
         # Lightning turns Ctrl-C (and SIGTERM) into sys.exit after a graceful shutdown: say what happened.
         if trainer.interrupted:

@@ -1,9 +1,9 @@
-"""SIGTERM as preemption: what SLURM and Kubernetes send a process before they kill it.
+"""Stopping a run on request: SIGTERM (what SLURM and Kubernetes send before they kill) and Ctrl-C.
 
-:class:`PreemptionGuard` turns SIGTERM into a flag for the duration of a block; code checks it at safe
-points (between trials, before training) and raises :class:`Preempted`. During ``trainer.fit`` Lightning
-composes the guard's handler with its own and stops at the next batch with ``SIGTERMException``, which
-:func:`archdsl.train.fit.fit` turns into :class:`Preempted` too.
+Raising from a signal handler can land anywhere, even in a garbage-collector callback where Python
+ignores the exception, so :class:`PreemptionGuard` only records the request; code checks it at safe
+points (between trials, before training) and, through :meth:`PreemptionGuard.callback`, at the end of
+every training and validation batch. A second Ctrl-C raises ``KeyboardInterrupt`` at once.
 """
 
 from __future__ import annotations
@@ -13,46 +13,91 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["Preempted", "PreemptionGuard"]
+import lightning as L
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["Preempted", "PreemptionGuard", "StopRequested"]
+
+_REASONS = {signal.SIGTERM: "preempted", signal.SIGINT: "interrupted"}
 
 
 class Preempted(KeyboardInterrupt):
-    """The process was asked to stop (SIGTERM); what it was doing must be handed back, not failed.
+    """The process was asked to stop: what it was doing is handed back, not failed.
 
-    A ``KeyboardInterrupt`` subclass, so Optuna marks the running trial FAIL and lets it propagate.
+    ``reason`` is ``preempted`` (SIGTERM) or ``interrupted`` (Ctrl-C). A ``KeyboardInterrupt`` subclass,
+    so Optuna marks the running trial FAIL and lets the exception through.
     """
+
+    def __init__(self, reason: str = "preempted") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class StopRequested(BaseException):
+    """Raised inside Lightning's loops (which re-raise it untouched); :func:`archdsl.train.fit.fit` turns it
+    into :class:`Preempted`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class PreemptionGuard:
-    """``with PreemptionGuard() as guard:`` SIGTERM sets ``guard.requested``; ``guard.check()`` raises."""
+    """``with PreemptionGuard() as guard:`` SIGTERM and SIGINT set ``guard.reason``; ``guard.check()`` raises."""
 
     def __init__(self) -> None:
         self.requested = threading.Event()
-        self._previous: Any = None
-        self._installed = False
+        self.reason: str | None = None
+        self._previous: dict[int, Any] = {}
 
     def __enter__(self) -> PreemptionGuard:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handle)
-            self._installed = True
+            for signum in _REASONS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._installed:
-            signal.signal(signal.SIGTERM, self._previous if self._previous is not None else signal.SIG_DFL)
-            self._installed = False
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous if previous is not None else signal.SIG_DFL)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.reason is None:
+            self.reason = _REASONS[signal.Signals(signum)]
         self.requested.set()
+        if signum == signal.SIGINT:  # the next Ctrl-C interrupts at once
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def check(self) -> None:
-        """Raise :class:`Preempted` if SIGTERM has arrived."""
+        """Raise :class:`Preempted` if a stop was requested."""
         if self.requested.is_set():
-            raise Preempted("SIGTERM received")
+            raise Preempted(self.reason or "preempted")
 
     def wait(self, seconds: float) -> None:
-        """Sleep up to ``seconds``; raise :class:`Preempted` as soon as SIGTERM arrives."""
+        """Sleep up to ``seconds``; raise :class:`Preempted` as soon as a stop is requested."""
         if self.requested.wait(seconds):
             self.check()
+
+    def callback(self) -> Callback:
+        """A Lightning callback that stops training at the next batch boundary once a stop is requested."""
+        return _StopAtBatch(self)
+
+
+class _StopAtBatch(Callback):
+    def __init__(self, guard: PreemptionGuard | None) -> None:
+        self.guard = guard
+
+    def __getstate__(self) -> dict[str, Any]:  # DDP-spawned ranks stop with their parent, not by themselves
+        return {"guard": None}
+
+    def _check(self) -> None:
+        if self.guard is not None and self.guard.requested.is_set():
+            raise StopRequested(self.guard.reason or "preempted")
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._check()
+
+    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        self._check()
