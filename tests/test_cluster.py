@@ -310,7 +310,7 @@ def test_status_shows_the_running_workers_and_ctrl_c_stops_them_all(tmp_path: Pa
     running = {r["worker"]: r for r in data["running"]}
     assert {"w0", "w1"} <= set(running)
     for r in running.values():
-        assert r["host"] == os.uname().nodename and isinstance(r["pid"], int) and r["device"] == "spec"
+        assert r["host"] == os.uname().nodename and isinstance(r["pid"], int) and r["device"] == "cpu"
         assert r["epochs"] == 40 and 0 <= r["epoch"] <= 40
         assert r["heartbeat_age_s"] is not None and 0 <= r["heartbeat_age_s"] < 10  # heartbeat every second
     proc.send_signal(signal.SIGINT)

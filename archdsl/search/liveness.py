@@ -45,7 +45,7 @@ def process_alive(pid: int, started: int | None) -> bool:
 class WorkerIdentity:
     """This process, as recorded in the user attributes of the trials it runs."""
 
-    def __init__(self, device: str, worker: str | None = None) -> None:
+    def __init__(self, device: str | None = None, worker: str | None = None) -> None:
         self.host = socket.gethostname()
         self.pid = os.getpid()
         self.started = process_start_time(self.pid)
@@ -53,13 +53,12 @@ class WorkerIdentity:
         self.worker = worker or f"{self.host}:{self.pid}"
 
     def attrs(self) -> dict[str, object]:
-        return {
-            "host": self.host,
-            "pid": self.pid,
-            "pid_started": self.started,
-            "device": self.device,
-            "worker": self.worker,
-        }
+        """Recorded when a trial starts (``device`` again once its spec says where it trains)."""
+        attrs: dict[str, object] = {"host": self.host, "pid": self.pid, "pid_started": self.started}
+        attrs["worker"] = self.worker
+        if self.device is not None:
+            attrs["device"] = self.device
+        return attrs
 
 
 def fail_dead_local_trials(

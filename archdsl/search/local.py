@@ -123,9 +123,11 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     stopped = "budget"
     with PreemptionGuard() as guard:
         try:
+            gone: set[int] = set()
             while any(p.poll() is None for p, _ in processes):
                 if progress:
                     progress.update(study)
+                _say_exits(processes, gone, out, space.definition.workers.grace_seconds)
                 guard.wait(1.0)
         except KeyboardInterrupt as stop:  # Preempted (SIGTERM or the first Ctrl-C) or a second Ctrl-C
             interrupted = not isinstance(stop, Preempted) or stop.reason == "interrupted"
@@ -182,6 +184,24 @@ def _stop(processes: list[tuple[subprocess.Popen[bytes], IO[bytes]]], sig: signa
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+
+
+def _say_exits(
+    processes: list[tuple[subprocess.Popen[bytes], IO[bytes]]], gone: set[int], out: Path, grace: int
+) -> None:
+    """One line when a worker ends before the others (a crash, a kill)."""
+    for i, (p, _) in enumerate(processes):
+        if i in gone or p.poll() is None or p.returncode == 0:
+            continue
+        gone.add(i)
+        how = f"signal {-p.returncode}" if p.returncode < 0 else f"code {p.returncode}"
+        log = out / "logs" / f"worker-{i}.log"
+        print(
+            f"worker {i} (pid {p.pid}) exited with {how}; the others go on, and its trial is failed and queued "
+            f"again after workers.grace_seconds={grace} s without a heartbeat (log: {log})",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _failure(failed: list[tuple[int, int | None]], out: Path) -> str:

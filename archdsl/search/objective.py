@@ -139,6 +139,7 @@ class Objective:
                     started,
                 )
         trial.set_user_attr("spec", spec_to_data(spec))
+        trial.set_user_attr("device", self._device(spec))
         if set(self.space.objective_names) <= {"params", "flops", "latency_ms"}:
             return self._values(metrics)  # nothing to train for
         ctx.guard.check()
@@ -178,6 +179,22 @@ class Objective:
         """Absolute, with the host that wrote it: on a cluster ``--out`` is a shared filesystem."""
         trial.set_user_attr("checkpoint", str(path.resolve()))
         trial.set_user_attr("checkpoint_host", self.context.identity.host)
+
+    def _device(self, spec: Any) -> str:
+        """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""
+        placement = self.context.placement
+        devices = spec.train.devices if isinstance(spec.train.devices, int) else 1
+        if placement is not None:
+            name = str(placement)
+        elif spec.train.accelerator in ("cuda", "gpu"):
+            name = "cuda"
+        elif spec.train.accelerator == "auto":
+            import torch
+
+            name = "cuda" if torch.cuda.is_available() else "cpu"
+        else:
+            name = spec.train.accelerator
+        return f"{name} x{devices}" if devices > 1 else name
 
     def _latency(self, spec: Any, input_shape: tuple[int, ...]) -> float:
         import torch

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.search.budget import tally
+from archdsl.search.budget import retry_history, tally
 from archdsl.search.space import SearchSpace
 from archdsl.search.study import best_trials
 
@@ -55,13 +55,14 @@ class Progress:
             return
         counts = tally(trials)
         best = best_trials(study)
+        retries = {retry_history(t)[-1]: t.number for t in trials if retry_history(t)}
         for t in new:
             self.seen.add(t.number)
             if t.state != TrialState.FAIL:
                 self.finished_here += 1
-            print(self._line(t, counts.finished, counts, best), file=self.stream, flush=True)
+            print(self._line(t, counts.finished, counts, best, retries.get(t.number)), file=self.stream, flush=True)
 
-    def _line(self, t: FrozenTrial, done: int, counts: Any, best: list[FrozenTrial]) -> str:
+    def _line(self, t: FrozenTrial, done: int, counts: Any, best: list[FrozenTrial], retry: int | None) -> str:
         if t.user_attrs.get("over_budget"):
             return f"trial {t.number} not run: the budget of {self.target} trials was taken by other workers"
         elapsed = time.perf_counter() - self.start
@@ -71,8 +72,8 @@ class Progress:
         if t.user_attrs.get("rejected"):
             state = f"rejected ({str(t.user_attrs.get('reason', ''))[:60]})"
         elif t.state == TrialState.FAIL:
-            why = t.user_attrs.get("reason") or t.user_attrs.get("error") or "worker lost (heartbeat stale)"
-            state = f"failed ({str(why)[:80]})"
+            why = t.user_attrs.get("reason") or t.user_attrs.get("error") or "its worker was lost: no heartbeat"
+            state = f"failed ({str(why)[:80]}{f'; queued again as #{retry}' if retry is not None else ''})"
         values = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.space.objective_names, t.values or [], strict=False))
         where = t.user_attrs.get("worker") if self.show_worker else None
         best_text = ""
@@ -80,8 +81,9 @@ class Progress:
             best_text = f"best #{best[0].number} {self.space.objective_names[0]}={best[0].values[0]:.4f}"
         elif best:
             best_text = f"pareto front: {len(best)} trials"
+        head = " ".join(x for x in (f"[{done}/{self.target}] trial {t.number} {state}", values) if x)
         return (
-            f"[{done}/{self.target}] trial {t.number} {state} {values}{f' on {where}' if where else ''}  |  "
+            f"{head}{f' on {where}' if where else ''}  |  "
             f"complete {counts.complete} pruned {counts.pruned} rejected {counts.rejected} failed {counts.fail}"
             f"  |  {best_text}  |  elapsed {clock(elapsed)} ETA {eta}"
         )

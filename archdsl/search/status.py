@@ -78,7 +78,7 @@ def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, disp
     rate = _rate(trials)
     left = max(0, (budget or 0) - counts.finished)
     eta = left / rate * 3600 if rate and budget else None
-    grace = storage.grace_period if hasattr(storage, "grace_period") else None
+    grace = definition.get("workers", {}).get("grace_seconds", 90) if definition else None
     return StudyStatus(study.study_name, display, objectives, budget, counts, running, best_trials(study),
                        rate, eta, grace)  # fmt: skip
 

@@ -113,7 +113,7 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     timeout = options.timeout_minutes
     deadline = time.monotonic() + timeout * 60 if timeout else None
     retry = Retry(workers.max_retry)
-    identity = WorkerIdentity(str(placement) if placement else "spec", options.label)
+    identity = WorkerIdentity(str(placement) if placement else None, options.label)
     stopped = "budget"
     with PreemptionGuard() as guard:
         context = TrialContext(target, identity, StudyRef(ref, workers, name), retry, guard, placement)
