@@ -18,21 +18,11 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.search.budget import retry_history
+from tests.test_search import BASE as SEARCH_TEST_BASE
 
-BASE = """\
-name: tiny_base
-input: {channels: 1, size: 8}
-stem: {type: conv, channels: 16, kernel_size: 3}
-stages:
-  - channels: 32
-    stride: 1
-    blocks: [{type: bottleneck, width: 8, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]
-  - channels: 32
-    stride: 2
-    blocks: [{type: bottleneck, width: 8, mixer: {type: global_attention, num_heads: 2}}]
-head: {type: classifier, num_classes: 10}
-train: {epochs: EPOCHS, batch_size: 64, optimizer: {lr: 3.0e-3}, data: {name: digits, augment: false}}
-"""
+# the tiny 8-px base of the search tests, with the epochs as a parameter of each test
+BASE = SEARCH_TEST_BASE.replace("epochs: 2, batch_size: 128", "epochs: EPOCHS, batch_size: 64")
+assert "EPOCHS" in BASE
 
 SEARCH = """\
 base: base.yaml
