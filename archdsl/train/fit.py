@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -79,8 +80,6 @@ _ABANDONED, _EPOCHS = "fit/abandoned_after_epoch", "fit/epochs"
 
 def abandon(trainer: L.Trainer, epoch: int) -> None:
     """Stop at the end of this epoch and make :func:`fit` raise :class:`Abandoned` (call on every rank)."""
-    import torch
-
     trainer.callback_metrics[_ABANDONED] = torch.tensor(float(epoch))
     trainer.should_stop = True
 
@@ -89,8 +88,6 @@ class _EpochCount(Callback):
     """Record the epochs trained where the main process can read them, also after spawned ranks."""
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        import torch
-
         trainer.callback_metrics[_EPOCHS] = torch.tensor(float(trainer.current_epoch + 1))
 
 
@@ -148,7 +145,7 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
         with warnings.catch_warnings():
             _quiet_lightning()
             return _fit(spec, out, **kwargs)
-    except SIGTERMException:  # Lightning's own SIGTERM handling, during the final validation or test
+    except SIGTERMException:  # Lightning's own SIGTERM handling stopped a loop
         raise Preempted("preempted") from None
     except StopRequested as stop:
         raise Preempted(stop.reason) from None
@@ -224,10 +221,10 @@ def _fit(
     sigint = signal.getsignal(signal.SIGINT)
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
-    except SIGTERMException:
-        raise Preempted("preempted") from None
-    except SystemExit:
-        # Lightning turns Ctrl-C (and SIGTERM) into sys.exit after a graceful shutdown: say what happened.
+    except SystemExit as stop:
+        if isinstance(stop, SIGTERMException):
+            raise  # fit() turns it into Preempted, here and in the final evaluation alike
+        # Lightning turns Ctrl-C into sys.exit after a graceful shutdown: say what happened.
         if trainer.interrupted:
             raise KeyboardInterrupt from None
         raise
