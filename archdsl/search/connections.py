@@ -42,7 +42,7 @@ def connection_budget(storage: BaseStorage) -> ConnectionBudget | None:
             in_use = conn.execute(sqlalchemy.text("SELECT count(*) FROM pg_stat_activity")).scalar()
         return ConnectionBudget(int(str(value)), int(str(reserved)), int(str(in_use)))
 
-    return storage._call("reading the connection budget", read)
+    return storage.call("reading the connection budget", read)
 
 
 def check_connection_budget(storage: BaseStorage, workers: int) -> None:

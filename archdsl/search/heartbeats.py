@@ -48,7 +48,7 @@ def last_heartbeats(storage: BaseStorage, study_name: str) -> tuple[dt.datetime,
         return _naive(now), {int(n): _naive(h) for n, h in rows}
 
     try:
-        return storage._call("reading heartbeats", read)
+        return storage.call("reading heartbeats", read)
     except Exception:  # another schema version: no heartbeat to show, nothing else depends on it
         return None
 

@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
@@ -104,7 +104,7 @@ def _command(
 def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOptions, *, workers: int) -> SearchResult:
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    options = WorkerOptions(**{**options.__dict__, "out": out})
+    options = replace(options, out=out)
     ref = resolve_storage(storage_url, out)
     name = options.study_name or space.name
     storage = open_storage(ref, space.definition.workers)

@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import ArchDSLError, Problem
 
-__all__ = ["ResilientStorage", "StorageLostError", "is_transient"]
+__all__ = ["ResilientStorage", "StorageLostError", "describe_error", "is_transient"]
 
 T = TypeVar("T")
 
@@ -83,7 +83,8 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
-def _reason(exc: BaseException) -> str:
+def describe_error(exc: BaseException) -> str:
+    """The innermost database message of ``exc``, on one line."""
     current: BaseException | None = exc
     while current is not None:
         orig = getattr(current, "orig", None)
@@ -114,9 +115,11 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
         self.__dict__.update(state)
         self._lock = threading.Lock()
 
-    def _call(
+    def call(
         self, doing: str, fn: Callable[[], T], *, on_retry: Callable[[BaseException], T | None] | None = None
     ) -> T:
+        """``fn()``, retried while the connection is lost, for at most ``window`` s from the first failure;
+        ``on_retry(exc)`` may settle a retried call whose first attempt took effect after all."""
         if self.lost is not None:  # gave up already (perhaps on the heartbeat thread): fail fast
             raise self.lost
         deadline: float | None = None
@@ -135,7 +138,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 now = time.monotonic()
                 deadline = deadline if deadline is not None else now + self.window
                 if now >= deadline:
-                    lost = StorageLostError(self.where, doing, self.window, _reason(exc))
+                    lost = StorageLostError(self.where, doing, self.window, describe_error(exc))
                     self.lost = self.lost or lost
                     raise lost from None
                 self._say_retrying(doing, exc)
@@ -154,7 +157,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 return
             self._reported = True
         print(
-            f"storage {self.where}: connection lost while {doing} ({_reason(exc)}); "
+            f"storage {self.where}: connection lost while {doing} ({describe_error(exc)}); "
             f"retrying for up to {self.window:g} s",
             file=sys.stderr,
             flush=True,
@@ -169,57 +172,57 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
 
     # --- studies -------------------------------------------------------------------------------------
     def create_new_study(self, directions: Sequence[StudyDirection], study_name: str | None = None) -> int:
-        return self._call("creating the study", lambda: self.inner.create_new_study(directions, study_name))
+        return self.call("creating the study", lambda: self.inner.create_new_study(directions, study_name))
 
     def delete_study(self, study_id: int) -> None:
-        self._call("deleting the study", lambda: self.inner.delete_study(study_id))
+        self.call("deleting the study", lambda: self.inner.delete_study(study_id))
 
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("writing the study", lambda: self.inner.set_study_user_attr(study_id, key, value))
+        self.call("writing the study", lambda: self.inner.set_study_user_attr(study_id, key, value))
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._call("writing the study", lambda: self.inner.set_study_system_attr(study_id, key, value))
+        self.call("writing the study", lambda: self.inner.set_study_system_attr(study_id, key, value))
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        return self._call("reading the study", lambda: self.inner.get_study_id_from_name(study_name))
+        return self.call("reading the study", lambda: self.inner.get_study_id_from_name(study_name))
 
     def get_study_name_from_id(self, study_id: int) -> str:
-        return self._call("reading the study", lambda: self.inner.get_study_name_from_id(study_id))
+        return self.call("reading the study", lambda: self.inner.get_study_name_from_id(study_id))
 
     def get_study_directions(self, study_id: int) -> list[StudyDirection]:
-        return self._call("reading the study", lambda: self.inner.get_study_directions(study_id))
+        return self.call("reading the study", lambda: self.inner.get_study_directions(study_id))
 
     def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._call("reading the study", lambda: self.inner.get_study_user_attrs(study_id))
+        return self.call("reading the study", lambda: self.inner.get_study_user_attrs(study_id))
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._call("reading the study", lambda: self.inner.get_study_system_attrs(study_id))
+        return self.call("reading the study", lambda: self.inner.get_study_system_attrs(study_id))
 
     def get_all_studies(self) -> list[FrozenStudy]:
-        return self._call("listing the studies", self.inner.get_all_studies)
+        return self.call("listing the studies", self.inner.get_all_studies)
 
     # --- trials --------------------------------------------------------------------------------------
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
-        return self._call("creating a trial", lambda: self.inner.create_new_trial(study_id, template_trial))
+        return self.call("creating a trial", lambda: self.inner.create_new_trial(study_id, template_trial))
 
     def set_trial_param(
         self, trial_id: int, param_name: str, param_value_internal: float, distribution: BaseDistribution
     ) -> None:
-        self._call(
+        self.call(
             f"recording parameter {param_name}",
             lambda: self.inner.set_trial_param(trial_id, param_name, param_value_internal, distribution),
         )
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        return self._call(
+        return self.call(
             "reading a trial", lambda: self.inner.get_trial_id_from_study_id_trial_number(study_id, trial_number)
         )
 
     def get_trial_number_from_id(self, trial_id: int) -> int:
-        return self._call("reading a trial", lambda: self.inner.get_trial_number_from_id(trial_id))
+        return self.call("reading a trial", lambda: self.inner.get_trial_number_from_id(trial_id))
 
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
-        return self._call("reading a trial", lambda: self.inner.get_trial_param(trial_id, param_name))
+        return self.call("reading a trial", lambda: self.inner.get_trial_param(trial_id, param_name))
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -230,34 +233,34 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
                 return True if self.inner.get_trial(trial_id).state == state else None
             return None
 
-        return self._call(
+        return self.call(
             f"setting a trial {state.name}",
             lambda: self.inner.set_trial_state_values(trial_id, state, values),
             on_retry=settled,
         )
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        self._call(
+        self.call(
             "reporting an epoch",
             lambda: self.inner.set_trial_intermediate_value(trial_id, step, intermediate_value),
         )
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call(f"recording {key}", lambda: self.inner.set_trial_user_attr(trial_id, key, value))
+        self.call(f"recording {key}", lambda: self.inner.set_trial_user_attr(trial_id, key, value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._call(f"recording {key}", lambda: self.inner.set_trial_system_attr(trial_id, key, value))
+        self.call(f"recording {key}", lambda: self.inner.set_trial_system_attr(trial_id, key, value))
 
     def get_trial(self, trial_id: int) -> FrozenTrial:
-        return self._call("reading a trial", lambda: self.inner.get_trial(trial_id))
+        return self.call("reading a trial", lambda: self.inner.get_trial(trial_id))
 
     def get_all_trials(
         self, study_id: int, deepcopy: bool = True, states: Container[TrialState] | None = None
     ) -> list[FrozenTrial]:
-        return self._call("reading the trials", lambda: self.inner.get_all_trials(study_id, deepcopy, states))
+        return self.call("reading the trials", lambda: self.inner.get_all_trials(study_id, deepcopy, states))
 
     def get_best_trial(self, study_id: int) -> FrozenTrial:
-        return self._call("reading the best trial", lambda: self.inner.get_best_trial(study_id))
+        return self.call("reading the best trial", lambda: self.inner.get_best_trial(study_id))
 
     def remove_session(self) -> None:
         self.inner.remove_session()
@@ -273,19 +276,19 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
 
         for _ in range(3):
             try:
-                self._call("recording a heartbeat", lambda: self.inner.record_heartbeat(trial_id))
+                self.call("recording a heartbeat", lambda: self.inner.record_heartbeat(trial_id))
                 return
             except StorageLostError:
                 return
             except sa_exc.IntegrityError:  # another process inserted the row first: update it next time round
                 continue
             except Exception as exc:
-                print(f"storage {self.where}: heartbeat of trial id {trial_id} not recorded: {_reason(exc)}",
+                print(f"storage {self.where}: heartbeat of trial id {trial_id} not recorded: {describe_error(exc)}",
                       file=sys.stderr, flush=True)
                 return
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        return self._call("looking for stale trials", lambda: self.inner._get_stale_trial_ids(study_id))
+        return self.call("looking for stale trials", lambda: self.inner._get_stale_trial_ids(study_id))
 
     def get_heartbeat_interval(self) -> int | None:
         return self.inner.get_heartbeat_interval()

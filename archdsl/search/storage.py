@@ -30,7 +30,7 @@ from optuna.storages import BaseStorage
 
 from archdsl.errors import Location, SearchError
 from archdsl.search.definition import WorkersSpec
-from archdsl.search.resilient import ResilientStorage, StorageLostError, is_transient
+from archdsl.search.resilient import ResilientStorage, StorageLostError, describe_error, is_transient
 from archdsl.search.retry import Retry
 
 __all__ = [
@@ -210,11 +210,11 @@ def open_storage(ref: StorageRef, workers: WorkersSpec) -> BaseStorage:
             attempt += 1
             racing = _table_creation_race(exc) and attempt < 8  # workers creating the schema together
             if not racing and not is_transient(exc):
-                raise SearchError.at("", f"cannot open the study storage {ref.display}: {_reason(exc)}",
+                raise SearchError.at("", f"cannot open the study storage {ref.display}: {describe_error(exc)}",
                                      Location("--storage")) from None
             if not racing and time.monotonic() >= deadline:
                 raise StorageLostError(ref.display, "opening the storage", workers.reconnect_seconds,
-                                       _reason(exc)) from None
+                                       describe_error(exc)) from None
             time.sleep(random.uniform(0.05, 0.3) * min(attempt, 8))
 
 
@@ -222,13 +222,6 @@ def _table_creation_race(exc: BaseException) -> bool:
     import sqlalchemy.exc as sa_exc
 
     return isinstance(exc, (sa_exc.IntegrityError, sa_exc.ProgrammingError))
-
-
-def _reason(exc: BaseException) -> str:
-    """The innermost database message, on one line."""
-    inner = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = " ".join(str(inner).split())
-    return text[:300] or type(inner).__name__
 
 
 @dataclass(frozen=True)
