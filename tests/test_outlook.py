@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from archdsl import ShapeError, build_model, plan_model, spec_from_text
-from archdsl.blocks.outlooker import OutlookAttention, Outlooker
-from archdsl.blocks.transformer import TransformerBlock
-from archdsl.compiler import measure
-from archdsl.heads.class_attention import ClassAttentionBlock, ClassAttentionHead
-from archdsl.layers.drop_path import DropPath
+from archdsl.compiler.count import measure
+from archdsl.nn.class_attention import ClassAttentionBlock, ClassAttentionHead
+from archdsl.nn.drop_path import DropPath
+from archdsl.nn.outlook import OutlookAttention, Outlooker
+from archdsl.nn.transformer import TransformerBlock
 
 
 def _reference_outlook(attn: OutlookAttention, x: torch.Tensor) -> torch.Tensor:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archdsl
-from archdsl.compiler import measure
+from archdsl.compiler.count import measure
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 IDS = [p.stem for p in SPECS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.errors import ShapeError
 from archdsl.plan.shapes import Ctx
 
-__all__ = ["out_size", "require", "require_divisible"]
+__all__ = ["mlp_hidden", "out_size", "require", "require_divisible", "require_token_block"]
 
 
 def require(ok: bool, path: str, message: str) -> None:
@@ -27,3 +27,31 @@ def out_size(size: int, kernel: int, stride: int, padding: int, ctx: Ctx, path: 
         f"a {kernel}x{kernel} window with padding {padding} does not fit a {size}x{size} map{ctx.where()}",
     )
     return out
+
+
+def mlp_hidden(channels: int, mlp_ratio: float) -> int:
+    """Hidden width of a block's MLP: ``int(channels * mlp_ratio)``."""
+    return int(channels * mlp_ratio)
+
+
+def require_token_block(ctx: Ctx, name: str, num_heads: int, mlp_ratio: float) -> None:
+    """Rules shared by token blocks: same channels in and out, no stride, heads divide C, MLP width >= 1."""
+    c = ctx.in_shape[0]
+    require(
+        ctx.out_channels in (0, c),
+        ctx.path,
+        f"a {name} block keeps its {c} input channels but the stage declares {ctx.out_channels}; "
+        "add a transition to the stage (e.g. `transition: {type: patch_merge}`) to change channels",
+    )
+    require(
+        ctx.stride == 1,
+        ctx.path,
+        f"a {name} block cannot apply the stage's stride {ctx.stride}; "
+        "add a transition to the stage (e.g. `transition: {type: patch_merge}`) to down-sample",
+    )
+    require(c % num_heads == 0, ctx.path + ".num_heads", f"num_heads={num_heads} must divide the block's channels {c}")
+    require(
+        mlp_hidden(c, mlp_ratio) >= 1,
+        ctx.path + ".mlp_ratio",
+        f"mlp_ratio={mlp_ratio} gives an empty MLP at {c} channels",
+    )

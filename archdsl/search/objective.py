@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from archdsl.errors import ArchDSLError
-from archdsl.plan.planner import plan_model
+from archdsl.planner import plan_model
 from archdsl.search.budget import admits
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.pruning import PruningCallback

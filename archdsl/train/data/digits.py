@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from archdsl.train.data.base import (
-    DATASETS,
     DataRequest,
     TensorDataModule,
     channel_stats,
@@ -74,12 +73,9 @@ def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDat
     return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
 
-def _digits(request: DataRequest) -> L.LightningDataModule:
+def digits_datamodule(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "the digits dataset")
     shift = max(1, request.size // 8)
     # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
     augment = partial(random_shift_flip, max_shift=shift, flip=False) if request.data.augment else None
     return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment)
-
-
-DATASETS.register("digits", _digits)
