@@ -72,8 +72,9 @@ class DatasetKind(Generic[S]):
     spec: type[S]
     datamodule: str
     """``module:function`` returning the LightningDataModule for a ``DataRequest``."""
-    preprocessing: Callable[[S, int, int], dict[str, Any]]
-    """``(spec, channels, size) -> {resize, channels, color, scale, mean, std, invert, ...}`` for inference."""
+    preprocessing: str
+    """``module:function``, ``(spec, channels, size) -> {scale, mean, std, invert, ...}``: how an exported model's
+    input is prepared (imported only to export: the digits statistics are computed from the images)."""
     class_names: Callable[[S, int], list[str]]
     """``(spec, num_classes) -> names`` of the classes, in label order."""
 

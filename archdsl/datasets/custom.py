@@ -22,12 +22,13 @@ class CustomData(SpecModel):
     """Keyword arguments passed to the class (plain values only)."""
 
 
-def _preprocessing(spec: CustomData, channels: int, size: int) -> dict[str, Any]:
+def preprocessing(spec: CustomData, channels: int, size: int) -> dict[str, Any]:
     return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
 
 
 DATASETS.register(
     "custom",
-    DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule", _preprocessing,
+    DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule",
+                "archdsl.datasets.custom:preprocessing",
                 lambda spec, n: [str(i) for i in range(n)]),
 )  # fmt: skip

@@ -6,7 +6,7 @@ channels; stratified 60/20/20 split with seed 0.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from archdsl.kinds import DATASETS, DatasetKind
 from archdsl.spec.base import SpecModel
@@ -22,16 +22,9 @@ class DigitsData(SpecModel):
     """Random shifts of up to 1/8 of the image during training."""
 
 
-def _preprocessing(spec: DigitsData, channels: int, size: int) -> dict[str, Any]:
-    from archdsl.train.data.digits import digits_normalisation  # the statistics come from the images
-
-    mean, std = digits_normalisation(channels, size)
-    return {"scale": "pixel / 255 (dark digit strokes are high values, as in the UCI digits)", "mean": mean,
-            "std": std, "invert": True}  # fmt: skip
-
-
 DATASETS.register(
     "digits",
-    DatasetKind("digits", DigitsData, "archdsl.train.data.digits:digits_datamodule", _preprocessing,
+    DatasetKind("digits", DigitsData, "archdsl.train.data.digits:digits_datamodule",
+                "archdsl.train.data.digits:digits_preprocessing",
                 lambda spec, n: [str(i) for i in range(n)]),
 )  # fmt: skip

@@ -41,7 +41,7 @@ def _class_names(spec: ImageFolderData, n: int) -> list[str]:
     return folder_classes(root) if root.is_dir() else [str(i) for i in range(n)]
 
 
-def _preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
+def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
     return {"scale": "pixel / 255", "mean": list(spec.mean)[:channels], "std": list(spec.std)[:channels],
             "invert": False}  # fmt: skip
 
@@ -49,5 +49,5 @@ def _preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str,
 DATASETS.register(
     "image_folder",
     DatasetKind("image_folder", ImageFolderData, "archdsl.train.data.image_folder:image_folder_datamodule",
-                _preprocessing, _class_names),
+                "archdsl.datasets.image_folder:preprocessing", _class_names),
 )  # fmt: skip

@@ -22,12 +22,13 @@ class SyntheticData(SpecModel):
     """Classes; default: the head's."""
 
 
-def _preprocessing(spec: SyntheticData, channels: int, size: int) -> dict[str, Any]:
+def preprocessing(spec: SyntheticData, channels: int, size: int) -> dict[str, Any]:
     return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
 
 
 DATASETS.register(
     "synthetic",
-    DatasetKind("synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule", _preprocessing,
+    DatasetKind("synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule",
+                "archdsl.datasets.synthetic:preprocessing",
                 lambda spec, n: [str(i) for i in range(n)]),
 )  # fmt: skip

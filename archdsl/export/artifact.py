@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -71,7 +72,8 @@ def _preprocessing(spec: ModelSpec) -> dict[str, Any]:
     """How an image must be prepared for the model: what its dataset kind says, for the spec's input."""
     c, size = spec.input.channels, spec.input.size
     prep: dict[str, Any] = {"resize": [size, size], "channels": c, "color": "grey" if c == 1 else "rgb"}
-    prep.update(_dataset(spec).preprocessing(spec.train.data, c, size))
+    module, _, function = _dataset(spec).preprocessing.partition(":")
+    prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
     return prep
 
 

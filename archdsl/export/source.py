@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from archdsl.compiler.instantiate import resolve_target
-from archdsl.plan.recipe import Recipe
+from archdsl.plan.recipe import Recipe, target_allowed
 from archdsl.plan.shapes import BACKBONE, STAGE, ModelPlan, Node
 
 __all__ = ["class_name", "generate_source", "nn_files"]
@@ -48,6 +48,11 @@ class _File:
     """Top-level names it defines."""
 
 
+def _copied(module: str) -> bool:
+    """Modules whose files are copied into ``model.py`` (``archdsl.nn`` and plug-ins' packages, not torch)."""
+    return target_allowed(module + ".") and not module.startswith("torch")
+
+
 def _read(module: str) -> _File:
     path = Path(inspect.getfile(importlib.import_module(module)))
     text = path.read_text()
@@ -57,14 +62,13 @@ def _read(module: str) -> _File:
     imports: list[str] = []
     deps: list[str] = []
     names: list[str] = []
-    package = module.rsplit(".", 1)[0] + "."
     for i, node in enumerate(tree.body):
         span = range(node.lineno - 1, (node.end_lineno or node.lineno))
         if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
             drop.update(span)  # the docstring, kept as a comment
         elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
             drop.update(span)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(package):
+        elif isinstance(node, ast.ImportFrom) and node.module and _copied(node.module):
             deps.append(node.module)
             drop.update(span)
         elif isinstance(node, ast.Import | ast.ImportFrom):
@@ -239,8 +243,11 @@ def generate_source(plan: ModelPlan, header: str = "") -> str:
         f"        feature_reductions={info['feature_reductions']!r},",
         "    )",
     ]
-    stdlib = sorted((i for i in imports if not i.split()[1].startswith("torch")), key=lambda i: (i.startswith("from"), i))
-    third = sorted((i for i in imports if i.split()[1].startswith("torch")), key=lambda i: (i.startswith("from"), i))
+    def order(i: str) -> tuple[bool, str]:
+        return i.startswith("from"), i
+
+    stdlib = sorted((i for i in imports if not i.split()[1].startswith("torch")), key=order)
+    third = sorted((i for i in imports if i.split()[1].startswith("torch")), key=order)
     sections = []
     for f in files:
         doc = "\n".join(f"# {line}".rstrip() for line in f.docstring.splitlines())

@@ -114,7 +114,7 @@ def _build_models() -> None:
         "DataSpec": tagged_union(DATASETS, discriminator="name"),
     }
     kind_specs: list[type[BaseModel]] = [k.spec for r in REGISTRIES.values() for _, k in r.items()]
-    models = [*kind_specs, *_train_models(), StageSpec, ModelSpec]
+    models: list[type[BaseModel]] = [*kind_specs, *_train_models(), StageSpec, ModelSpec]
     for _ in range(2):  # a second pass completes models that embed others rebuilt in the first
         for model in models:
             model.model_rebuild(force=True, _types_namespace=namespace)

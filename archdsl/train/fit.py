@@ -20,12 +20,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from archdsl.atomic import atomic_write_text
 from archdsl.compiler.build import build_model
 from archdsl.errors import ArchDSLError, Problem, UsageError
 from archdsl.planner import plan_model
 from archdsl.spec.load import spec_to_data
 from archdsl.spec.model import ModelSpec
-from archdsl.train.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from archdsl.train.checkpoint_io import AtomicCheckpointIO
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args

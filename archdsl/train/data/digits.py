@@ -25,7 +25,7 @@ from archdsl.train.data.base import (
     tensor_splits,
 )
 
-__all__ = ["digits_images", "digits_normalisation", "digits_split", "load_digits_splits"]
+__all__ = ["digits_images", "digits_normalisation", "digits_preprocessing", "digits_split", "load_digits_splits"]
 
 SPLIT_SEED = 0
 HELD_OUT = 360
@@ -58,6 +58,13 @@ def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[fl
     x, _, labels = digits_images(channels, size)
     mean, std = channel_stats(x[torch.from_numpy(digits_split(labels)[0])])
     return mean.flatten().tolist(), std.flatten().tolist()
+
+
+def digits_preprocessing(spec: object, channels: int, size: int) -> dict[str, object]:
+    """What an exported digits model expects (the ``preprocessing`` of the digits dataset kind)."""
+    mean, std = digits_normalisation(channels, size)
+    return {"scale": "pixel / 255 (dark digit strokes are high values, as in the UCI digits)", "mean": mean,
+            "std": std, "invert": True}  # fmt: skip
 
 
 def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
