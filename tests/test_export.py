@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -163,7 +164,17 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     Image.fromarray((torch.rand(8, 8) * 255).byte().numpy()).save(image)
     assert main(["predict", str(out), str(image), "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
-    assert len(row["top"]) == 5 and abs(sum(r["p"] for r in row["top"])) <= 1.0 + 1e-6
+    # the same prediction, prepared by hand from the manifest: grey, bilinear 16x16, inverted, standardised
+    prep = manifest["preprocessing"]
+    with Image.open(image) as img:
+        resized = img.convert("L").resize((16, 16), Image.Resampling.BILINEAR)
+        pixels = torch.tensor(np.asarray(resized), dtype=torch.float32)
+    x = ((1.0 - pixels / 255.0) - prep["mean"][0]) / prep["std"][0]
+    with torch.no_grad():
+        probs = archdsl.load_model(out)(x[None, None]).softmax(dim=1)[0]
+    top = probs.topk(5)
+    assert [r["class"] for r in row["top"]] == [str(i) for i in top.indices.tolist()]
+    assert [r["p"] for r in row["top"]] == pytest.approx(top.values.tolist(), abs=1e-6)
 
 
 ZOO = [

@@ -7,6 +7,7 @@ import json
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -119,7 +120,8 @@ def test_a_local_ray_cluster_runs_a_search_with_two_worker_tasks(tmp_path: Path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         proc = subprocess.run(
-            ["archdsl", "search", str(search), "--out", str(out), "--ray", "auto", "--workers", "2", "--json"],
+            [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(out), "--ray", "auto",
+             "--workers", "2", "--json"],
             capture_output=True, text=True, timeout=600,
         )  # fmt: skip
     finally:

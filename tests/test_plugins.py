@@ -114,7 +114,8 @@ def test_a_plugin_kind_is_in_schema_validate_build_export_and_search(plugin: dic
     summary = _archdsl(plugin, tmp_path, "summary", "spec.yaml", "--json", "--tree")
     tree = json.loads(summary.stdout)
     part = tree["stages"][0]["parts"][0]
-    assert part["type"] == "scaled_residual" and part["recipe"]["target"] == "archdsl_demo_plugin.modules.ScaledResidual"
+    assert part["type"] == "scaled_residual"
+    assert part["recipe"]["target"] == "archdsl_demo_plugin.modules.ScaledResidual"
     export = _archdsl(plugin, tmp_path, "export", "spec.yaml", "--out", "art", "--format", "source,state_dict")
     assert export.returncode == 0, export.stderr
     source = (tmp_path / "art" / "model.py").read_text()
