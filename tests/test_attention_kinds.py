@@ -20,6 +20,7 @@ from archdsl.nn.eca import EfficientChannelAttention
 from archdsl.nn.se import SqueezeExcite
 from archdsl.spec.load import spec_from_text
 
+ROOT = Path(__file__).resolve().parent.parent
 SHAPES = [(2, 8, 5, 7), (3, 16, 4, 4), (1, 12, 6, 3)]
 
 
@@ -110,7 +111,7 @@ def test_cbam_matches_the_paper(shape: tuple[int, int, int, int], k: int) -> Non
 
 
 def _resnet50(attention: object) -> dict[str, object]:
-    data = yaml.safe_load(Path("specs/resnet50.yaml").read_text())
+    data = yaml.safe_load((ROOT / "specs" / "resnet50.yaml").read_text())
     for stage in data["stages"]:
         for block in stage["blocks"]:
             block["attention"] = copy.deepcopy(attention)
@@ -180,7 +181,7 @@ objectives: [{metric: params}]
 params:
   stages.*.blocks.*.attention: {choice: [none, se, eca, cbam]}
 """
-    space = search_from_text(text, "attn.yaml", "search")
+    space = search_from_text(text, "attn.yaml", ROOT / "search")
     counts = {}
     for choice in ("none", "se", "eca", "cbam"):
         spec = resolve(space, FixedTrial({"stages.*.blocks.*.attention": choice}))
