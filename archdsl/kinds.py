@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -150,9 +151,13 @@ def load_kinds() -> None:
         import_submodules(package)
     for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
         allow_target_package(ep.module.split(".", 1)[0])  # the plug-in's own nn.Module classes
-        loaded = ep.load()
-        if callable(loaded):
-            loaded()
+        try:
+            loaded = ep.load()
+            if callable(loaded):
+                loaded()
+        except Exception as exc:  # one broken plug-in must not take archdsl down with it
+            print(f"warning: plug-in '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) was not loaded: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)  # fmt: skip
 
 
 def close_registries() -> None:

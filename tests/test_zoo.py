@@ -38,6 +38,18 @@ def test_plan_equals_meta_build(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", SPECS, ids=IDS)
+def test_plan_tree_round_trips_through_json(path: Path) -> None:
+    import json
+
+    from archdsl.plan.shapes import ModelPlan
+
+    plan = archdsl.plan_model(archdsl.load_spec(path))
+    text = json.dumps(plan.to_data())
+    assert ModelPlan.from_data(json.loads(text)) == plan
+    assert json.dumps(ModelPlan.from_data(json.loads(text)).to_data()) == text
+
+
+@pytest.mark.parametrize("path", SPECS, ids=IDS)
 def test_compiles_without_graph_breaks(path: Path) -> None:
     spec = archdsl.load_spec(path)
     plan = archdsl.plan_model(spec)

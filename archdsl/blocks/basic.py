@@ -8,7 +8,7 @@ from typing import Literal
 from archdsl.attention.attach import Attached, plan_attention
 from archdsl.kinds import BLOCKS, Kind
 from archdsl.plan import cost
-from archdsl.plan.rules import out_size
+from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, BlockSpecBase, OddKernel
 
@@ -33,7 +33,7 @@ class BasicBlockSpec(BlockSpecBase):
 def _plan(spec: BasicBlockSpec, ctx: Ctx) -> Node:
     c_in, h, w = ctx.in_shape
     c_out, k, s = ctx.out_channels, spec.kernel_size, ctx.stride
-    ho, wo = (out_size(n, k, s, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
+    ho, wo = (same_size(n, s) for n in (h, w))
     attention = plan_attention(spec.attention, ctx, (c_out, ho, wo))
     total = cost.conv_bn(c_in, c_out, k, (ho, wo)) + cost.conv_bn(c_out, c_out, k, (ho, wo))
     if s != 1 or c_in != c_out:

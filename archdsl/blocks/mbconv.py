@@ -17,7 +17,7 @@ from archdsl.attention.attach import Attached, plan_attention
 from archdsl.attention.se import se_node
 from archdsl.kinds import BLOCKS, Kind
 from archdsl.plan import cost
-from archdsl.plan.rules import out_size, require
+from archdsl.plan.rules import require, same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, BlockSpecBase, OddKernel
 
@@ -45,10 +45,10 @@ def _plan(spec: MBConvSpec, ctx: Ctx) -> Node:
     c_in, h, w = ctx.in_shape
     c_out, k, s = ctx.out_channels, spec.kernel_size, ctx.stride
     expand = spec.expand_ratio != 1.0
-    mid = round(c_in * spec.expand_ratio) if expand else c_in
+    mid = round(c_in * spec.expand_ratio)  # c_in when there is no expansion
     require(mid > 0, ctx.path + ".expand_ratio",
             f"the expanded width round({c_in} x {spec.expand_ratio}) must be positive, got {mid}")  # fmt: skip
-    ho, wo = (out_size(n, k, s, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
+    ho, wo = (same_size(n, s) for n in (h, w))
     attention: Node | None
     if spec.attention is not None:
         attention = plan_attention(spec.attention, ctx, (mid, ho, wo))

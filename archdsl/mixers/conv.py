@@ -8,7 +8,7 @@ from pydantic import Field
 
 from archdsl.kinds import MIXERS, Kind
 from archdsl.plan import cost
-from archdsl.plan.rules import out_size, require_divisible
+from archdsl.plan.rules import require_divisible, same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import OddKernel, SpecModel
 
@@ -29,7 +29,7 @@ def _plan(spec: ConvMixerSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     require_divisible(c, spec.groups, ctx.path + ".groups", "bottleneck width", "groups")
     k, s = spec.kernel_size, ctx.stride
-    ho, wo = (out_size(n, k, s, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
+    ho, wo = (same_size(n, s) for n in (h, w))
     kwargs = {"in_channels": c, "out_channels": c, "kernel_size": k, "stride": s, "padding": k // 2,
               "groups": spec.groups, "bias": False}  # fmt: skip
     return make_node(ctx, "mixer", "conv", (c, ho, wo), "torch.nn.Conv2d", kwargs,

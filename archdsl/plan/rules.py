@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.errors import ShapeError
 from archdsl.plan.shapes import Ctx
 
-__all__ = ["mlp_hidden", "out_size", "require", "require_divisible", "require_token_block"]
+__all__ = ["mlp_hidden", "require", "require_divisible", "require_token_block", "same_size"]
 
 
 def require(ok: bool, path: str, message: str) -> None:
@@ -18,15 +18,12 @@ def require_divisible(value: int, by: int, path: str, what: str, by_what: str) -
     require(by > 0 and value % by == 0, path, f"{what}={value} must be divisible by {by_what}={by}")
 
 
-def out_size(size: int, kernel: int, stride: int, padding: int, ctx: Ctx, path: str) -> int:
-    """Output side of a conv/pool window; the window must fit."""
-    out = (size + 2 * padding - kernel) // stride + 1
-    require(
-        out >= 1,
-        path,
-        f"a {kernel}x{kernel} window with padding {padding} does not fit a {size}x{size} map{ctx.where()}",
-    )
-    return out
+def same_size(size: int, stride: int) -> int:
+    """Output side of an odd k x k window with "same" padding k // 2 and this stride: ceil(size / stride).
+
+    Every such window fits any map (kernels are odd, see ``OddKernel``), so there is nothing to check.
+    """
+    return (size - 1) // stride + 1
 
 
 def mlp_hidden(channels: int, mlp_ratio: float) -> int:

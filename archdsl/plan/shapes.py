@@ -107,7 +107,7 @@ class Node:
             flops=int(data["flops"]),
             recipe=Recipe.from_data(data["recipe"]),
             children=tuple(cls.from_data(c) for c in data["children"]),
-            repeat=int(data.get("repeat", 0)),
+            repeat=int(data["repeat"]),
         )
 
 

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from archdsl.kinds import STEMS, Kind
 from archdsl.plan import cost
-from archdsl.plan.rules import out_size
+from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, OddKernel, SpecModel
 
@@ -37,10 +37,10 @@ class ConvStemSpec(SpecModel):
 def _plan(spec: ConvStemSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     k, s = spec.kernel_size, spec.stride
-    ho, wo = (out_size(n, k, s, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
+    ho, wo = (same_size(n, s) for n in (h, w))
     c_cost = cost.conv_bn(c, spec.channels, k, (ho, wo))
     if spec.pool == "max":
-        ho, wo = (out_size(n, 3, 2, 1, ctx, ctx.path + ".pool") for n in (ho, wo))
+        ho, wo = (same_size(n, 2) for n in (ho, wo))
     kwargs = {"in_channels": c, "channels": spec.channels, "kernel_size": k, "stride": s,
               "pool": spec.pool == "max", "act": spec.act}  # fmt: skip
     return make_node(ctx, "stem", "conv", (spec.channels, ho, wo), "archdsl.nn.conv_stem.ConvStem", kwargs, c_cost)

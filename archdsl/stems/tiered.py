@@ -14,7 +14,7 @@ from pydantic import Field
 
 from archdsl.kinds import STEMS, Kind
 from archdsl.plan import cost
-from archdsl.plan.rules import out_size
+from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, SpecModel
 
@@ -39,13 +39,13 @@ class TieredStemSpec(SpecModel):
 
 def _plan(spec: TieredStemSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
-    ho, wo = (out_size(n, 3, spec.stride, 1, ctx, ctx.path + ".stride") for n in (h, w))
+    ho, wo = (same_size(n, spec.stride) for n in (h, w))
     total = cost.Cost()
     for out in spec.channels:
         total = total + cost.conv_bn(c, out, 3, (ho, wo))
         c = out
     if spec.pool == "max":
-        ho, wo = (out_size(n, 3, 2, 1, ctx, ctx.path + ".pool") for n in (ho, wo))
+        ho, wo = (same_size(n, 2) for n in (ho, wo))
     kwargs = {"in_channels": ctx.in_shape[0], "channels": list(spec.channels), "stride": spec.stride,
               "pool": spec.pool == "max", "act": spec.act}  # fmt: skip
     return make_node(ctx, "stem", "tiered", (c, ho, wo), "archdsl.nn.tiered_stem.TieredStem", kwargs, total)
