@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError"]
+__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError", "UsageError"]
 
 
 @dataclass(frozen=True)
@@ -70,3 +70,12 @@ class ShapeError(ArchDSLError):
 
 class SearchError(ArchDSLError):
     """A search definition is invalid."""
+
+
+class UsageError(ArchDSLError):
+    """A command-line problem (an option's value, a missing argument), named by the option:
+    ``--storage: what must hold, what was given``."""
+
+    @classmethod
+    def option(cls, option: str, message: str) -> UsageError:
+        return cls(Problem(option, message))

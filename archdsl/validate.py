@@ -9,7 +9,7 @@ __all__ = ["validate_file"]
 
 def validate_file(path: str | Path) -> str:
     """Read, validate and plan ``path``; returns a one-line description, raises ``ArchDSLError``."""
-    from archdsl.plan.planner import plan_model
+    from archdsl.planner import plan_model
     from archdsl.search.space import is_search_file, load_search
     from archdsl.spec.load import parse_spec
     from archdsl.spec.source import read_yaml

@@ -21,9 +21,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from archdsl.blocks.outlooker import OutlookAttention
-from archdsl.mixers.global_attention import GlobalAttention
-from archdsl.mixers.halo import HaloAttention
+from archdsl.nn.global_attention import GlobalAttention
+from archdsl.nn.halo import HaloAttention
+from archdsl.nn.outlook import OutlookAttention
 
 ROOT = Path(__file__).resolve().parent.parent
 

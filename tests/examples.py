@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from archdsl.plan.kind import BLOCKS, HEADS, MIXERS, STEMS, TRANSITIONS, Kind
+from archdsl.kinds import ATTENTION, BLOCKS, HEADS, MIXERS, STEMS, TRANSITIONS, Kind
 from archdsl.registry import Registry
 
 REGISTRIES: dict[str, Registry[Kind[Any]]] = {
@@ -13,6 +13,7 @@ REGISTRIES: dict[str, Registry[Kind[Any]]] = {
     "transition": TRANSITIONS,
     "block": BLOCKS,
     "mixer": MIXERS,
+    "attention": ATTENTION,
     "head": HEADS,
 }
 
@@ -34,6 +35,9 @@ def example_spec(registry: str, name: str) -> dict[str, Any]:
     elif registry == "mixer":
         block = {"type": "bottleneck", "width": 16, "repeat": 2, "mixer": ex}
         stages = [{"channels": 64, "stride": 2, "blocks": [block]}]
+    elif registry == "attention":
+        block = {"type": "bottleneck", "width": 8, "repeat": 2, "attention": ex}
+        stages = [{"channels": 32, "stride": 2, "blocks": [block]}]
     elif registry == "head":
         head = ex
     return {
@@ -47,4 +51,5 @@ def example_spec(registry: str, name: str) -> dict[str, Any]:
 
 
 def all_kinds() -> list[tuple[str, str]]:
-    return [(reg, name) for reg, table in REGISTRIES.items() for name in table.names()]
+    """Every registered kind that has an example (``attention: none`` has nothing to build)."""
+    return [(reg, name) for reg, table in REGISTRIES.items() for name, kind in table.items() if kind.example]

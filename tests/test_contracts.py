@@ -7,7 +7,8 @@ import torch
 import yaml
 
 import archdsl
-from archdsl.compiler import measure
+from archdsl.compiler.count import measure
+from archdsl.plan.shapes import ModelPlan
 from archdsl.spec.load import dump_spec, spec_from_text, spec_to_data
 from tests.examples import all_kinds, example_spec
 
@@ -20,7 +21,21 @@ def _spec(registry: str, name: str) -> archdsl.spec.ModelSpec:
 
 
 def test_every_registry_has_kinds() -> None:
-    assert {r for r, _ in KINDS} == {"stem", "transition", "block", "mixer", "head"}
+    assert {r for r, _ in KINDS} == {"stem", "transition", "block", "mixer", "attention", "head"}
+
+
+@pytest.mark.parametrize(("registry", "name"), KINDS, ids=IDS)
+def test_plan_tree_round_trips_through_json(registry: str, name: str) -> None:
+    import json
+
+    plan = archdsl.plan_model(_spec(registry, name))
+    data = json.loads(json.dumps(plan.to_data()))
+    again = ModelPlan.from_data(data)
+    assert again == plan and again.to_data() == plan.to_data()
+    # the tree is the model: the recipes of the read-back plan build the same parameters
+    from archdsl.compiler.build import build_from_plan
+
+    assert sum(p.numel() for p in build_from_plan(again, "meta").parameters()) == plan.params
 
 
 @pytest.mark.parametrize(("registry", "name"), KINDS, ids=IDS)

@@ -15,14 +15,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from archdsl import ShapeError, SpecError, build_model, plan_model, spec_from_text
-from archdsl.blocks.basic import BasicBlock
-from archdsl.blocks.mbconv import MBConv
-from archdsl.compiler import measure
-from archdsl.layers.drop_path import DropPath
-from archdsl.layers.se import SqueezeExcite, se_cost
-from archdsl.plan.kind import BLOCKS
+from archdsl.compiler.count import measure
+from archdsl.compiler.instantiate import instantiate
+from archdsl.kinds import BLOCKS
+from archdsl.nn.basic import BasicBlock
+from archdsl.nn.drop_path import DropPath
+from archdsl.nn.mbconv import MBConv
+from archdsl.nn.se import SqueezeExcite
+from archdsl.nn.tiered_stem import TieredStem
 from archdsl.plan.shapes import Ctx
-from archdsl.stems.tiered import TieredStem
 
 
 def _model(stem: str, stages: list[str], size: int = 16, classes: int = 5) -> str:
@@ -172,7 +173,7 @@ def test_se_matches_equations(act: str) -> None:
     w2, b2 = se.expand.weight[:, :, 0, 0], se.expand.bias
     ref = _se_ref(x, w1, b1, w2, b2, torch.relu if act == "relu" else F.silu)
     torch.testing.assert_close(se(x), ref, rtol=1e-12, atol=1e-12)
-    assert sum(p.numel() for p in se.parameters()) == se_cost(6, 2).params == 6 * 2 + 2 + 2 * 6 + 6
+    assert sum(p.numel() for p in se.parameters()) == 6 * 2 + 2 + 2 * 6 + 6
 
 
 @pytest.mark.parametrize(("c_in", "c_out", "stride", "k"), [(8, 8, 1, 3), (8, 12, 2, 3), (6, 6, 2, 5)])
@@ -198,7 +199,8 @@ def test_basic_block_matches_reference(c_in: int, c_out: int, stride: int, k: in
 )
 def test_mbconv_matches_reference(c_in, c_out, mid, stride, se, expand) -> None:
     torch.manual_seed(3)
-    block = MBConv(c_in, c_out, mid, 5, stride, se, "relu", expand=expand).double().eval()
+    attention = SqueezeExcite(mid, se, "relu") if se else None
+    block = MBConv(c_in, c_out, mid, 5, stride, "relu", expand=expand, attention=attention).double().eval()
     _randomize_bn(block)
     x = torch.randn(2, c_in, 9, 9, dtype=torch.float64)
     h = _conv_bn_ref(x, block.expand, act=True) if expand else x
@@ -259,7 +261,7 @@ def test_expand_ratio_one_has_no_expansion_conv() -> None:
 
 def test_residual_starts_as_identity_with_zero_projection() -> None:
     torch.manual_seed(5)
-    block = MBConv(8, 8, 16, 3, 1, 2, "silu").eval()
+    block = MBConv(8, 8, 16, 3, 1, "silu", attention=SqueezeExcite(16, 2, "silu")).eval()
     nn.init.zeros_(block.project[1].weight)
     nn.init.zeros_(block.project[1].bias)
     x = torch.randn(2, 8, 6, 6)
@@ -270,7 +272,8 @@ def test_residual_starts_as_identity_with_zero_projection() -> None:
 def test_drop_path_from_ctx(kind: str) -> None:
     spec = spec_from_text(_model(STEM16, ["{channels: 16, stride: 1, blocks: [{type: " + kind + "}]}"]))
     block_spec = spec.stages[0].blocks[0]
-    module = BLOCKS.get(kind).build(block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 16, 1, drop_path=0.25))
+    node = BLOCKS.get(kind).plan(block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 16, 1, drop_path=0.25))
+    module = instantiate(node.recipe)
     assert isinstance(module.drop_path, DropPath) and module.drop_path.p == 0.25
     torch.manual_seed(6)
     x = torch.randn(64, 16, 4, 4)
@@ -284,7 +287,8 @@ def test_drop_path_from_ctx(kind: str) -> None:
 def test_drop_path_not_used_without_residual() -> None:
     spec = spec_from_text(_model(STEM16, ["{channels: 24, stride: 2, blocks: [{type: mbconv}]}"]))
     block_spec = spec.stages[0].blocks[0]
-    module = BLOCKS.get("mbconv").build(block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 24, 2, drop_path=0.25))
+    node = BLOCKS.get("mbconv").plan(block_spec, Ctx((16, 8, 8), "stages.0.blocks.0", 24, 2, drop_path=0.25))
+    module = instantiate(node.recipe)
     assert isinstance(module.drop_path, nn.Identity)
 
 

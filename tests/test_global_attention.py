@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from archdsl import ShapeError
-from archdsl.mixers.global_attention import GlobalAttention, GlobalAttentionSpec
-from archdsl.plan.kind import MIXERS
+from archdsl.kinds import MIXERS
+from archdsl.mixers.global_attention import GlobalAttentionSpec
+from archdsl.nn.global_attention import GlobalAttention
 from archdsl.plan.shapes import Ctx
 
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from archdsl import ShapeError, plan_model, spec_from_text
-from archdsl.mixers.halo import HaloAttention, HaloMixerSpec
-from archdsl.plan.kind import MIXERS
+from archdsl.kinds import MIXERS
+from archdsl.mixers.halo import HaloMixerSpec
+from archdsl.nn.halo import HaloAttention
 from archdsl.plan.shapes import Ctx
 
 

@@ -8,14 +8,13 @@ from typing import cast
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from archdsl import ShapeError, build_model, plan_model, spec_from_text
-from archdsl.blocks.outlooker import OutlookAttention, Outlooker
-from archdsl.blocks.transformer import TransformerBlock
-from archdsl.compiler import measure
-from archdsl.heads.class_attention import ClassAttentionBlock, ClassAttentionHead
-from archdsl.layers.drop_path import DropPath
+from archdsl.compiler.count import measure
+from archdsl.nn.class_attention import ClassAttentionBlock, ClassAttentionHead
+from archdsl.nn.drop_path import DropPath
+from archdsl.nn.outlook import OutlookAttention, Outlooker
+from archdsl.nn.transformer import TransformerBlock
 
 
 def _reference_outlook(attn: OutlookAttention, x: torch.Tensor) -> torch.Tensor:
@@ -79,42 +78,67 @@ def test_outlook_attention_matches_loop_reference(
     assert (got - want).abs().max().item() <= 1e-6
 
 
+def _ln(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:
+    """LayerNorm written out: (x - mean) / sqrt(var + eps) * gamma + beta over the last axis."""
+    mean = x.mean(dim=-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
+    return (x - mean) / torch.sqrt(var + norm.eps) * norm.weight + norm.bias
+
+
+def _mlp(x: torch.Tensor, mlp: torch.nn.Module) -> torch.Tensor:
+    """fc2(GELU(fc1 x)) with the exact (erf) GELU written out."""
+    h = x @ mlp.fc1.weight.T + mlp.fc1.bias  # type: ignore[operator]
+    h = 0.5 * h * (1 + torch.erf(h / math.sqrt(2)))
+    return h @ mlp.fc2.weight.T + mlp.fc2.bias  # type: ignore[operator]
+
+
+def _randomise_norms(module: torch.nn.Module) -> None:
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.LayerNorm):
+                m.weight.normal_(1.0, 0.3)
+                m.bias.normal_(0.0, 0.3)
+
+
 def test_outlooker_block_is_pre_norm_residual() -> None:
     torch.manual_seed(1)
     block = Outlooker(8, 2, 24, 3, 1, 2).double().eval()
+    _randomise_norms(block)
     x = torch.randn(2, 8, 5, 6, dtype=torch.float64)  # (B, C, H, W)
     t = x.permute(0, 2, 3, 1)
-    t = t + _reference_outlook(block.attn, F.layer_norm(t, (8,), block.norm1.weight, block.norm1.bias))
-    t = t + block.mlp(block.norm2(t))
+    t = t + _reference_outlook(block.attn, _ln(t, block.norm1))
+    t = t + _mlp(_ln(t, block.norm2), block.mlp)
     assert (block(x) - t.permute(0, 3, 1, 2)).abs().max().item() <= 1e-10
 
 
 def test_transformer_block_matches_explicit_attention() -> None:
     torch.manual_seed(2)
     block = TransformerBlock(8, 2, 16).double().eval()
+    _randomise_norms(block)
     x = torch.randn(2, 8, 3, 4, dtype=torch.float64)
     t = x.flatten(2).transpose(1, 2)  # (B, N, C)
-    z = block.norm1(t)
+    z = _ln(t, block.norm1)
     q, k, v = (z @ block.attn.qkv.weight.T).chunk(3, dim=-1)
     ys = []
     for hd in range(2):
         sl = slice(hd * 4, hd * 4 + 4)
         a = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)
         ys.append(a @ v[..., sl])
-    t = t + block.attn.proj(torch.cat(ys, dim=-1))
-    t = t + block.mlp(block.norm2(t))
+    t = t + torch.cat(ys, dim=-1) @ block.attn.proj.weight.T + block.attn.proj.bias
+    t = t + _mlp(_ln(t, block.norm2), block.mlp)
     assert (block(x) - t.transpose(1, 2).reshape(2, 8, 3, 4)).abs().max().item() <= 1e-10
 
 
 def test_class_attention_head_output() -> None:
     torch.manual_seed(3)
     head = ClassAttentionHead(8, 5, 2, 16, depth=2, aux_head=True).double().eval()
+    _randomise_norms(head)
     x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
     tokens = x.flatten(2).transpose(1, 2)
     cls = head.cls_token.expand(2, -1, -1)
     for module in head.blocks:
         blk = cast(ClassAttentionBlock, module)
-        z = blk.norm1(torch.cat([cls, tokens], dim=1))
+        z = _ln(torch.cat([cls, tokens], dim=1), blk.norm1)
         q = z[:, :1] @ blk.attn.q.weight.T
         k, v = (z @ blk.attn.kv.weight.T).chunk(2, dim=-1)
         ys = []
@@ -122,10 +146,11 @@ def test_class_attention_head_output() -> None:
             sl = slice(hd * 4, hd * 4 + 4)
             a = torch.softmax(q[..., sl] @ k[..., sl].transpose(1, 2) / 2.0, dim=-1)
             ys.append(a @ v[..., sl])
-        cls = cls + blk.attn.proj(torch.cat(ys, dim=-1))
-        cls = cls + blk.mlp(blk.norm2(cls))
-    z = head.norm(torch.cat([cls, tokens], dim=1))
-    want = head.head(z[:, 0]) + 0.5 * head.aux_head(z[:, 1:]).max(dim=1).values
+        cls = cls + torch.cat(ys, dim=-1) @ blk.attn.proj.weight.T + blk.attn.proj.bias
+        cls = cls + _mlp(_ln(cls, blk.norm2), blk.mlp)
+    z = _ln(torch.cat([cls, tokens], dim=1), head.norm)
+    linear, aux = head.head, head.aux_head
+    want = z[:, 0] @ linear.weight.T + linear.bias + 0.5 * (z[:, 1:] @ aux.weight.T + aux.bias).max(dim=1).values
     assert (head(x) - want).abs().max().item() <= 1e-10
 
 

@@ -187,7 +187,8 @@ def test_search_json_best_and_counts(finished: tuple[Path, Path]) -> None:
     for t in complete:
         ckpt = out / t.user_attrs["checkpoint"]
         assert ckpt.is_file() and ckpt.name == "best.ckpt"
-        assert 0 <= t.user_attrs["test/acc"] <= 1 and t.user_attrs["val/acc"] == t.values[0]
+        test_acc = t.user_attrs["test/acc"]
+        assert test_acc * 360 == pytest.approx(round(test_acc * 360)) and t.user_attrs["val/acc"] == t.values[0]
 
 
 def test_best_then_train_reproduces_the_architecture(

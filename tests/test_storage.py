@@ -13,7 +13,7 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from archdsl.errors import SearchError
+from archdsl.errors import UsageError
 from archdsl.search.budget import admits, next_step, tally
 from archdsl.search.definition import WorkersSpec
 from archdsl.search.liveness import WorkerIdentity, fail_dead_local_trials
@@ -34,7 +34,7 @@ def test_storage_urls_are_parsed_in_one_place(tmp_path: Path, monkeypatch: pytes
     assert pg.connect_url() == "postgresql+psycopg://bob:pw@db:5433/opt"
     assert pg.split_password() == ("postgresql://bob@db:5433/opt", "pw")
     assert parse_storage_url("mysql://root@127.0.0.1/test").connect_url() == "mysql+pymysql://root@127.0.0.1/test"
-    with pytest.raises(SearchError, match=r"^--storage: a storage URL is sqlite:///PATH.*got 'redis://:\*\*\*@host'$"):
+    with pytest.raises(UsageError, match=r"^--storage: a storage URL is sqlite:///PATH.*got 'redis://:\*\*\*@host'$"):
         parse_storage_url("redis://:secret@host")
     assert "secret" not in redact("redis://:secret@host")
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import archdsl
-from archdsl.compiler import measure
+from archdsl.compiler.count import measure
 
 SPECS = sorted((Path(__file__).parent.parent / "specs").glob("*.yaml"))
 IDS = [p.stem for p in SPECS]
@@ -35,6 +35,18 @@ def test_plan_equals_meta_build(path: Path) -> None:
     assert got.params == plan.params
     assert got.output == plan.output
     assert abs(got.flops - plan.flops) <= 0.02 * got.flops, (got.flops, plan.flops)
+
+
+@pytest.mark.parametrize("path", SPECS, ids=IDS)
+def test_plan_tree_round_trips_through_json(path: Path) -> None:
+    import json
+
+    from archdsl.plan.shapes import ModelPlan
+
+    plan = archdsl.plan_model(archdsl.load_spec(path))
+    text = json.dumps(plan.to_data())
+    assert ModelPlan.from_data(json.loads(text)) == plan
+    assert json.dumps(ModelPlan.from_data(json.loads(text)).to_data()) == text
 
 
 @pytest.mark.parametrize("path", SPECS, ids=IDS)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from archdsl import ShapeError, build_model, load_spec, plan_model, spec_from_text
-from archdsl.compiler import measure
+from archdsl.compiler.count import measure
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 HALONET_M = {"h0": 5.5, "h1": 8.1, "h2": 9.4, "h3": 12.3, "h4": 19.1, "h5": 30.7, "h6": 43.4, "h7": 67.0}
@@ -77,7 +77,8 @@ def test_h7_at_600_px_is_a_located_shape_error() -> None:
     assert "75x75" in problem.message
     assert "block_size=10" in problem.message and "(input 600 px, stride 8)" in problem.message
     # located on the line of stages.1 (one line per stage), at the mixer of its block entry
-    stage_line, _ = spec._source.locations[("stages", 1)]
-    loc = spec._source.locate(problem.path)
+    assert spec.source is not None
+    stage_line, _ = spec.source.locations[("stages", 1)]
+    loc = spec.source.locate(problem.path)
     assert loc.line == stage_line
     assert f"h7.yaml:{loc.line}:{loc.col}: stages.1." in str(info.value)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from archdsl import build_model, load_spec, plan_model
-from archdsl.compiler import measure
+from archdsl.compiler.count import measure
 
 SPECS = Path(__file__).resolve().parents[1] / "specs"
 

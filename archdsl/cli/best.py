@@ -19,9 +19,9 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("best", "show the best trial(s) of a search and write the winner's spec to best.yaml", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.atomic import atomic_write_text
     from archdsl.search.results import load_study, trial_spec, winners
     from archdsl.spec.load import dump_spec
-    from archdsl.train.checkpoint_io import atomic_write_text
 
     study = load_study(args.dir, args.storage, args.study)
     best = winners(study)

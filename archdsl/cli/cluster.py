@@ -52,8 +52,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("cluster", "write launch files for SLURM or Kubernetes (archdsl never schedules by itself)", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.atomic import atomic_write_text
     from archdsl.launch.common import launch_for
-    from archdsl.train.checkpoint_io import atomic_write_text
 
     if args.scheduler == "slurm":
         from archdsl.launch.slurm import SlurmOptions, slurm_script

@@ -6,6 +6,7 @@ import argparse
 import json
 
 from archdsl.cli._command import command
+from archdsl.errors import UsageError
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -26,7 +27,6 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("export", "export a model as a standard nn.Module: source, weights, torch.export, ONNX", _args)
 def run(args: argparse.Namespace) -> int:
-    from archdsl.errors import Location, SpecError
     from archdsl.export.artifact import export_model
     from archdsl.export.sources import from_path, from_study
 
@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.storage and args.study:
         source = from_study(args.storage, args.study, None, args.trial)
     else:
-        raise SpecError.at("", "give a SOURCE, or --storage URL and --study NAME", Location("archdsl export"))
+        raise UsageError.option("SOURCE", "give a SOURCE, or --storage URL and --study NAME")
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     result = export_model(source, args.out, formats, force=args.force)
     if args.json:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archdsl.cli._command import command
+from archdsl.errors import UsageError
 
 if TYPE_CHECKING:
     from archdsl.search.study import SearchResult
@@ -55,12 +56,11 @@ def print_result(result: SearchResult, out: Path, as_json: bool) -> None:
 
 @command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
 def run(args: argparse.Namespace) -> int:
-    from archdsl.errors import Location, SearchError
     from archdsl.search.run import run_search
     from archdsl.search.space import load_search
 
     if args.workers is not None and args.workers < 1:
-        raise SearchError.at("", f"--workers must be at least 1, got {args.workers}", Location("--workers"))
+        raise UsageError.option("--workers", f"must be at least 1, got {args.workers}")
     space = load_search(args.search)
     out = Path(args.out) if args.out else Path("runs") / "search" / space.name
     result = run_search(

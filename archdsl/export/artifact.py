@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.util
 import json
 import os
@@ -23,10 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from archdsl.errors import Location, SpecError
-from archdsl.export.record import recording
+from archdsl.errors import Location, SpecError, UsageError
 from archdsl.export.source import class_name, generate_source
-from archdsl.plan.planner import plan_model
+from archdsl.planner import plan_model
 from archdsl.spec.load import dump_spec
 from archdsl.spec.model import ModelSpec
 
@@ -62,36 +62,23 @@ def _sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def _dataset(spec: ModelSpec) -> Any:
+    from archdsl.kinds import DATASETS
+
+    return DATASETS.get(spec.train.data.name)
+
+
 def _preprocessing(spec: ModelSpec) -> dict[str, Any]:
-    data = spec.train.data
+    """How an image must be prepared for the model: what its dataset kind says, for the spec's input."""
     c, size = spec.input.channels, spec.input.size
     prep: dict[str, Any] = {"resize": [size, size], "channels": c, "color": "grey" if c == 1 else "rgb"}
-    if data.name == "digits":
-        from archdsl.train.data.digits import digits_normalisation
-
-        mean, std = digits_normalisation(c, size)
-        prep.update(scale="pixel / 255 (dark digit strokes are high values, as in the UCI digits)", mean=mean, std=std)
-        prep["invert"] = True
-    elif data.name == "image_folder":
-        prep.update(scale="pixel / 255", mean=list(data.mean)[:c], std=list(data.std)[:c], invert=False)
-    else:
-        prep.update(scale="pixel / 255", mean=[0.0] * c, std=[1.0] * c, invert=False)
+    module, _, function = _dataset(spec).preprocessing.partition(":")
+    prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
     return prep
 
 
 def _class_names(spec: ModelSpec) -> list[str]:
-    n = spec.head.num_classes
-    if spec.train.data.name == "cifar10":
-        from archdsl.train.data.cifar10 import CLASSES
-
-        return list(CLASSES)
-    if spec.train.data.name == "image_folder":
-        from archdsl.train.data.image_folder import list_image_folder
-
-        root = Path(spec.train.data.root) / "train"
-        if root.is_dir():
-            return list_image_folder(root)[1]
-    return [str(i) for i in range(n)]
+    return list(_dataset(spec).class_names(spec.train.data, spec.head.num_classes))
 
 
 def export_model(
@@ -101,16 +88,15 @@ def export_model(
     out = Path(out)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise SpecError.at("", f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}", Location("--format"))
+        raise UsageError.option("--format", f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
     if out.exists() and not force:
-        raise SpecError.at("", f"'{out}' exists; pass --force to replace it", Location("--out"))
+        raise UsageError.option("--out", f"'{out}' exists; pass --force to replace it")
     spec = source.spec
     plan = plan_model(spec)
     torch.manual_seed(spec.train.seed)
-    with recording():
-        from archdsl.compiler.build import build_from_plan
+    from archdsl.compiler.build import build_from_plan
 
-        model = build_from_plan(plan, "cpu")
+    model = build_from_plan(plan, "cpu")
     if source.state_dict is not None:
         model.load_state_dict(source.state_dict, strict=True)
     model.eval()
@@ -144,7 +130,7 @@ def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, format
     )
     if "source" in formats:
         header = f"{class_name(spec.name)}: {plan.params:,} parameters, input {tuple(plan.input)}"
-        (out / "model.py").write_text(generate_source(model, plan, header))
+        (out / "model.py").write_text(generate_source(plan, header))
         files.append("model.py")
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if "state_dict" in formats:
@@ -184,9 +170,8 @@ def _manifest(source: ExportSource, plan: Any, out: Path, files: list[str]) -> d
     import archdsl
 
     spec = source.spec
-    hashes = {"spec.yaml": _sha256_file(out / "spec.yaml")}
-    if "weights.safetensors" in files:
-        hashes["weights.safetensors"] = _sha256_file(out / "weights.safetensors")
+    hashes = {name: _sha256_file(out / name) for name in ("spec.yaml", "model.py", "weights.safetensors")
+              if name in files}  # fmt: skip
     return {
         "name": spec.name,
         "class": class_name(spec.name),

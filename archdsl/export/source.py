@@ -1,35 +1,32 @@
-"""Generate standalone, readable PyTorch source of a built model: importing only torch.
+"""Standalone, readable PyTorch source of a planned model: ``model.py`` imports only torch.
 
-The classes the model uses are copied (with the helpers and constants they reference, dependencies
-first) from archdsl's own modules; ``build()`` re-creates the module tree from the constructor arguments
-recorded at build time (:mod:`archdsl.export.record`), one statement per stage, so the state-dict keys
-are the same and weights load directly.
+The files of ``archdsl.nn`` (and of plug-ins) whose classes the plan's recipes name are copied whole, with
+the files they import, dependencies first: each keeps its docstring (the paper it implements) as a comment,
+and loses only its imports (gathered at the top) and ``__all__``. ``build()`` prints the recipes the
+compiler instantiates, as keyword constructor calls, one stage at a time, with a comment naming the spec
+path and shapes of every block; consecutive blocks that differ in at most one plain argument are written as
+a loop. Nothing is patched, recorded or built to write it, so it is the plan, printed.
 """
 
 from __future__ import annotations
 
 import ast
-import builtins
+import importlib
 import inspect
-import sys
-import textwrap
-import types
+import keyword
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from torch import nn
+from archdsl.compiler.instantiate import resolve_target
+from archdsl.plan.recipe import Recipe, target_allowed
+from archdsl.plan.shapes import BACKBONE, STAGE, ModelPlan, Node
 
-from archdsl.export.record import INIT_ATTR
-from archdsl.plan.shapes import ModelPlan
+__all__ = ["class_name", "generate_source", "nn_files"]
 
-__all__ = ["class_name", "generate_source"]
-
-_MODULE_IMPORTS = {
-    "torch": "import torch",
-    "torch.nn": "from torch import nn",
-    "torch.nn.functional": "import torch.nn.functional as F",
-    "math": "import math",
-}
-_WIDTH = 100
+_WIDTH = 110
+_TORCH_NN = "torch.nn."
 
 
 def class_name(spec_name: str) -> str:
@@ -37,85 +34,76 @@ def class_name(spec_name: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in spec_name.split("_") if part) or "Model"
 
 
-class _Collector:
-    """Source of archdsl classes/functions/constants, dependencies first, plus the imports they need."""
+@dataclass(frozen=True)
+class _File:
+    module: str
+    path: Path
+    docstring: str
+    imports: list[str]
+    """Import statements of other packages, as written."""
+    deps: list[str]
+    """Modules of archdsl.nn (or of the plug-in) it imports."""
+    body: str
+    names: list[str]
+    """Top-level names it defines."""
 
-    def __init__(self) -> None:
-        self.items: dict[str, tuple[object, str]] = {}
-        self.imports: set[str] = set()
-        self._visiting: set[str] = set()
 
-    def add(self, obj: Any, rename: str | None = None) -> None:
-        name = rename or obj.__name__
-        if name in self.items or name in self._visiting:
+def _copied(module: str) -> bool:
+    """Modules whose files are copied into ``model.py`` (``archdsl.nn`` and plug-ins' packages, not torch)."""
+    return target_allowed(module + ".") and not module.startswith("torch")
+
+
+def _read(module: str) -> _File:
+    path = Path(inspect.getfile(importlib.import_module(module)))
+    text = path.read_text()
+    tree = ast.parse(text)
+    lines = text.splitlines()
+    drop: set[int] = set()
+    imports: list[str] = []
+    deps: list[str] = []
+    names: list[str] = []
+    for i, node in enumerate(tree.body):
+        span = range(node.lineno - 1, (node.end_lineno or node.lineno))
+        if i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant):
+            drop.update(span)  # the docstring, kept as a comment
+        elif isinstance(node, ast.ImportFrom) and node.module == "__future__":
+            drop.update(span)
+        elif isinstance(node, ast.ImportFrom) and node.module and _copied(node.module):
+            deps.append(node.module)
+            drop.update(span)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            imports.append("\n".join(lines[j] for j in span))
+            drop.update(span)
+        elif isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in node.targets):
+            drop.update(span)
+        else:
+            if isinstance(node, ast.ClassDef | ast.FunctionDef):
+                names.append(node.name)
+            elif isinstance(node, ast.Assign | ast.AnnAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names += [t.id for t in targets if isinstance(t, ast.Name)]
+    body = "\n".join(line for j, line in enumerate(lines) if j not in drop).strip("\n")
+    return _File(module, path, ast.get_docstring(tree) or "", imports, deps, body, names)
+
+
+def nn_files(recipe: Recipe) -> list[_File]:
+    """The module files the recipe's targets need, dependencies first."""
+    wanted = sorted({r.target.rsplit(".", 1)[0] for r in recipe.walk() if not r.target.startswith(_TORCH_NN)})
+    ordered: list[_File] = []
+    seen: set[str] = set()
+
+    def visit(module: str) -> None:
+        if module in seen:
             return
-        self._visiting.add(name)
-        module = sys.modules[obj.__module__]
-        source = textwrap.dedent(inspect.getsource(obj))
-        self._dependencies(source, module)
-        if rename:
-            source = source.replace(f"class {obj.__name__}(", f"class {rename}(", 1)
-        self.items[name] = (obj, source)
+        seen.add(module)
+        f = _read(module)
+        for dep in sorted(f.deps):
+            visit(dep)
+        ordered.append(f)
 
-    def _constant(self, name: str, module: types.ModuleType) -> None:
-        if name in self.items or name in self._visiting:
-            return
-        module_source = inspect.getsource(module)
-        for node in ast.parse(module_source).body:
-            targets = (
-                [t.id for t in node.targets if isinstance(t, ast.Name)]
-                if isinstance(node, ast.Assign)
-                else [node.target.id]
-                if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
-                else []
-            )
-            if name in targets:
-                source = ast.get_source_segment(module_source, node) or ""
-                self._visiting.add(name)
-                self._dependencies(source, module)
-                self.items[name] = (None, source + "\n")
-                return
-        raise ValueError(f"cannot find the definition of {name} in {module.__name__}")
-
-    def _dependencies(self, source: str, module: types.ModuleType) -> None:
-        names = {n.id for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Name)}
-        for name in sorted(names):
-            if name in vars(builtins) and name not in vars(module):
-                continue
-            value = vars(module).get(name)
-            if value is None:
-                continue
-            if isinstance(value, types.ModuleType):
-                self.imports.add(_MODULE_IMPORTS.get(value.__name__, f"import {value.__name__}"))
-            elif getattr(value, "__module__", "").startswith("archdsl") and (
-                inspect.isclass(value) or inspect.isfunction(value)
-            ):
-                self.add(value)
-            elif (
-                getattr(value, "__module__", None) in ("typing", "collections.abc", "typing_extensions")
-                or inspect.isclass(value)
-                or inspect.isfunction(value)
-            ):
-                self.imports.add(f"from {value.__module__} import {name}")
-            else:  # a module-level constant of an archdsl module
-                self._constant(name, module)
-
-
-def _call(cls: type, arguments: dict[str, Any], level: int) -> str:
-    signature = inspect.signature(cls)
-    shown = []
-    for key, value in arguments.items():
-        param = signature.parameters.get(key)
-        if param is not None and param.default is not inspect.Parameter.empty and _same(param.default, value):
-            continue
-        shown.append((key, value))
-    name = f"nn.{cls.__name__}" if cls.__module__.startswith("torch.") else cls.__name__
-    one = f"{name}(" + ", ".join(f"{k}={_expr(v, level + 1)}" for k, v in shown) + ")"
-    if len(one) + 4 * level <= _WIDTH and "\n" not in one:
-        return one
-    pad = "    " * (level + 1)
-    body = "".join(f"{pad}{k}={_expr(v, level + 1)},\n" for k, v in shown)
-    return f"{name}(\n{body}{'    ' * level})"
+    for module in wanted:
+        visit(module)
+    return ordered
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -125,77 +113,168 @@ def _same(a: Any, b: Any) -> bool:
         return False
 
 
-def _expr(value: Any, level: int) -> str:
-    if isinstance(value, nn.Module):
-        recorded = value.__dict__.get(INIT_ATTR)
-        if recorded is not None:
-            return _call(recorded[0], recorded[1], level)
-        if type(value) is nn.Sequential:
-            pad = "    " * (level + 1)
-            items = "".join(f"{pad}{_expr(m, level + 1)},\n" for m in value)
-            return f"nn.Sequential(\n{items}{'    ' * level})"
-        raise ValueError(f"cannot write {type(value).__name__} as source: its constructor was not recorded")
-    if isinstance(value, list | tuple):
-        inner = ", ".join(_expr(v, level) for v in value)
-        return f"[{inner}]" if isinstance(value, list) else f"({inner}{',' if len(value) == 1 else ''})"
-    if isinstance(value, bool | int | float | str) or value is None:
-        return repr(value)
-    raise ValueError(f"cannot write a {type(value).__name__} constructor argument as source")
+def _name(target: str) -> str:
+    cls = target.rsplit(".", 1)[1]
+    return f"nn.{cls}" if target.startswith(_TORCH_NN) else cls
 
 
-def generate_source(model: nn.Module, plan: ModelPlan, header: str = "") -> str:
-    """The text of ``model.py``: classes, ``INPUT_SHAPE`` and ``build()``."""
-    name = class_name(plan.name)
-    collector = _Collector()
-    for module in model.modules():
-        cls = type(module)
-        if cls is type(model):
+def _value(value: Any, level: int) -> str:
+    if isinstance(value, Recipe):
+        return _call(value, level)
+    if isinstance(value, list):
+        items = [_value(v, level + 1) for v in value]
+        one = "[" + ", ".join(items) + "]"
+        if len(one) + 4 * level <= _WIDTH and "\n" not in one:
+            return one
+        pad = "    " * (level + 1)
+        return "[\n" + "".join(f"{pad}{item},\n" for item in items) + "    " * level + "]"
+    return repr(value)
+
+
+def _shown(recipe: Recipe) -> list[tuple[str, Any]]:
+    """Arguments that differ from the constructor's defaults."""
+    signature = inspect.signature(resolve_target(recipe.target))
+    out = []
+    for key, value in recipe.kwargs.items():
+        param = signature.parameters.get(key)
+        if param is not None and param.default is not inspect.Parameter.empty and _same(param.default, value):
             continue
-        if cls.__module__.startswith("archdsl"):
-            collector.add(cls)
-    collector.add(type(model), rename=name)
-    collector.imports.add("from torch import nn")
+        out.append((key, value))
+    return out
+
+
+def _call(recipe: Recipe, level: int, override: dict[str, str] | None = None) -> str:
+    args = [(k, override[k] if override and k in override else _value(v, level + 1)) for k, v in _shown(recipe)]
+    if override:
+        args += [(k, v) for k, v in override.items() if k not in dict(args)]
+    one = f"{_name(recipe.target)}(" + ", ".join(f"{k}={v}" for k, v in args) + ")"
+    if len(one) + 4 * level <= _WIDTH and "\n" not in one:
+        return one
+    pad = "    " * (level + 1)
+    body = "".join(f"{pad}{k}={v},\n" for k, v in args)
+    return f"{_name(recipe.target)}(\n{body}{'    ' * level})"
+
+
+def _varying(recipes: Sequence[Recipe]) -> set[str] | None:
+    """Arguments that differ between recipes of one class, or None when they are not one class."""
+    first = recipes[0]
+    if any(r.target != first.target or set(r.kwargs) != set(first.kwargs) for r in recipes):
+        return None
+    return {k for k in first.kwargs if any(not _same(r.kwargs[k], first.kwargs[k]) for r in recipes)}
+
+
+def _groups(parts: Sequence[Node]) -> list[list[Node]]:
+    """Runs of consecutive parts that can be one loop: same shapes, same class, at most one differing plain
+    argument (the stochastic-depth rate of deeper blocks, typically)."""
+    groups: list[list[Node]] = []
+    for part in parts:
+        head = groups[-1][0] if groups else None
+        if head is not None and (head.in_shape, head.out_shape) == (part.in_shape, part.out_shape):
+            candidate = [*groups[-1], part]
+            varying = _varying([p.recipe for p in candidate])
+            plain = varying is not None and all(
+                not isinstance(part.recipe.kwargs[k], Recipe | list) for k in varying
+            )
+            if varying is not None and len(varying) <= 1 and plain:
+                groups[-1] = candidate
+                continue
+        groups.append([part])
+    return groups
+
+
+def _shapes(a: Sequence[int], b: Sequence[int]) -> str:
+    return f"{'x'.join(map(str, a))} -> {'x'.join(map(str, b))}"
+
+
+def _kind(node: Node) -> str:
+    inner = "+".join(c.type for c in node.children)
+    return f"{node.type}({inner})" if inner else node.type
+
+
+def _stage_lines(parts: Sequence[Node], level: int) -> list[str]:
+    pad = "    " * level
+    lines = []
+    for group in _groups(parts):
+        first, last = group[0], group[-1]
+        where = first.label if len(group) == 1 else f"{first.label} .. #{last.repeat}"
+        lines.append(f"{pad}# {where} ({_kind(first)}, {_shapes(first.in_shape, last.out_shape)})")
+        if len(group) == 1:
+            lines.append(f"{pad}{_call(first.recipe, level)},")
+            continue
+        varying = _varying([p.recipe for p in group]) or set()
+        if not varying:
+            lines.append(f"{pad}*[{_call(first.recipe, level)} for _ in range({len(group)})],")
+        else:
+            (key,) = varying
+            values = ", ".join(repr(p.recipe.kwargs[key]) for p in group)
+            call = _call(first.recipe, level, override={key: key})
+            lines.append(f"{pad}*[{call} for {key} in ({values})],")
+    return lines
+
+
+def generate_source(plan: ModelPlan, header: str = "") -> str:
+    """The text of ``model.py``: the module classes, ``INPUT_SHAPE``, ``NUM_CLASSES`` and ``build()``."""
+    recipe = plan.recipe
+    files = nn_files(recipe)
+    defined = {n for f in files for n in f.names}
+    imports = list(dict.fromkeys(["from torch import nn", *(i for f in files for i in f.imports)]))
+    imported = {i.split(" as ")[-1].split()[-1].strip() for i in imports}
+    name = class_name(plan.name)
+    while name in defined or name in imported or keyword.iskeyword(name.lower()) or name in ("build", "Model"):
+        name += "Model"
     stages = []
-    for stage_plan, stage in zip(plan.stages, model.stages, strict=True):  # type: ignore[attr-defined, arg-type]
-        lines = [f"    stage{stage_plan.index} = nn.Sequential("]
-        for part, module in zip(stage_plan.parts, stage, strict=True):
-            shapes = f"{'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))}"
-            shapes = f"{'x'.join(map(str, part.in_shape))} -> {'x'.join(map(str, part.out_shape))}"
-            what = f"{part.path} ({part.type}, {shapes})"
-            lines.append(f"        # {what}")
-            lines.append(f"        {_expr(module, 2)},")
-        lines.append("    )")
-        stages.append("\n".join(lines))
-    stage_names = ", ".join(f"stage{s.index}" for s in plan.stages)
+    for stage in plan.stages:
+        stages += [f"    stage{stage.index} = {_name(STAGE)}(", "        blocks=[",
+                   *_stage_lines(stage.parts, 3), "        ]", "    )"]  # fmt: skip
+    info = recipe.kwargs
     build = [
         "def build() -> nn.Module:",
         f'    """A freshly initialised {name}; load the weights with ``load_state_dict``."""',
-        f"    stem = {_expr(model.stem, 1)}",  # type: ignore[attr-defined]
+        f"    # stem ({_kind(plan.stem)}, {_shapes(plan.stem.in_shape, plan.stem.out_shape)})",
+        f"    stem = {_call(plan.stem.recipe, 1)}",
         *stages,
-        f"    head = {_expr(model.head, 1)}",  # type: ignore[attr-defined]
-        f"    return {name}(stem, [{stage_names}], head)",
+        f"    # head ({_kind(plan.head)}, {_shapes(plan.head.in_shape, plan.head.out_shape)})",
+        f"    head = {_call(plan.head.recipe, 1)}",
+        f"    return {name}(",
+        "        stem=stem,",
+        f"        stages=[{', '.join(f'stage{s.index}' for s in plan.stages)}],",
+        "        head=head,",
+        f"        feature_channels={info['feature_channels']!r},",
+        f"        feature_reductions={info['feature_reductions']!r},",
+        "    )",
     ]
+    def order(i: str) -> tuple[bool, str]:
+        return i.startswith("from"), i
 
-    def top(line: str) -> str:
-        return line.split()[1].split(".")[0]
-
-    stdlib = sorted((i for i in collector.imports if top(i) != "torch"), key=lambda i: (i.startswith("from"), i))
-    third = sorted((i for i in collector.imports if top(i) == "torch"), key=lambda i: (i.startswith("from"), i))
-    imports = [*stdlib, *([""] if stdlib else []), *third]
-    blocks = [src.rstrip() + "\n" for _, (_, src) in collector.items.items()]
+    stdlib = sorted((i for i in imports if not i.split()[1].startswith("torch")), key=order)
+    third = sorted((i for i in imports if i.split()[1].startswith("torch")), key=order)
+    sections = []
+    for f in files:
+        doc = "\n".join(f"# {line}".rstrip() for line in f.docstring.splitlines())
+        short = f.module.rsplit(".", 1)[1]
+        sections.append(f"# ---- {short} " + "-" * max(0, 96 - len(short)) + f"\n{doc}\n\n\n{f.body}\n")
+    model_class = (
+        f"class {name}({_name(BACKBONE)}):\n"
+        f'    """{plan.name}: {plan.params:,} parameters, input {tuple(plan.input)}, {plan.output[0]} classes."""\n'
+    )
     text = [
-        f'"""{header or name}\n\nGenerated by archdsl; needs only PyTorch. ``build()`` returns the model."""',
+        f'"""{header or name}\n\nGenerated by archdsl from the plan of spec \'{plan.name}\'; needs only PyTorch. '
+        '``build()`` returns the model."""',
         "",
         "from __future__ import annotations",
         "",
-        *imports,
+        *stdlib,
+        *([""] if stdlib else []),
+        *third,
         "",
         f"INPUT_SHAPE = {tuple(plan.input)!r}",
         '"""(C, H, W) of one input image."""',
         f"NUM_CLASSES = {plan.output[0]}",
         "",
         "",
-        "\n\n".join(blocks),
+        "\n\n".join(sections),
+        "",
+        model_class,
         "",
         "\n".join(build),
         "",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from archdsl.errors import Location, SearchError, SpecError
+from archdsl.errors import Location, SpecError, UsageError
 from archdsl.export.artifact import ExportSource
 from archdsl.spec.load import load_spec, spec_from_text
 from archdsl.train.checkpoint_io import load_checkpoint_data
@@ -45,10 +45,10 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     else:
         trials = {t.number: t for t in study.get_trials(deepcopy=False)}
         if trial not in trials:
-            raise SearchError.at("", f"study '{study.study_name}' has no trial {trial}", Location("--trial"))
+            raise UsageError.option("--trial", f"study '{study.study_name}' has no trial {trial}")
         chosen = trials[trial]
         if chosen.state != TrialState.COMPLETE:
-            raise SearchError.at("", f"trial {trial} is {chosen.state.name}, not COMPLETE", Location("--trial"))
+            raise UsageError.option("--trial", f"trial {trial} is {chosen.state.name}, not COMPLETE")
     recorded = chosen.user_attrs.get("checkpoint")
     base = directory or study_out_dir(study)
     # Absolute since workers share a filesystem; relative (to the search's --out) in older studies.
@@ -56,10 +56,9 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     if recorded is None or not path.is_file():
         host = chosen.user_attrs.get("checkpoint_host")
         written = f", written on host {host}" if host else ""
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--trial",
             f"trial {chosen.number}'s checkpoint is not available here (looked for {path}{written})",
-            Location("--trial"),
         )
     metrics: dict[str, float] = {
         k: float(chosen.user_attrs[k]) for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs

@@ -1,5 +1,5 @@
-"""Registered heads: one file per type; importing this package registers them all."""
+"""Registered heads: one file per type (spec and shape rule, no torch); importing this package registers them."""
 
-from archdsl.plan.kind import import_submodules
+from archdsl.kinds import import_submodules
 
 import_submodules(__name__)

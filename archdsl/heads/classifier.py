@@ -1,21 +1,18 @@
-"""Pooled classifier head: ``[1x1 conv -> BN -> act to d_f] -> global average pool -> [dropout] -> fc``."""
+"""Pooled classifier head: ``[1x1 conv -> BN -> act to d_f] -> global average pool -> [dropout] -> fc``
+(``archdsl.nn.classifier.ClassifierHead``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import Field
-from torch import nn
 
-from archdsl.layers.act import ActName
-from archdsl.layers.conv_bn import ConvBN, conv_bn_cost
-from archdsl.plan.cost import Cost, linear
-from archdsl.plan.kind import HEADS, Kind
-from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import SpecModel
+from archdsl.kinds import HEADS, Kind
+from archdsl.plan import cost
+from archdsl.plan.shapes import Ctx, Node, make_node
+from archdsl.spec.base import ActName, SpecModel
 
-__all__ = ["ClassifierHead", "ClassifierSpec"]
+__all__ = ["ClassifierSpec"]
 
 
 class ClassifierSpec(SpecModel):
@@ -32,32 +29,17 @@ class ClassifierSpec(SpecModel):
     """Activation of the final conv."""
 
 
-class ClassifierHead(nn.Module):
-    def __init__(
-        self, in_channels: int, num_classes: int, final_channels: int | None, dropout: float, act: str
-    ) -> None:
-        super().__init__()
-        self.final = ConvBN(in_channels, final_channels, 1, act=act) if final_channels else nn.Identity()
-        self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(final_channels or in_channels, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.final(x).mean(dim=(2, 3))  # (B, C, H, W) -> (B, C)
-        return self.fc(self.dropout(x))
-
-
-def _plan(spec: ClassifierSpec, ctx: Ctx) -> Planned:
+def _plan(spec: ClassifierSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
-    cost = Cost()
+    total = cost.Cost()
     if spec.final_channels:
-        cost = conv_bn_cost(c, spec.final_channels, 1, (h, w))
-        c = spec.final_channels
-    return Planned((spec.num_classes,), cost + linear(c, spec.num_classes, 1))
-
-
-def _build(spec: ClassifierSpec, ctx: Ctx) -> nn.Module:
-    return ClassifierHead(ctx.in_shape[0], spec.num_classes, spec.final_channels, spec.dropout, spec.act)
+        total = cost.conv_bn(c, spec.final_channels, 1, (h, w))
+    total = total + cost.linear(spec.final_channels or c, spec.num_classes, 1)
+    kwargs = {"in_channels": c, "num_classes": spec.num_classes, "final_channels": spec.final_channels,
+              "dropout": spec.dropout, "act": spec.act}  # fmt: skip
+    return make_node(ctx, "head", "classifier", (spec.num_classes,), "archdsl.nn.classifier.ClassifierHead",
+                     kwargs, total)  # fmt: skip
 
 
 _EXAMPLE = {"type": "classifier", "num_classes": 7, "final_channels": 24, "dropout": 0.1}
-HEADS.register("classifier", Kind("classifier", ClassifierSpec, _plan, _build, example=_EXAMPLE))
+HEADS.register("classifier", Kind("classifier", ClassifierSpec, _plan, example=_EXAMPLE))

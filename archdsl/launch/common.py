@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from archdsl.errors import Location, SearchError
+from archdsl.errors import UsageError
 
 __all__ = ["Launch", "launch_for"]
 
@@ -46,11 +46,10 @@ def launch_for(search_path: str, storage: str, study: str | None, out: str | Non
     space = load_search(search_path)
     ref = parse_storage_url(storage)
     if ref.kind == "sqlite":
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--storage",
             "a cluster needs a storage every node reaches: postgresql://USER@HOST/DB or mysql://USER@HOST/DB "
             f"(or journal:PATH on one shared filesystem), got '{ref.display}'",
-            Location("--storage"),
         )
     url, _password = ref.split_password()
     if url != ref.url:  # the URL carried a password

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from archdsl.errors import Location, SearchError
+from archdsl.errors import UsageError
 from archdsl.launch.common import Launch
 
 __all__ = ["KubernetesOptions", "kubernetes_manifest"]
@@ -46,17 +46,15 @@ def _name(text: str) -> str:
 
 def kubernetes_manifest(launch: Launch, search_text: str, base_text: str, o: KubernetesOptions) -> str:
     if o.workers < 1 or o.gpus_per_worker < 0:
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--workers",
             f"--workers must be at least 1 and --gpus-per-worker not negative, got {o.workers} and {o.gpus_per_worker}",
-            Location("archdsl cluster kubernetes"),
         )
     if o.gpus_per_worker and o.gpus_per_worker < launch.gpus_per_worker:
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--gpus-per-worker",
             f"the base spec trains each trial on train.devices={launch.gpus_per_worker} GPUs; "
             f"--gpus-per-worker {o.gpus_per_worker} is too few",
-            Location("--gpus-per-worker"),
         )
     name = f"archdsl-{_name(launch.study)}"
     labels = {"app.kubernetes.io/name": "archdsl", "archdsl/study": _name(launch.study)}

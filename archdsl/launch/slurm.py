@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from dataclasses import dataclass
 
-from archdsl.errors import Location, SearchError
+from archdsl.errors import UsageError
 from archdsl.launch.common import Launch
 
 __all__ = ["SlurmOptions", "slurm_script"]
@@ -35,15 +35,15 @@ class SlurmOptions:
 
 def slurm_script(launch: Launch, o: SlurmOptions) -> str:
     if o.nodes < 1 or o.gpus_per_node < 1:
-        raise SearchError.at("", f"--nodes and --gpus-per-node must be at least 1, got {o.nodes} and "
-                             f"{o.gpus_per_node}", Location("archdsl cluster slurm"))  # fmt: skip
+        raise UsageError.option(
+            "--nodes", f"--nodes and --gpus-per-node must be at least 1, got {o.nodes} and {o.gpus_per_node}"
+        )
     g = launch.gpus_per_worker
     if o.gpus_per_node % g:
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--gpus-per-node",
             f"the base spec trains each trial on train.devices={g} GPUs, which does not divide "
             f"--gpus-per-node {o.gpus_per_node}",
-            Location("--gpus-per-node"),
         )
     per_node = o.gpus_per_node // g
     name = f"archdsl-{launch.study}"

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from torch import nn
 
-from archdsl.plan.cost import conv
-from archdsl.plan.kind import MIXERS, Kind
-from archdsl.plan.rules import out_size, require_divisible
-from archdsl.plan.shapes import Ctx, Planned
+from archdsl.kinds import MIXERS, Kind
+from archdsl.plan import cost
+from archdsl.plan.rules import require_divisible, same_size
+from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import OddKernel, SpecModel
 
 __all__ = ["ConvMixerSpec"]
@@ -26,19 +25,16 @@ class ConvMixerSpec(SpecModel):
     """Conv groups (ResNeXt-style when > 1; must divide the width)."""
 
 
-def _plan(spec: ConvMixerSpec, ctx: Ctx) -> Planned:
+def _plan(spec: ConvMixerSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     require_divisible(c, spec.groups, ctx.path + ".groups", "bottleneck width", "groups")
-    k = spec.kernel_size
-    ho, wo = (out_size(n, k, ctx.stride, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
-    return Planned((c, ho, wo), conv(c, c, k, (ho, wo), spec.groups))
-
-
-def _build(spec: ConvMixerSpec, ctx: Ctx) -> nn.Module:
-    c = ctx.in_shape[0]
-    k = spec.kernel_size
-    return nn.Conv2d(c, c, k, ctx.stride, k // 2, groups=spec.groups, bias=False)
+    k, s = spec.kernel_size, ctx.stride
+    ho, wo = (same_size(n, s) for n in (h, w))
+    kwargs = {"in_channels": c, "out_channels": c, "kernel_size": k, "stride": s, "padding": k // 2,
+              "groups": spec.groups, "bias": False}  # fmt: skip
+    return make_node(ctx, "mixer", "conv", (c, ho, wo), "torch.nn.Conv2d", kwargs,
+                     cost.conv(c, c, k, (ho, wo), spec.groups))  # fmt: skip
 
 
 _EXAMPLE = {"type": "conv", "kernel_size": 5, "groups": 2}
-MIXERS.register("conv", Kind("conv", ConvMixerSpec, _plan, _build, example=_EXAMPLE))
+MIXERS.register("conv", Kind("conv", ConvMixerSpec, _plan, example=_EXAMPLE))

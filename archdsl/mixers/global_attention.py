@@ -1,32 +1,20 @@
 """Bottleneck Transformers for Visual Recognition (Srinivas et al. 2021, arXiv:2101.11605): the
-multi-head self-attention (MHSA) layer that replaces the 3x3 conv in BoTNet's last stage.
-
-Every pixel attends to every pixel of the map. Logits per head: ``(q·k + q·R_h[k_y - q_y] +
-q·R_w[k_x - q_x]) / sqrt(d)`` with factorised 2-D relative-position tables of shape (2H-1, d) and (2W-1, d)
-sized from the map at build time and shared by all heads; the scale multiplies the query once, so it applies
-to the content and the position logits alike. q, k, v are 1x1 convs w -> w without bias (fused into one
-conv, same parameters); there is no output projection (the bottleneck's last 1x1 conv is it). Stride 2 is a
-2x2 average pool after the attention, as in the paper's first stage-4 block.
-Deviations from the paper: none intended.
-"""
+multi-head self-attention that replaces the 3x3 conv in BoTNet's last stage
+(``archdsl.nn.global_attention.GlobalAttention``)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-import torch
-import torch.nn.functional as F
 from pydantic import Field
-from torch import nn
 
-from archdsl.layers.relpos import RelativePosition2d, relpos_cost
-from archdsl.plan.cost import conv, matmul
-from archdsl.plan.kind import MIXERS, Kind
+from archdsl.kinds import MIXERS, Kind
+from archdsl.plan import cost
 from archdsl.plan.rules import require
-from archdsl.plan.shapes import Ctx, Planned
+from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import SpecModel
 
-__all__ = ["GlobalAttention", "GlobalAttentionSpec"]
+__all__ = ["GlobalAttentionSpec"]
 
 
 class GlobalAttentionSpec(SpecModel):
@@ -37,56 +25,20 @@ class GlobalAttentionSpec(SpecModel):
     """Attention heads; must divide the bottleneck width w."""
 
 
-class GlobalAttention(nn.Module):
-    """BoTNet MHSA on a fixed (height, width) map: (B, w, H, W) -> (B, w, H/s, W/s)."""
-
-    def __init__(self, channels: int, height: int, width: int, num_heads: int = 4, stride: int = 1) -> None:
-        super().__init__()
-        self.heads, self.stride = num_heads, stride
-        self.head_dim = channels // num_heads
-        self.size = (height, width)
-        self.scale = self.head_dim**-0.5
-        self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=False)
-        rows, cols = range(height), range(width)
-        self.relpos = RelativePosition2d(self.head_dim, (height, width), rows, cols, rows, cols)
-        self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bsz = x.shape[0]
-        n, d = self.heads, self.head_dim
-        hh, ww = self.size
-        qkv = self.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2)  # (B, 3, n, HW, d)
-        q, k, v = qkv.unbind(1)  # each (B, n, HW, d)
-        q = q * self.scale
-        bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
-        out = out.transpose(-1, -2).reshape(bsz, n * d, hh, ww)  # (B, w, H, W)
-        return self.pool(out)  # (B, w, H/s, W/s)
-
-    def extra_repr(self) -> str:
-        return f"heads={self.heads}, size={self.size}, stride={self.stride}"
-
-
-def _plan(spec: GlobalAttentionSpec, ctx: Ctx) -> Planned:
+def _plan(spec: GlobalAttentionSpec, ctx: Ctx) -> Node:
     w, hh, ww = ctx.in_shape
     s, n = ctx.stride, spec.num_heads
     require(w % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the bottleneck width w={w}")
     require(s in (1, 2), ctx.path, f"global attention applies stride 1 or 2, the stage asks for {s}")
-    require(
-        hh % s == 0 and ww % s == 0,
-        ctx.path,
-        f"feature map {hh}x{ww} is not divisible by the stride {s}{ctx.where()}",
-    )
+    require(hh % s == 0 and ww % s == 0, ctx.path,
+            f"feature map {hh}x{ww} is not divisible by the stride {s}{ctx.where()}")  # fmt: skip
+    kwargs = {"channels": w, "height": hh, "width": ww, "num_heads": n, "stride": s}
     d, tokens = w // n, hh * ww
-    cost = conv(w, 3 * w, 1, (hh, ww)) + relpos_cost(d, (hh, ww), n * tokens, (hh, ww))
-    cost = cost + matmul(tokens, d, tokens, n) * 2
-    return Planned((w, hh // s, ww // s), cost)
-
-
-def _build(spec: GlobalAttentionSpec, ctx: Ctx) -> nn.Module:
-    w, hh, ww = ctx.in_shape
-    return GlobalAttention(w, hh, ww, spec.num_heads, ctx.stride)
+    c = cost.conv(w, 3 * w, 1, (hh, ww)) + cost.relpos(d, (hh, ww), n * tokens, (hh, ww))
+    c = c + cost.matmul(tokens, d, tokens, n) * 2
+    return make_node(ctx, "mixer", "global_attention", (w, hh // s, ww // s),
+                     "archdsl.nn.global_attention.GlobalAttention", kwargs, c)  # fmt: skip
 
 
 _EXAMPLE = {"type": "global_attention", "num_heads": 2}
-MIXERS.register("global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, _build, example=_EXAMPLE))
+MIXERS.register("global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, example=_EXAMPLE))

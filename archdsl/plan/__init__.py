@@ -1,6 +1,1 @@
-"""Shapes, costs and the planner."""
-
-from archdsl.plan.cost import Cost
-from archdsl.plan.shapes import Ctx, ModelPlan, PartPlan, Planned, Shape, StagePlan
-
-__all__ = ["Cost", "Ctx", "ModelPlan", "PartPlan", "Planned", "Shape", "StagePlan"]
+"""The plan as plain data (no torch): the tree of nodes and recipes, analytic costs, shape rules."""

@@ -2,14 +2,15 @@
 
 FLOPs are 2 x multiply-adds of convolutions and matrix products, the quantity that
 ``torch.utils.flop_counter.FlopCounterMode`` reports: biases, norms, activations and softmax are free.
-Each helper mirrors one torch layer exactly so that planned parameters equal the built model's.
+Each helper mirrors one torch layer, or one brick of ``archdsl.nn`` that is not a kind of its own, exactly,
+so that planned parameters equal the built model's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Cost", "batchnorm", "conv", "layernorm", "linear", "matmul", "param"]
+__all__ = ["Cost", "batchnorm", "conv", "conv_bn", "layernorm", "linear", "matmul", "mlp", "param", "relpos"]
 
 
 @dataclass(frozen=True)
@@ -60,3 +61,21 @@ def param(*shape: int) -> Cost:
     for s in shape:
         n *= s
     return Cost(n, 0)
+
+
+def conv_bn(c_in: int, c_out: int, k: int, out_hw: tuple[int, int], groups: int = 1) -> Cost:
+    """``archdsl.nn.conv_bn.ConvBN``: a conv without bias and a BatchNorm."""
+    return conv(c_in, c_out, k, out_hw, groups) + batchnorm(c_out)
+
+
+def mlp(dim: int, hidden: int, tokens: int) -> Cost:
+    """``archdsl.nn.mlp.Mlp`` applied to ``tokens`` vectors."""
+    return linear(dim, hidden, tokens) + linear(hidden, dim, tokens)
+
+
+def relpos(head_dim: int, extent: tuple[int, int], queries: int, keys: tuple[int, int]) -> Cost:
+    """``archdsl.nn.relpos.RelativePosition2d`` applied to ``queries`` query vectors (all batch dims and heads
+    together) against a ``keys = (Nk_h, Nk_w)`` key grid."""
+    lh, lw = extent
+    tables = param(2 * lh - 1, head_dim) + param(2 * lw - 1, head_dim)
+    return tables + Cost(0, 2 * queries * head_dim * (keys[0] + keys[1]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.errors import ShapeError
 from archdsl.plan.shapes import Ctx
 
-__all__ = ["out_size", "require", "require_divisible"]
+__all__ = ["mlp_hidden", "require", "require_divisible", "require_token_block", "same_size"]
 
 
 def require(ok: bool, path: str, message: str) -> None:
@@ -18,12 +18,37 @@ def require_divisible(value: int, by: int, path: str, what: str, by_what: str) -
     require(by > 0 and value % by == 0, path, f"{what}={value} must be divisible by {by_what}={by}")
 
 
-def out_size(size: int, kernel: int, stride: int, padding: int, ctx: Ctx, path: str) -> int:
-    """Output side of a conv/pool window; the window must fit."""
-    out = (size + 2 * padding - kernel) // stride + 1
+def same_size(size: int, stride: int) -> int:
+    """Output side of an odd k x k window with "same" padding k // 2 and this stride: ceil(size / stride).
+
+    Every such window fits any map (kernels are odd, see ``OddKernel``), so there is nothing to check.
+    """
+    return (size - 1) // stride + 1
+
+
+def mlp_hidden(channels: int, mlp_ratio: float) -> int:
+    """Hidden width of a block's MLP: ``int(channels * mlp_ratio)``."""
+    return int(channels * mlp_ratio)
+
+
+def require_token_block(ctx: Ctx, name: str, num_heads: int, mlp_ratio: float) -> None:
+    """Rules shared by token blocks: same channels in and out, no stride, heads divide C, MLP width >= 1."""
+    c = ctx.in_shape[0]
     require(
-        out >= 1,
-        path,
-        f"a {kernel}x{kernel} window with padding {padding} does not fit a {size}x{size} map{ctx.where()}",
+        ctx.out_channels in (0, c),
+        ctx.path,
+        f"a {name} block keeps its {c} input channels but the stage declares {ctx.out_channels}; "
+        "add a transition to the stage (e.g. `transition: {type: patch_merge}`) to change channels",
     )
-    return out
+    require(
+        ctx.stride == 1,
+        ctx.path,
+        f"a {name} block cannot apply the stage's stride {ctx.stride}; "
+        "add a transition to the stage (e.g. `transition: {type: patch_merge}`) to down-sample",
+    )
+    require(c % num_heads == 0, ctx.path + ".num_heads", f"num_heads={num_heads} must divide the block's channels {c}")
+    require(
+        mlp_hidden(c, mlp_ratio) >= 1,
+        ctx.path + ".mlp_ratio",
+        f"mlp_ratio={mlp_ratio} gives an empty MLP at {c} channels",
+    )

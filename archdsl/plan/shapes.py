@@ -1,14 +1,23 @@
-"""Planned shapes and costs of every part of a model (no torch)."""
+"""The plan: a tree of plain data, one node per part, each with its shapes, its cost and its recipe.
+
+A :class:`Node` says where a part is (its spec ``path``), what it is (``role`` and ``type``), its input and
+output shapes, its parameters and FLOPs (its children's included) and the :class:`~archdsl.plan.recipe.Recipe`
+that builds it; nested parts (a bottleneck's mixer, an attached attention module) are child nodes, and their
+recipes are arguments of the parent's recipe. :class:`ModelPlan` is the whole model, whose :attr:`recipe`
+builds a :class:`archdsl.nn.backbone.Backbone`. Everything round-trips through JSON (``to_data`` /
+``from_data``); nothing here imports torch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from archdsl.plan.cost import Cost
+from archdsl.plan.recipe import Recipe
 
-__all__ = ["Ctx", "ModelPlan", "PartPlan", "Planned", "Shape", "StagePlan"]
+__all__ = ["Ctx", "ModelPlan", "Node", "Shape", "StagePlan", "make_node"]
 
 Shape = tuple[int, ...]
 """(C, H, W) at block boundaries; (num_classes,) after the head."""
@@ -16,7 +25,7 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Ctx:
-    """What a part's shape rule and builder know besides its spec."""
+    """What a part's shape rule knows besides its spec."""
 
     in_shape: Shape
     """Input (C, H, W)."""
@@ -39,30 +48,84 @@ class Ctx:
         """`` (input 600 px, stride 8)`` for messages."""
         return f" (input {self.input_size} px, stride {self.in_stride})" if self.input_size else ""
 
-
-@dataclass(frozen=True)
-class Planned:
-    """A shape rule's answer: the output shape and the analytic cost."""
-
-    out_shape: Shape
-    cost: Cost
+    def child(self, name: str, in_shape: Shape, **changes: Any) -> Ctx:
+        """The context of a nested part (``path`` + ``.name``), e.g. a block's mixer."""
+        return replace(self, path=f"{self.path}.{name}", in_shape=in_shape, **changes)
 
 
 @dataclass(frozen=True)
-class PartPlan:
-    """Stem, transition, position embedding, block or head: where, what, shapes, cost, and how to build."""
+class Node:
+    """One planned part."""
 
     path: str
+    role: str
+    """``stem``, ``transition``, ``pos_embed``, ``block``, ``mixer``, ``attention`` or ``head``."""
     type: str
     in_shape: Shape
     out_shape: Shape
     params: int
+    """Parameters of the part, its children's included."""
     flops: int
-    spec: Any = field(default=None, repr=False, compare=False)
-    """The part's spec model."""
-    ctx: Ctx | None = field(default=None, repr=False, compare=False)
-    build: Callable[[Any, Ctx], Any] | None = field(default=None, repr=False, compare=False)
-    """The registered builder (called by the compiler)."""
+    recipe: Recipe
+    children: tuple[Node, ...] = ()
+    repeat: int = 0
+    """0-based repeat index within its block entry."""
+
+    @property
+    def label(self) -> str:
+        """The spec path, with ``#k`` for the k-th repeat of a block entry."""
+        return f"{self.path}#{self.repeat}" if self.repeat else self.path
+
+    def walk(self) -> Iterator[Node]:
+        yield self
+        for child in self.children:
+            yield from child.walk()
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "repeat": self.repeat,
+            "role": self.role,
+            "type": self.type,
+            "in_shape": list(self.in_shape),
+            "out_shape": list(self.out_shape),
+            "params": self.params,
+            "flops": self.flops,
+            "recipe": self.recipe.to_data(),
+            "children": [c.to_data() for c in self.children],
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> Node:
+        return cls(
+            path=data["path"],
+            role=data["role"],
+            type=data["type"],
+            in_shape=tuple(data["in_shape"]),
+            out_shape=tuple(data["out_shape"]),
+            params=int(data["params"]),
+            flops=int(data["flops"]),
+            recipe=Recipe.from_data(data["recipe"]),
+            children=tuple(cls.from_data(c) for c in data["children"]),
+            repeat=int(data["repeat"]),
+        )
+
+
+def make_node(
+    ctx: Ctx,
+    role: str,
+    type: str,
+    out_shape: Shape,
+    target: str,
+    kwargs: Mapping[str, Any],
+    cost: Cost,
+    children: Sequence[Node] = (),
+) -> Node:
+    """A node whose ``cost`` covers the part's own layers; the children's costs are added."""
+    params = cost.params + sum(c.params for c in children)
+    flops = cost.flops + sum(c.flops for c in children)
+    return Node(ctx.path, role, type, ctx.in_shape, out_shape, params, flops, Recipe(target, kwargs),
+                tuple(children), ctx.repeat)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -70,7 +133,7 @@ class StagePlan:
     index: int
     in_shape: Shape
     out_shape: Shape
-    parts: tuple[PartPlan, ...]
+    parts: tuple[Node, ...]
 
     @property
     def params(self) -> int:
@@ -81,13 +144,17 @@ class StagePlan:
         return sum(p.flops for p in self.parts)
 
 
+STAGE = "archdsl.nn.stage.Stage"
+BACKBONE = "archdsl.nn.backbone.Backbone"
+
+
 @dataclass(frozen=True)
 class ModelPlan:
     name: str
     input: Shape
-    stem: PartPlan
+    stem: Node
     stages: tuple[StagePlan, ...]
-    head: PartPlan
+    head: Node
     output: Shape = field(default=())
 
     @property
@@ -97,6 +164,39 @@ class ModelPlan:
     @property
     def flops(self) -> int:
         return self.stem.flops + sum(s.flops for s in self.stages) + self.head.flops
+
+    def nodes(self) -> Iterator[Node]:
+        """Every node, depth first: stem, each stage's parts, head."""
+        yield from self.stem.walk()
+        for stage in self.stages:
+            for part in stage.parts:
+                yield from part.walk()
+        yield from self.head.walk()
+
+    @property
+    def feature_info(self) -> list[dict[str, int | str]]:
+        """Each stage's output as timm describes it: channels, stride from the input, module path."""
+        size = self.input[-1]
+        return [
+            {"num_chs": s.out_shape[0], "reduction": max(1, round(size / s.out_shape[-1])), "module": f"stages.{i}"}
+            for i, s in enumerate(self.stages)
+        ]
+
+    @property
+    def recipe(self) -> Recipe:
+        """The whole model: a ``Backbone`` of the stem, one ``Stage`` of parts per stage, and the head."""
+        info = self.feature_info
+        stages = [Recipe(STAGE, {"blocks": [p.recipe for p in s.parts]}) for s in self.stages]
+        return Recipe(
+            BACKBONE,
+            {
+                "stem": self.stem.recipe,
+                "stages": stages,
+                "head": self.head.recipe,
+                "feature_channels": [int(f["num_chs"]) for f in info],
+                "feature_reductions": [int(f["reduction"]) for f in info],
+            },
+        )
 
     def to_json(self) -> dict[str, object]:
         """The ``archdsl summary --json`` object."""
@@ -111,3 +211,44 @@ class ModelPlan:
                 for s in self.stages
             ],
         }
+
+    def to_data(self) -> dict[str, Any]:
+        """The whole tree as JSON-compatible data (``archdsl summary --json --tree``); see :meth:`from_data`."""
+        return {
+            "name": self.name,
+            "input": list(self.input),
+            "output": list(self.output),
+            "params": self.params,
+            "flops": self.flops,
+            "feature_info": self.feature_info,
+            "stem": self.stem.to_data(),
+            "stages": [_stage_data(s) for s in self.stages],
+            "head": self.head.to_data(),
+        }
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any]) -> ModelPlan:
+        return cls(
+            name=data["name"],
+            input=tuple(data["input"]),
+            stem=Node.from_data(data["stem"]),
+            stages=tuple(_stage_from_data(s) for s in data["stages"]),
+            head=Node.from_data(data["head"]),
+            output=tuple(data["output"]),
+        )
+
+
+def _stage_data(s: StagePlan) -> dict[str, Any]:
+    return {
+        "index": s.index,
+        "in_shape": list(s.in_shape),
+        "out_shape": list(s.out_shape),
+        "params": s.params,
+        "flops": s.flops,
+        "parts": [p.to_data() for p in s.parts],
+    }
+
+
+def _stage_from_data(s: Mapping[str, Any]) -> StagePlan:
+    parts = tuple(Node.from_data(p) for p in s["parts"])
+    return StagePlan(s["index"], tuple(s["in_shape"]), tuple(s["out_shape"]), parts)

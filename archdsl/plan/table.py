@@ -1,8 +1,8 @@
-"""Human-readable table of a :class:`ModelPlan`."""
+"""Human-readable table of a :class:`ModelPlan`: per stage, or the whole tree (``--blocks``)."""
 
 from __future__ import annotations
 
-from archdsl.plan.shapes import ModelPlan, PartPlan, Shape
+from archdsl.plan.shapes import ModelPlan, Node, Shape
 
 __all__ = ["human", "plan_table"]
 
@@ -19,28 +19,30 @@ def _shape(shape: Shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
+def _kind(node: Node) -> str:
+    """``bottleneck(halo+se)``: a part's type with its children's."""
+    inner = "+".join(c.type for c in node.children)
+    return f"{node.type}({inner})" if inner else node.type
+
+
 def plan_table(plan: ModelPlan, blocks: bool = False) -> str:
     rows: list[tuple[str, str, str, str, str]] = []
 
-    def part_row(label: str, part: PartPlan) -> None:
-        rows.append((label, part.type, _shape(part.out_shape), f"{part.params:,}", human(part.flops)))
+    def node_rows(label: str, node: Node, depth: int) -> None:
+        rows.append(("  " * depth + label, _kind(node), _shape(node.out_shape), f"{node.params:,}", human(node.flops)))
+        if blocks:
+            for child in node.children:
+                node_rows(child.path.rsplit(".", 1)[-1], child, depth + 1)
 
-    part_row("stem", plan.stem)
+    node_rows("stem", plan.stem, 0)
     for stage in plan.stages:
-        types = sorted({p.type for p in stage.parts}, key=[p.type for p in stage.parts].index)
-        rows.append(
-            (
-                f"stage {stage.index}",
-                "+".join(types),
-                _shape(stage.out_shape),
-                f"{stage.params:,}",
-                human(stage.flops),
-            )
-        )
+        kinds = list(dict.fromkeys(_kind(p) for p in stage.parts))
+        rows.append((f"stage {stage.index}", "+".join(kinds), _shape(stage.out_shape), f"{stage.params:,}",
+                     human(stage.flops)))  # fmt: skip
         if blocks:
             for part in stage.parts:
-                part_row(f"  {part.path.split('.', 2)[-1]}", part)
-    part_row("head", plan.head)
+                node_rows(part.label.split(".", 2)[-1], part, 1)
+    node_rows("head", plan.head, 0)
     rows.append(("total", "", "", f"{plan.params:,}", human(plan.flops)))
     header = ("part", "type", "output", "params", "FLOPs")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]

@@ -11,7 +11,7 @@ import sys
 
 from optuna.storages import BaseStorage
 
-from archdsl.errors import Location, SearchError
+from archdsl.errors import UsageError
 from archdsl.search.resilient import ResilientStorage
 from archdsl.search.storage import MAX_OVERFLOW, POOL_SIZE
 
@@ -57,11 +57,10 @@ def check_connection_budget(storage: BaseStorage, workers: int) -> None:
         f"connections and up to {most}"
     )
     if budget.free < typical:
-        raise SearchError.at(
-            "",
+        raise UsageError.option(
+            "--workers",
             f"{text}: raise max_connections in postgresql.conf (then restart the server), run fewer workers, "
             "or put Optuna's gRPC storage proxy in front of the database",
-            Location("--workers"),
         )
     if budget.free < most:
         print(f"warning: {text}; they may wait for connections when busy", file=sys.stderr)

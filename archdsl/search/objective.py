@@ -13,10 +13,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from archdsl.errors import ArchDSLError
-from archdsl.plan.planner import plan_model
+from archdsl.planner import plan_model
 from archdsl.search.budget import admits
 from archdsl.search.liveness import WorkerIdentity
-from archdsl.search.pruning import PruningCallback
 from archdsl.search.resolve import resolve
 from archdsl.search.space import SearchSpace
 from archdsl.search.storage import StudyRef
@@ -147,6 +146,7 @@ class Objective:
         return self._values(metrics)
 
     def _train(self, trial: optuna.Trial, spec: Any) -> dict[str, float]:
+        from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
         from archdsl.train.fit import Abandoned, fit
 
         out = trial_dir(self.out, trial.number)

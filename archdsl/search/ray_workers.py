@@ -15,7 +15,7 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from archdsl.errors import ArchDSLError, Location, Problem, SearchError
+from archdsl.errors import ArchDSLError, Problem, UsageError
 from archdsl.search.budget import tally
 from archdsl.search.progress import Progress
 from archdsl.search.results import record_study
@@ -53,7 +53,7 @@ def run_ray(
     try:
         import ray
     except ImportError:
-        raise SearchError.at("", "--ray needs Ray: pip install 'archdsl[ray]'", Location("--ray")) from None
+        raise UsageError.option("--ray", "needs Ray: pip install 'archdsl[ray]'") from None
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     options = replace(options, out=out)
@@ -73,11 +73,10 @@ def run_ray(
         )
     try:
         if ref.kind == "sqlite" and len([n for n in ray.nodes() if n.get("Alive")]) > 1:
-            raise SearchError.at(
-                "",
+            raise UsageError.option(
+                "--storage",
                 f"the Ray cluster has several nodes, which cannot share the SQLite file {ref.path}; "
                 "give --storage postgresql://USER@HOST/DB",
-                Location("--storage"),
             )
         return _run(ray, space, ref, name, options, workers, study)
     finally:

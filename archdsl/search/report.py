@@ -15,8 +15,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from archdsl.atomic import atomic_write_text
 from archdsl.search.budget import tally
-from archdsl.train.checkpoint_io import atomic_write_text
 
 __all__ = ["PAPER_TRADEOFF", "Report", "tradeoff_table", "write_report"]
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import optuna
 
+from archdsl.search.conv_stages import apply_conv_stages
 from archdsl.search.definition import (
     CONV_STAGES,
     BlockChoiceParam,
@@ -25,7 +26,7 @@ from archdsl.search.space import SearchSpace
 from archdsl.spec.load import parse_spec
 from archdsl.spec.model import ModelSpec
 
-__all__ = ["apply_conv_stages", "branch_param_name", "resolve", "resolve_data"]
+__all__ = ["branch_param_name", "resolve", "resolve_data"]
 
 
 def branch_param_name(key: str, branch: str, rel: str) -> str:
@@ -55,14 +56,6 @@ def _set_all(data: Any, pattern: str, value: Any, prefix: tuple[Any, ...] = ()) 
     for path in expand(target, parse_pattern(pattern)):
         if is_valid_path(root, (*prefix, *path)):
             assign(target, path, copy.deepcopy(value))
-
-
-def apply_conv_stages(data: dict[str, Any], n: int) -> None:
-    """The first ``n`` stages' bottlenecks get a 3x3 conv mixer (HaloNet's "conv stage")."""
-    for stage in data["stages"][:n]:
-        for block in stage["blocks"]:
-            if block.get("type") == "bottleneck" and (block.get("mixer") or {}).get("type") != "conv":
-                block["mixer"] = {"type": "conv", "kernel_size": 3}
 
 
 def resolve_data(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:

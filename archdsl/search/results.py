@@ -15,13 +15,13 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
-from archdsl.errors import Location, SearchError
+from archdsl.atomic import atomic_write_text
+from archdsl.errors import Location, SearchError, UsageError
 from archdsl.search.definition import WorkersSpec
 from archdsl.search.storage import StorageRef, default_storage_url, open_storage, parse_storage_url
 from archdsl.search.study import OUT_DIR, best_trials
 from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
-from archdsl.train.checkpoint_io import atomic_write_text
 
 __all__ = ["OpenStudy", "load_study", "open_existing", "record_study", "study_out_dir", "trial_spec", "winners"]
 
@@ -64,18 +64,18 @@ def open_existing(directory: str | Path | None, storage: str | None, study_name:
                 "", f"no study in '{directory}' (is it the --out of `archdsl search`?)", Location(str(directory))
             )
     if storage is None:
-        raise SearchError.at("", "give a search output DIR, or --storage URL and --study NAME", Location("archdsl"))
+        raise UsageError.option("DIR", "give a search output DIR, or --storage URL and --study NAME")
     ref = parse_storage_url(storage)
     opened = open_storage(ref, WorkersSpec())
     if study_name is None:
         names = [s.study_name for s in opened.get_all_studies()]
         if len(names) != 1:
-            raise SearchError.at("", f"{ref.display} holds studies {names}; name one with --study", Location("--study"))
+            raise UsageError.option("--study", f"{ref.display} holds studies {names}; name one with --study")
         study_name = names[0]
     try:
         return OpenStudy(optuna.load_study(study_name=study_name, storage=opened), opened, ref)
     except KeyError:
-        raise SearchError.at("", f"no study '{study_name}' in {ref.display}", Location("--study")) from None
+        raise UsageError.option("--study", f"no study '{study_name}' in {ref.display}") from None
 
 
 def load_study(directory: str | Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
@@ -87,8 +87,8 @@ def trial_spec(trial: FrozenTrial) -> ModelSpec:
 
     data = trial.user_attrs.get("spec")
     if data is None:
-        raise SearchError.at(
-            "", f"trial {trial.number} has no stored spec (rejected or failed before training)", Location("--trial")
+        raise UsageError.option(
+            "--trial", f"trial {trial.number} has no stored spec (rejected or failed before training)"
         )
     return spec_from_text(json.dumps(data), f"<trial {trial.number}>")
 
@@ -101,5 +101,5 @@ def study_out_dir(study: optuna.Study) -> Path | None:
 def winners(study: optuna.Study) -> list[FrozenTrial]:
     best = best_trials(study)
     if not best:
-        raise SearchError.at("", f"study '{study.study_name}' has no completed trial yet", Location("--study"))
+        raise UsageError.option("--study", f"study '{study.study_name}' has no completed trial yet")
     return best

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from archdsl.errors import Problem, SearchError, SpecError
+from archdsl.search.conv_stages import apply_conv_stages
 from archdsl.search.definition import (
     CONV_STAGES,
     BlockChoiceParam,
@@ -112,8 +113,6 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
     data = base.data
     variants = [data]  # paths may exist in the base or only once conv_stages has made conv stages
     if CONV_STAGES in definition.params:
-        from archdsl.search.resolve import apply_conv_stages
-
         converted = copy.deepcopy(data)
         apply_conv_stages(converted, len(data.get("stages", [])) - 1)
         variants.append(converted)

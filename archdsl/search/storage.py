@@ -28,7 +28,7 @@ from typing import Any, Literal
 import optuna
 from optuna.storages import BaseStorage
 
-from archdsl.errors import Location, SearchError
+from archdsl.errors import SearchError, UsageError
 from archdsl.search.definition import WorkersSpec
 from archdsl.search.resilient import ResilientStorage, StorageLostError, describe_error, is_transient
 from archdsl.search.retry import Retry
@@ -128,13 +128,12 @@ def default_storage_url(out: Path) -> str:
     return f"sqlite:///{(out / 'study.db').resolve()}"
 
 
-def parse_storage_url(url: str, where: Location | None = None) -> StorageRef:
+def parse_storage_url(url: str) -> StorageRef:
     """Check the scheme; a relative ``sqlite:///x.db`` or ``journal:x.log`` is made absolute."""
-    where = where or Location("--storage")
     if url.startswith(_JOURNAL):
         path = url[len(_JOURNAL) :].removeprefix("//")
         if not path:
-            raise SearchError.at("", "a journal storage names its file: journal:PATH, got 'journal:'", where)
+            raise UsageError.option("--storage", "a journal storage names its file: journal:PATH, got 'journal:'")
         return StorageRef(f"{_JOURNAL}{Path(path).resolve()}", "journal")
     scheme = url.split("://", 1)[0] if "://" in url else ""
     base = scheme.split("+", 1)[0]
@@ -148,11 +147,10 @@ def parse_storage_url(url: str, where: Location | None = None) -> StorageRef:
         if base == "postgres":
             url = "postgresql" + url[len("postgres") :]
         return StorageRef(url, kind)
-    raise SearchError.at(
-        "",
+    raise UsageError.option(
+        "--storage",
         "a storage URL is sqlite:///PATH, postgresql://USER@HOST/DB, mysql://USER@HOST/DB or journal:PATH, "
         f"got '{redact(url)}'",
-        where,
     )
 
 
@@ -204,14 +202,14 @@ def open_storage(ref: StorageRef, workers: WorkersSpec) -> BaseStorage:
                 "",
                 f"no database driver for '{ref.display}': pip install 'archdsl[cluster]' "
                 "(psycopg for PostgreSQL, PyMySQL for MySQL)",
-                Location("--storage"),
             ) from None
         except Exception as exc:
             attempt += 1
             racing = _table_creation_race(exc) and attempt < 8  # workers creating the schema together
             if not racing and not is_transient(exc):
-                raise SearchError.at("", f"cannot open the study storage {ref.display}: {describe_error(exc)}",
-                                     Location("--storage")) from None
+                raise UsageError.option(
+                    "--storage", f"cannot open the study storage {ref.display}: {describe_error(exc)}"
+                ) from None
             if not racing and time.monotonic() >= deadline:
                 raise StorageLostError(ref.display, "opening the storage", workers.reconnect_seconds,
                                        describe_error(exc)) from None

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["BlockSpecBase", "OddKernel", "SpecModel"]
+__all__ = ["ActName", "BlockSpecBase", "OddKernel", "SpecModel"]
+
+ActName = Literal["relu", "silu", "gelu", "hardswish"]
+"""Activation functions by name (``archdsl.nn.act``)."""
 
 
 def _odd(k: int) -> int:

@@ -26,8 +26,7 @@ def parse_spec(doc: SourceDoc) -> ModelSpec:
         spec = ModelSpec.model_validate(doc.data)
     except ValidationError as err:
         raise SpecError(problems_from_validation(err, doc, ModelSpec)) from None
-    spec._source = doc
-    return spec
+    return spec.with_source(doc)
 
 
 def load_spec(path: str | Path, overrides: Sequence[str] = ()) -> ModelSpec:

@@ -1,35 +1,42 @@
 """The model spec: input, stem, stages of blocks, head.
 
-Block, mixer, stem, transition and head specs are discriminated unions on ``type``, built from the
-registries, so a new block type is one new file in ``archdsl/blocks``.
+Block, mixer, attention, stem, transition, head and dataset specs are discriminated unions on ``type`` (or
+``name``), built from the registries once every kind is loaded (the built-in ones and the ``archdsl.kinds``
+plug-ins); nothing here imports torch.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr
 
-import archdsl.blocks
-import archdsl.heads
-import archdsl.stems
-import archdsl.transitions  # noqa: F401  (registers every kind)
-from archdsl.plan.kind import BLOCKS, HEADS, STEMS, TRANSITIONS, tagged_union
+from archdsl.kinds import (
+    ATTENTION,
+    BLOCKS,
+    DATASETS,
+    HEADS,
+    MIXERS,
+    REGISTRIES,
+    STEMS,
+    TRANSITIONS,
+    close_registries,
+    load_kinds,
+    tagged_union,
+)
 from archdsl.spec.base import SpecModel
 from archdsl.spec.train import TrainSpec
 
-__all__ = ["BlockSpec", "HeadSpec", "InputSpec", "ModelSpec", "StageSpec", "StemSpec"]
+if TYPE_CHECKING:
+    from archdsl.spec.source import SourceDoc
 
-if TYPE_CHECKING:  # the unions are built from the registries at import time
-    BlockSpec: TypeAlias = Any
-    StemSpec: TypeAlias = Any
-    HeadSpec: TypeAlias = Any
-    TransitionSpec: TypeAlias = Any
-else:
-    BlockSpec = tagged_union(BLOCKS)
-    StemSpec = tagged_union(STEMS)
-    HeadSpec = tagged_union(HEADS)
-    TransitionSpec = tagged_union(TRANSITIONS)
+__all__ = ["InputSpec", "ModelSpec", "StageSpec"]
+
+if TYPE_CHECKING:  # the unions of the registered kinds, filled in below by _build_models()
+    BlockSpec = Any
+    StemSpec = Any
+    HeadSpec = Any
+    TransitionSpec = Any
 
 
 class InputSpec(SpecModel):
@@ -75,10 +82,49 @@ class ModelSpec(SpecModel):
     """How to train it (``archdsl train``)."""
 
     _source: Any = PrivateAttr(default=None)
-    """The :class:`~archdsl.spec.source.SourceDoc` it was read from, for locating errors."""
+
+    @property
+    def source(self) -> SourceDoc | None:
+        """The YAML this spec was read from, with the location of every value (``None`` for specs built
+        in code); errors found later (shapes, data) are located through it."""
+        return self._source
+
+    def with_source(self, source: SourceDoc | None) -> ModelSpec:
+        """This spec, remembering ``source`` (see :attr:`source`)."""
+        self._source = source
+        return self
 
     def __eq__(self, other: object) -> bool:
         """Equal when the values are equal, wherever each was read from."""
         return type(other) is type(self) and self.__dict__ == other.__dict__
 
     __hash__ = None  # type: ignore[assignment]
+
+
+def _build_models() -> None:
+    """Resolve every ``...Spec`` union from the registries, then close them (late kinds are refused)."""
+    load_kinds()
+    namespace = {
+        "BlockSpec": tagged_union(BLOCKS),
+        "StemSpec": tagged_union(STEMS),
+        "HeadSpec": tagged_union(HEADS),
+        "TransitionSpec": tagged_union(TRANSITIONS),
+        "MixerSpec": tagged_union(MIXERS),
+        "AttentionSpec": tagged_union(ATTENTION),
+        "DataSpec": tagged_union(DATASETS, discriminator="name"),
+    }
+    kind_specs: list[type[BaseModel]] = [k.spec for r in REGISTRIES.values() for _, k in r.items()]
+    models: list[type[BaseModel]] = [*kind_specs, *_train_models(), StageSpec, ModelSpec]
+    for _ in range(2):  # a second pass completes models that embed others rebuilt in the first
+        for model in models:
+            model.model_rebuild(force=True, _types_namespace=namespace)
+    close_registries()
+
+
+def _train_models() -> list[type[BaseModel]]:
+    from archdsl.spec import train
+
+    return [m for m in vars(train).values() if isinstance(m, type) and issubclass(m, SpecModel)]
+
+
+_build_models()

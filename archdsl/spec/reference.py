@@ -9,18 +9,9 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from archdsl.plan.kind import BLOCKS, HEADS, MIXERS, STEMS, TRANSITIONS
+from archdsl.kinds import ATTENTION, BLOCKS, DATASETS, HEADS, MIXERS, STEMS, TRANSITIONS
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
-from archdsl.spec.train import (
-    Cifar10Data,
-    CustomData,
-    DigitsData,
-    ImageFolderData,
-    OptimSpec,
-    ScheduleSpec,
-    SyntheticData,
-    TrainSpec,
-)
+from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
 
 __all__ = ["BEGIN", "END", "spec_reference"]
 
@@ -94,6 +85,7 @@ def spec_reference() -> str:
         ("stem", STEMS),
         ("block", BLOCKS),
         ("mixer (of a bottleneck)", MIXERS),
+        ("attention (of a block)", ATTENTION),
         ("transition", TRANSITIONS),
         ("head", HEADS),
     ):
@@ -102,9 +94,8 @@ def spec_reference() -> str:
     out += _table("`train`", TrainSpec)
     out += _table("`train.optimizer`", OptimSpec)
     out += _table("`train.schedule`", ScheduleSpec)
-    for model in (DigitsData, ImageFolderData, Cifar10Data, SyntheticData, CustomData):
-        tag = typing.get_args(model.model_fields["name"].annotation)[0]
-        out += _table(f"`train.data` `name: {tag}`", model, skip=("name",))
+    for name, dataset in DATASETS.items():
+        out += _table(f"`train.data` `name: {name}`", dataset.spec, skip=("name",))
     return "\n".join([*out, END])
 
 

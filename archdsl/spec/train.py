@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, model_validator
 
 from archdsl.spec.base import SpecModel
 
-__all__ = ["DataSpec", "OptimSpec", "ScheduleSpec", "TrainSpec"]
+__all__ = ["OptimSpec", "ScheduleSpec", "TrainSpec"]
+
+if TYPE_CHECKING:  # the union of the registered datasets (``archdsl/datasets``), filled in with the spec models
+    DataSpec = Any
 
 
 class OptimSpec(SpecModel):
@@ -39,70 +42,6 @@ class ScheduleSpec(SpecModel):
     """Final learning rate as a fraction of ``optimizer.lr``."""
 
 
-class DigitsData(SpecModel):
-    """UCI handwritten digits shipped with scikit-learn: 1,797 8x8 images, 10 classes, split 60/20/20 (seed 0)."""
-
-    name: Literal["digits"]
-    augment: bool = True
-    """Random shifts of up to 1/8 of the image during training."""
-
-
-class ImageFolderData(SpecModel):
-    """A local tree ``root/{train,val[,test]}/CLASS/*.png|jpg`` read with Pillow."""
-
-    name: Literal["image_folder"]
-    root: str = Field(min_length=1)
-    """Directory holding ``train/`` and ``val/`` (``test/`` optional; val is used when absent)."""
-    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), strict=False)
-    """Per-channel mean after scaling to [0, 1]."""
-    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), strict=False)
-    """Per-channel standard deviation."""
-    augment: bool = True
-    """Random resized crop and horizontal flip during training."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes."""
-
-
-class Cifar10Data(SpecModel):
-    """CIFAR-10 in its python pickle format in a local directory (nothing is downloaded)."""
-
-    name: Literal["cifar10"]
-    root: str = Field(min_length=1)
-    """Directory with ``data_batch_1`` … ``data_batch_5`` and ``test_batch`` (or a ``cifar-10-batches-py`` in it)."""
-    val_size: int = Field(5000, ge=1)
-    """Images held out of the training batches for validation (stratified, seed 0)."""
-    augment: bool = True
-    """Random crop with 4-px padding and horizontal flip during training."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes."""
-
-
-class SyntheticData(SpecModel):
-    """Seeded random tensors of the spec's input shape, for smoke tests and benchmarks."""
-
-    name: Literal["synthetic"]
-    num_samples: int = Field(256, ge=8)
-    """Training samples (validation and test get a quarter each)."""
-    num_classes: int | None = Field(None, ge=2)
-    """Classes; default: the head's."""
-
-
-class CustomData(SpecModel):
-    """A user LightningDataModule ``module:Class``; refused unless the command line says ``--allow-import``."""
-
-    name: Literal["custom"]
-    target: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
-    """``package.module:ClassName``."""
-    kwargs: dict[str, str | int | float | bool | None] = Field(default_factory=dict)
-    """Keyword arguments passed to the class (plain values only)."""
-
-
-DataSpec = Annotated[
-    Union[DigitsData, ImageFolderData, Cifar10Data, SyntheticData, CustomData],  # noqa: UP007
-    Field(discriminator="name"),
-]
-
-
 class TrainSpec(SpecModel):
     """How to train the model."""
 
@@ -128,7 +67,7 @@ class TrainSpec(SpecModel):
     """Lightning accelerator (``auto``: CUDA when present)."""
     devices: int | Literal["auto"] = "auto"
     """Devices per node."""
-    data: DataSpec = Field(default_factory=lambda: DigitsData(name="digits"))  # type: ignore[valid-type]
+    data: DataSpec = Field(default_factory=lambda: {"name": "digits"})
     """Dataset."""
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""Single-conv stem: ``conv k/s -> BN -> act [-> 3x3/2 max pool]``.
+"""Single-conv stem: ``conv k/s -> BN -> act [-> 3x3/2 max pool]`` (``archdsl.nn.conv_stem.ConvStem``).
 
 With ``kernel_size: 7, stride: 2, pool: max`` it is the ResNet stem (He et al. 2016, arXiv:1512.03385).
 """
@@ -8,16 +8,14 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import Field
-from torch import nn
 
-from archdsl.layers.act import ActName
-from archdsl.layers.conv_bn import ConvBN, conv_bn_cost
-from archdsl.plan.kind import STEMS, Kind
-from archdsl.plan.rules import out_size
-from archdsl.plan.shapes import Ctx, Planned
-from archdsl.spec.base import OddKernel, SpecModel
+from archdsl.kinds import STEMS, Kind
+from archdsl.plan import cost
+from archdsl.plan.rules import same_size
+from archdsl.plan.shapes import Ctx, Node, make_node
+from archdsl.spec.base import ActName, OddKernel, SpecModel
 
-__all__ = ["ConvStem", "ConvStemSpec"]
+__all__ = ["ConvStemSpec"]
 
 
 class ConvStemSpec(SpecModel):
@@ -36,27 +34,17 @@ class ConvStemSpec(SpecModel):
     """Activation."""
 
 
-class ConvStem(nn.Sequential):
-    def __init__(self, in_channels: int, channels: int, kernel_size: int, stride: int, pool: bool, act: str) -> None:
-        layers: list[nn.Module] = [ConvBN(in_channels, channels, kernel_size, stride, act=act)]
-        if pool:
-            layers.append(nn.MaxPool2d(3, 2, 1))
-        super().__init__(*layers)
-
-
-def _plan(spec: ConvStemSpec, ctx: Ctx) -> Planned:
+def _plan(spec: ConvStemSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     k, s = spec.kernel_size, spec.stride
-    ho, wo = (out_size(n, k, s, k // 2, ctx, ctx.path + ".kernel_size") for n in (h, w))
-    cost = conv_bn_cost(c, spec.channels, k, (ho, wo))
+    ho, wo = (same_size(n, s) for n in (h, w))
+    c_cost = cost.conv_bn(c, spec.channels, k, (ho, wo))
     if spec.pool == "max":
-        ho, wo = (out_size(n, 3, 2, 1, ctx, ctx.path + ".pool") for n in (ho, wo))
-    return Planned((spec.channels, ho, wo), cost)
-
-
-def _build(spec: ConvStemSpec, ctx: Ctx) -> nn.Module:
-    return ConvStem(ctx.in_shape[0], spec.channels, spec.kernel_size, spec.stride, spec.pool == "max", spec.act)
+        ho, wo = (same_size(n, 2) for n in (ho, wo))
+    kwargs = {"in_channels": c, "channels": spec.channels, "kernel_size": k, "stride": s,
+              "pool": spec.pool == "max", "act": spec.act}  # fmt: skip
+    return make_node(ctx, "stem", "conv", (spec.channels, ho, wo), "archdsl.nn.conv_stem.ConvStem", kwargs, c_cost)
 
 
 _EXAMPLE = {"type": "conv", "channels": 16, "kernel_size": 7, "stride": 2, "pool": "max"}
-STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, _build, example=_EXAMPLE))
+STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, example=_EXAMPLE))

@@ -20,12 +20,13 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from archdsl.atomic import atomic_write_text
 from archdsl.compiler.build import build_model
-from archdsl.errors import ArchDSLError, Location, Problem, SpecError
-from archdsl.plan.planner import plan_model
+from archdsl.errors import ArchDSLError, Problem, UsageError
+from archdsl.planner import plan_model
 from archdsl.spec.load import spec_to_data
 from archdsl.spec.model import ModelSpec
-from archdsl.train.checkpoint_io import AtomicCheckpointIO, atomic_write_text
+from archdsl.train.checkpoint_io import AtomicCheckpointIO
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
@@ -150,9 +151,9 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
     except StopRequested as stop:
         raise Preempted(stop.reason) from None
     except ArchDSLError as err:
-        if spec._source is None:
+        if spec.source is None:
             raise
-        raise err.located(spec._source.locate) from None
+        raise err.located(spec.source.locate) from None
 
 
 def _fit(
@@ -170,12 +171,11 @@ def _fit(
     out = Path(out)
     last = out / LAST
     if resume and not last.is_file():
-        raise SpecError.at("", f"--resume: no {LAST} in '{out}' to continue from", Location("--resume"))
+        raise UsageError.option("--resume", f"no {LAST} in '{out}' to continue from")
     if not resume and not force and ((out / BEST).exists() or last.exists()):
-        raise SpecError.at(
-            "",
+        raise UsageError.option(
+            "--out",
             f"'{out}' already holds a training run; pass --resume to continue it or --force to start over",
-            Location("--out"),
         )
     if not resume:
         for name in (BEST, LAST, METRICS, "result.json"):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from archdsl.errors import Location, SpecError
+from archdsl.errors import SpecError, UsageError
 from archdsl.spec.train import TrainSpec
 
 __all__ = ["Placement", "parse_device"]
@@ -63,7 +63,7 @@ def parse_device(text: str) -> Placement:
     """``cpu``, ``cuda`` or ``cuda:N``."""
     m = _DEVICE.match(text)
     if m is None or (m.group(1) == "cpu" and m.group(2) is not None):
-        raise SpecError.at("", f"a device is cpu, cuda or cuda:N, got '{text}'", Location("--device"))
+        raise UsageError.option("--device", f"a device is cpu, cuda or cuda:N, got '{text}'")
     if m.group(1) == "cpu":
         return Placement("cpu")
     return Placement("gpu", int(m.group(2)) if m.group(2) is not None else None)

@@ -13,9 +13,6 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-import lightning as L
-from lightning.pytorch.callbacks import Callback
-
 __all__ = ["Preempted", "PreemptionGuard", "StopRequested"]
 
 _REASONS = {signal.SIGTERM: "preempted", signal.SIGINT: "interrupted"}
@@ -80,24 +77,8 @@ class PreemptionGuard:
         if self.requested.wait(seconds):
             self.check()
 
-    def callback(self) -> Callback:
+    def callback(self) -> Any:
         """A Lightning callback that stops training at the next batch boundary once a stop is requested."""
-        return _StopAtBatch(self)
+        from archdsl.train.stop_at_batch import StopAtBatch  # imports Lightning: only when training
 
-
-class _StopAtBatch(Callback):
-    def __init__(self, guard: PreemptionGuard | None) -> None:
-        self.guard = guard
-
-    def __getstate__(self) -> dict[str, Any]:  # DDP-spawned ranks stop with their parent, not by themselves
-        return {"guard": None}
-
-    def _check(self) -> None:
-        if self.guard is not None and self.guard.requested.is_set():
-            raise StopRequested(self.guard.reason or "preempted")
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        self._check()
-
-    def on_validation_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
-        self._check()
+        return StopAtBatch(self)

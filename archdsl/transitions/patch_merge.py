@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from torch import nn
-
-from archdsl.plan.cost import conv
-from archdsl.plan.kind import TRANSITIONS, Kind
+from archdsl.kinds import TRANSITIONS, Kind
+from archdsl.plan import cost
 from archdsl.plan.rules import require
-from archdsl.plan.shapes import Ctx, Planned
+from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import SpecModel
 
 __all__ = ["PatchMergeSpec"]
@@ -21,25 +19,15 @@ class PatchMergeSpec(SpecModel):
     type: Literal["patch_merge"]
 
 
-def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Planned:
+def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
-    s = ctx.stride
-    require(
-        h % s == 0 and w % s == 0,
-        ctx.path,
-        f"feature map {h}x{w} must be divisible by the stage stride {s}{ctx.where()}",
-    )
-    return Planned((ctx.out_channels, h // s, w // s), conv(c, ctx.out_channels, s, (h // s, w // s), bias=True))
+    s, out = ctx.stride, ctx.out_channels
+    require(h % s == 0 and w % s == 0, ctx.path,
+            f"feature map {h}x{w} must be divisible by the stage stride {s}{ctx.where()}")  # fmt: skip
+    kwargs = {"in_channels": c, "out_channels": out, "kernel_size": s, "stride": s}
+    return make_node(ctx, "transition", "patch_merge", (out, h // s, w // s), "torch.nn.Conv2d", kwargs,
+                     cost.conv(c, out, s, (h // s, w // s), bias=True))  # fmt: skip
 
 
-def _build(spec: PatchMergeSpec, ctx: Ctx) -> nn.Module:
-    return nn.Conv2d(ctx.in_shape[0], ctx.out_channels, ctx.stride, ctx.stride)
-
-
-_EXAMPLE = {
-    "channels": 24,
-    "stride": 2,
-    "transition": {"type": "patch_merge"},
-    "blocks": [{"type": "bottleneck"}],
-}
-TRANSITIONS.register("patch_merge", Kind("patch_merge", PatchMergeSpec, _plan, _build, example=_EXAMPLE))
+_EXAMPLE = {"channels": 24, "stride": 2, "transition": {"type": "patch_merge"}, "blocks": [{"type": "bottleneck"}]}
+TRANSITIONS.register("patch_merge", Kind("patch_merge", PatchMergeSpec, _plan, example=_EXAMPLE))

@@ -1,10 +1,7 @@
-"""DataModules chosen by ``train.data.name``; one file per dataset, each registers a factory."""
+"""DataModules of the registered datasets (``archdsl/datasets``): one file per dataset, imported only to train."""
 
 from __future__ import annotations
 
-from archdsl.plan.kind import import_submodules
-from archdsl.train.data.base import DATASETS, DataRequest, make_datamodule
+from archdsl.train.data.base import DataRequest, make_datamodule
 
-__all__ = ["DATASETS", "DataRequest", "make_datamodule"]
-
-import_submodules(__name__)
+__all__ = ["DataRequest", "make_datamodule"]

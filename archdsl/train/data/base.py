@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -12,9 +13,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from archdsl.errors import SpecError
-from archdsl.registry import Registry
 
-__all__ = ["DATASETS", "DataRequest", "TensorDataModule", "make_datamodule", "random_shift_flip"]
+__all__ = ["DataRequest", "TensorDataModule", "make_datamodule", "random_shift_flip"]
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,13 @@ class DataRequest:
     """The command line allowed importing user code (``custom``)."""
 
 
-DATASETS: Registry[Callable[[DataRequest], L.LightningDataModule]] = Registry("dataset")
-
-
 def make_datamodule(request: DataRequest) -> L.LightningDataModule:
-    return DATASETS.get(request.data.name)(request)
+    """The DataModule of the registered dataset ``request.data.name`` (its kind names the function)."""
+    from archdsl.kinds import DATASETS
+
+    module, _, function = DATASETS.get(request.data.name).datamodule.partition(":")
+    factory: Callable[[DataRequest], L.LightningDataModule] = getattr(importlib.import_module(module), function)
+    return factory(request)
 
 
 def check_classes(found: int, request: DataRequest, what: str) -> None:

@@ -19,7 +19,6 @@ from torch.utils.data import TensorDataset
 
 from archdsl.errors import SpecError
 from archdsl.train.data.base import (
-    DATASETS,
     DataRequest,
     TensorDataModule,
     check_classes,
@@ -32,7 +31,6 @@ __all__ = ["read_cifar10"]
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
-CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
     ("numpy._core.multiarray", "_reconstruct"),
@@ -103,7 +101,7 @@ def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDat
     return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
 
-def _cifar10(request: DataRequest) -> L.LightningDataModule:
+def cifar10_datamodule(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "CIFAR-10")
     spec = request.data
     _root(spec.root)  # fail early, before training starts
@@ -112,6 +110,3 @@ def _cifar10(request: DataRequest) -> L.LightningDataModule:
     pad = max(1, request.size // 8)
     augment = partial(random_shift_flip, max_shift=pad, flip=True) if spec.augment else None
     return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment, spec.num_workers)
-
-
-DATASETS.register("cifar10", _cifar10)

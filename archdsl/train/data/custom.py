@@ -7,10 +7,10 @@ import importlib
 import lightning as L
 
 from archdsl.errors import SpecError
-from archdsl.train.data.base import DATASETS, DataRequest
+from archdsl.train.data.base import DataRequest
 
 
-def _custom(request: DataRequest) -> L.LightningDataModule:
+def custom_datamodule(request: DataRequest) -> L.LightningDataModule:
     spec = request.data
     if not request.allow_import:
         raise SpecError.at(
@@ -27,6 +27,3 @@ def _custom(request: DataRequest) -> L.LightningDataModule:
     if not isinstance(module, L.LightningDataModule):
         raise SpecError.at("train.data.target", f"'{spec.target}' must be a LightningDataModule subclass")
     return module
-
-
-DATASETS.register("custom", _custom)

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
 from archdsl.train.data.base import (
-    DATASETS,
     DataRequest,
     TensorDataModule,
     channel_stats,
@@ -26,7 +25,7 @@ from archdsl.train.data.base import (
     tensor_splits,
 )
 
-__all__ = ["digits_images", "digits_normalisation", "digits_split", "load_digits_splits"]
+__all__ = ["digits_images", "digits_normalisation", "digits_preprocessing", "digits_split", "load_digits_splits"]
 
 SPLIT_SEED = 0
 HELD_OUT = 360
@@ -61,6 +60,13 @@ def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[fl
     return mean.flatten().tolist(), std.flatten().tolist()
 
 
+def digits_preprocessing(spec: object, channels: int, size: int) -> dict[str, object]:
+    """What an exported digits model expects (the ``preprocessing`` of the digits dataset kind)."""
+    mean, std = digits_normalisation(channels, size)
+    return {"scale": "pixel / 255 (dark digit strokes are high values, as in the UCI digits)", "mean": mean,
+            "std": std, "invert": True}  # fmt: skip
+
+
 def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     x, y, labels = digits_images(channels, size)
     parts = digits_split(labels)
@@ -74,12 +80,9 @@ def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDat
     return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
 
-def _digits(request: DataRequest) -> L.LightningDataModule:
+def digits_datamodule(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "the digits dataset")
     shift = max(1, request.size // 8)
     # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
     augment = partial(random_shift_flip, max_shift=shift, flip=False) if request.data.augment else None
     return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment)
-
-
-DATASETS.register("digits", _digits)

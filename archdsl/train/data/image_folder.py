@@ -12,18 +12,18 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from archdsl.datasets.image_folder import EXTENSIONS, folder_classes
 from archdsl.errors import SpecError
-from archdsl.train.data.base import DATASETS, DataRequest, TensorDataModule, check_classes
+from archdsl.train.data.base import DataRequest, TensorDataModule, check_classes
 
 __all__ = ["ImageFolder", "list_image_folder"]
 
-EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 def list_image_folder(split_dir: Path, classes: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
     """Sorted (file, class index) pairs; classes are the sorted sub-directory names."""
     if classes is None:
-        classes = sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+        classes = folder_classes(split_dir)
     items = [
         (f, i)
         for i, c in enumerate(classes)
@@ -91,7 +91,7 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         return img.resize((self.size, self.size), Image.Resampling.BILINEAR, box=(left, top, left + cw, top + ch))
 
 
-def _image_folder(request: DataRequest) -> L.LightningDataModule:
+def image_folder_datamodule(request: DataRequest) -> L.LightningDataModule:
     spec = request.data
     root = Path(spec.root).expanduser()
     if not (root / "train").is_dir() or not (root / "val").is_dir():
@@ -117,6 +117,3 @@ def _load(request: DataRequest, root: Path, train_items: list[Any], classes: lis
         ImageFolder(val_items, *args, train=False),
         ImageFolder(test_items, *args, train=False),
     )
-
-
-DATASETS.register("image_folder", _image_folder)

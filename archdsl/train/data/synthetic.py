@@ -8,7 +8,7 @@ import lightning as L
 import torch
 from torch.utils.data import TensorDataset
 
-from archdsl.train.data.base import DATASETS, DataRequest, TensorDataModule, check_classes, tensor_splits
+from archdsl.train.data.base import DataRequest, TensorDataModule, check_classes, tensor_splits
 
 
 def _load(request: DataRequest, classes: int) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
@@ -20,10 +20,7 @@ def _load(request: DataRequest, classes: int) -> tuple[TensorDataset, TensorData
     return tensor_splits(xs, ys)  # type: ignore[arg-type]
 
 
-def _synthetic(request: DataRequest) -> L.LightningDataModule:
+def synthetic_datamodule(request: DataRequest) -> L.LightningDataModule:
     classes = request.data.num_classes or request.num_classes
     check_classes(classes, request, "the synthetic dataset")
     return TensorDataModule(partial(_load, request, classes), request.batch_size, request.seed)
-
-
-DATASETS.register("synthetic", _synthetic)

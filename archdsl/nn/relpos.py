@@ -16,12 +16,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from archdsl.plan.cost import Cost, param
-
-__all__ = ["RelativePosition2d", "relpos_cost"]
+__all__ = ["RelativePosition2d"]
 
 
-def _offsets(queries: Sequence[int], keys: Sequence[int], extent: int) -> torch.Tensor:
+def relpos_offsets(queries: Sequence[int], keys: Sequence[int], extent: int) -> torch.Tensor:
     """Table row of every (query, key) pair: ``k - q + extent - 1``, shape (len(queries), len(keys))."""
     rows = [[k - q + extent - 1 for k in keys] for q in queries]
     if any(not 0 <= r < 2 * extent - 1 for row in rows for r in row):
@@ -56,8 +54,8 @@ class RelativePosition2d(nn.Module):
         self.table_w = nn.Parameter(torch.empty(2 * lw - 1, head_dim))
         nn.init.trunc_normal_(self.table_h, std=head_dim**-0.5)
         nn.init.trunc_normal_(self.table_w, std=head_dim**-0.5)
-        self.register_buffer("index_h", _offsets(q_rows, k_rows, lh), persistent=False)
-        self.register_buffer("index_w", _offsets(q_cols, k_cols, lw), persistent=False)
+        self.register_buffer("index_h", relpos_offsets(q_rows, k_rows, lh), persistent=False)
+        self.register_buffer("index_w", relpos_offsets(q_cols, k_cols, lw), persistent=False)
         self.num_keys = len(k_rows) * len(k_cols)
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
@@ -71,11 +69,3 @@ class RelativePosition2d(nn.Module):
 
     def extra_repr(self) -> str:
         return f"table_h={tuple(self.table_h.shape)}, table_w={tuple(self.table_w.shape)}"
-
-
-def relpos_cost(head_dim: int, extent: tuple[int, int], queries: int, keys: tuple[int, int]) -> Cost:
-    """Cost of :class:`RelativePosition2d` applied to ``queries`` query vectors (all batch dims and heads
-    together) against a ``keys = (Nk_h, Nk_w)`` key grid."""
-    lh, lw = extent
-    tables = param(2 * lh - 1, head_dim) + param(2 * lw - 1, head_dim)
-    return tables + Cost(0, 2 * queries * head_dim * (keys[0] + keys[1]))

@@ -12,10 +12,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archdsl.layers.act import make_act
-from archdsl.plan.cost import Cost, conv
+from archdsl.nn.act import make_act
 
-__all__ = ["SqueezeExcite", "se_cost"]
+__all__ = ["SqueezeExcite"]
 
 
 class SqueezeExcite(nn.Module):
@@ -32,8 +31,3 @@ class SqueezeExcite(nn.Module):
         s = x.mean(dim=(2, 3), keepdim=True)  # (B, C, H, W) -> (B, C, 1, 1)
         s = self.expand(self.act(self.reduce(s)))  # (B, C, 1, 1) -> (B, C_r, 1, 1) -> (B, C, 1, 1)
         return x * self.gate(s)
-
-
-def se_cost(channels: int, reduced: int) -> Cost:
-    """Cost of a :class:`SqueezeExcite` (torch-free): two biased 1x1 convs on a 1x1 map."""
-    return conv(channels, reduced, 1, (1, 1), bias=True) + conv(reduced, channels, 1, (1, 1), bias=True)

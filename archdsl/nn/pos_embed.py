@@ -5,11 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archdsl.plan.cost import param
-from archdsl.plan.kind import Kind
-from archdsl.plan.shapes import Ctx, Planned
-
-__all__ = ["POS_EMBED", "PositionEmbedding"]
+__all__ = ["PositionEmbedding"]
 
 
 class PositionEmbedding(nn.Module):
@@ -22,15 +18,3 @@ class PositionEmbedding(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.pos
-
-
-def _plan(spec: None, ctx: Ctx) -> Planned:
-    return Planned(ctx.in_shape, param(*ctx.in_shape))
-
-
-def _build(spec: None, ctx: Ctx) -> nn.Module:
-    c, h, w = ctx.in_shape
-    return PositionEmbedding(c, h, w)
-
-
-POS_EMBED: Kind[None] = Kind("pos_embed", type(None), _plan, _build)

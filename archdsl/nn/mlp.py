@@ -5,10 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from archdsl.layers.act import make_act
-from archdsl.plan.cost import Cost, linear
+from archdsl.nn.act import make_act
 
-__all__ = ["Mlp", "mlp_cost"]
+__all__ = ["Mlp"]
 
 
 class Mlp(nn.Module):
@@ -22,8 +21,3 @@ class Mlp(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))  # (..., C) -> (..., hidden) -> (..., C)
-
-
-def mlp_cost(dim: int, hidden: int, tokens: int) -> Cost:
-    """Cost of an :class:`Mlp` applied to ``tokens`` vectors."""
-    return linear(dim, hidden, tokens) + linear(hidden, dim, tokens)

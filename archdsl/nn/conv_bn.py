@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from torch import nn
 
-from archdsl.layers.act import make_act
-from archdsl.plan.cost import Cost, batchnorm, conv
+from archdsl.nn.act import make_act
 
-__all__ = ["ConvBN", "conv_bn_cost"]
+__all__ = ["ConvBN"]
 
 
 class ConvBN(nn.Sequential):
@@ -33,8 +32,3 @@ class ConvBN(nn.Sequential):
         if act is not None:
             layers.append(make_act(act))
         super().__init__(*layers)
-
-
-def conv_bn_cost(c_in: int, c_out: int, k: int, out_hw: tuple[int, int], groups: int = 1) -> Cost:
-    """Cost of a :class:`ConvBN`."""
-    return conv(c_in, c_out, k, out_hw, groups) + batchnorm(c_out)

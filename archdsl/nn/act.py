@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "ActName", "make_act"]
+__all__ = ["ACTIVATIONS", "make_act"]
 
-ActName = Literal["relu", "silu", "gelu", "hardswish"]
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "relu": nn.ReLU,
     "silu": nn.SiLU,
@@ -18,4 +15,5 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 def make_act(name: str) -> nn.Module:
+    """A fresh activation module (in place where torch offers it)."""
     return ACTIVATIONS[name](inplace=True) if name in ("relu", "silu", "hardswish") else ACTIVATIONS[name]()

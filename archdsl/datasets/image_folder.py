@@ -1,0 +1,53 @@
+"""A local image tree ``root/{train,val[,test]}/CLASS/*.png|jpg`` read with Pillow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from archdsl.kinds import DATASETS, DatasetKind
+from archdsl.spec.base import SpecModel
+
+__all__ = ["ImageFolderData", "folder_classes"]
+
+EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
+
+
+class ImageFolderData(SpecModel):
+    """A local tree ``root/{train,val[,test]}/CLASS/*.png|jpg`` read with Pillow."""
+
+    name: Literal["image_folder"]
+    root: str = Field(min_length=1)
+    """Directory holding ``train/`` and ``val/`` (``test/`` optional; val is used when absent)."""
+    mean: tuple[float, float, float] = Field((0.485, 0.456, 0.406), strict=False)
+    """Per-channel mean after scaling to [0, 1]."""
+    std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), strict=False)
+    """Per-channel standard deviation."""
+    augment: bool = True
+    """Random resized crop and horizontal flip during training."""
+    num_workers: int = Field(0, ge=0)
+    """DataLoader worker processes."""
+
+
+def folder_classes(split_dir: Path) -> list[str]:
+    """The class names of a split: its sorted sub-directory names."""
+    return sorted(d.name for d in split_dir.iterdir() if d.is_dir())
+
+
+def _class_names(spec: ImageFolderData, n: int) -> list[str]:
+    root = Path(spec.root).expanduser() / "train"
+    return folder_classes(root) if root.is_dir() else [str(i) for i in range(n)]
+
+
+def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
+    return {"scale": "pixel / 255", "mean": list(spec.mean)[:channels], "std": list(spec.std)[:channels],
+            "invert": False}  # fmt: skip
+
+
+DATASETS.register(
+    "image_folder",
+    DatasetKind("image_folder", ImageFolderData, "archdsl.train.data.image_folder:image_folder_datamodule",
+                "archdsl.datasets.image_folder:preprocessing", _class_names),
+)  # fmt: skip

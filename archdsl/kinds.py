@@ -1,0 +1,165 @@
+"""Kinds of model parts: their spec model and their shape rule, which plans a node with its recipe.
+
+Stems, transitions, blocks, mixers, attached attention modules, heads and datasets are kinds, each role in
+its own registry. A kind is torch-free: its rule returns a :class:`~archdsl.plan.shapes.Node` whose recipe
+names the ``nn.Module`` to build. Built-in kinds live one per file in the role packages; third-party
+packages add kinds through the ``archdsl.kinds`` entry-point group (a module that registers kinds when
+imported, or a function that does when called). :func:`load_kinds` imports both, once; the spec models are
+built from the registries after that, and the registries are then closed: registering later is refused
+with the reason, instead of being accepted and ignored.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Annotated, Any, Generic, TypeVar, Union
+
+from pydantic import Field
+
+from archdsl.plan.recipe import allow_target_package
+from archdsl.registry import Registry
+
+if TYPE_CHECKING:
+    from archdsl.plan.shapes import Ctx, Node
+
+__all__ = [
+    "ATTENTION",
+    "BLOCKS",
+    "DATASETS",
+    "ENTRY_POINT_GROUP",
+    "HEADS",
+    "MIXERS",
+    "REGISTRIES",
+    "STEMS",
+    "TRANSITIONS",
+    "DatasetKind",
+    "Kind",
+    "KindRegistry",
+    "close_registries",
+    "import_submodules",
+    "load_kinds",
+    "tagged_union",
+]
+
+S = TypeVar("S")
+T = TypeVar("T")
+ENTRY_POINT_GROUP = "archdsl.kinds"
+
+
+@dataclass(frozen=True)
+class Kind(Generic[S]):
+    """One registered part type. ``spec.type`` is a ``Literal[name]`` tag."""
+
+    name: str
+    spec: type[S]
+    plan: Callable[[S, Ctx], Node]
+    """Shape rule, recipe and analytic cost; raises :class:`~archdsl.errors.ShapeError` at a spec path."""
+    example: Mapping[str, Any] | None = None
+    """A small valid use for the contract tests and docs: a stem/mixer/attention/head spec, or a stage for a
+    block or transition (input 16x32x32 after the test stem)."""
+
+
+@dataclass(frozen=True)
+class DatasetKind(Generic[S]):
+    """A dataset: its spec (tagged by ``name``), the DataModule that reads it (imported only to train) and
+    what an exported model must know of it."""
+
+    name: str
+    spec: type[S]
+    datamodule: str
+    """``module:function`` returning the LightningDataModule for a ``DataRequest``."""
+    preprocessing: str
+    """``module:function``, ``(spec, channels, size) -> {scale, mean, std, invert, ...}``: how an exported model's
+    input is prepared (imported only to export: the digits statistics are computed from the images)."""
+    class_names: Callable[[S, int], list[str]]
+    """``(spec, num_classes) -> names`` of the classes, in label order."""
+
+
+class KindRegistry(Registry[T]):
+    """A registry that closes once the spec models are built from it."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.closed = False
+
+    def register(self, name: str, item: T) -> T:
+        if self.closed:
+            raise ValueError(
+                f"{self.kind} '{name}' is registered after the spec models were built from the registry, so no "
+                f"spec could use it; register kinds from a module named in the '{ENTRY_POINT_GROUP}' entry-point "
+                "group, which archdsl imports before it builds them"
+            )
+        return super().register(name, item)
+
+
+STEMS: KindRegistry[Kind[Any]] = KindRegistry("stem type")
+TRANSITIONS: KindRegistry[Kind[Any]] = KindRegistry("transition type")
+BLOCKS: KindRegistry[Kind[Any]] = KindRegistry("block type")
+MIXERS: KindRegistry[Kind[Any]] = KindRegistry("mixer type")
+ATTENTION: KindRegistry[Kind[Any]] = KindRegistry("attention type")
+HEADS: KindRegistry[Kind[Any]] = KindRegistry("head type")
+DATASETS: KindRegistry[DatasetKind[Any]] = KindRegistry("dataset")
+REGISTRIES: dict[str, KindRegistry[Any]] = {
+    "stem": STEMS,
+    "transition": TRANSITIONS,
+    "block": BLOCKS,
+    "mixer": MIXERS,
+    "attention": ATTENTION,
+    "head": HEADS,
+    "dataset": DATASETS,
+}
+_BUILTIN = (
+    "archdsl.stems",
+    "archdsl.transitions",
+    "archdsl.mixers",
+    "archdsl.attention",
+    "archdsl.blocks",
+    "archdsl.heads",
+    "archdsl.datasets",
+)
+_loaded = False
+
+
+def tagged_union(registry: Registry[Any], discriminator: str = "type") -> Any:
+    """The discriminated union (on ``discriminator``) of every spec model in ``registry``."""
+    specs = tuple(kind.spec for _, kind in registry.items())
+    if len(specs) == 1:
+        return specs[0]
+    return Annotated[Union[specs], Field(discriminator=discriminator)]  # noqa: UP007
+
+
+def import_submodules(package: str) -> None:
+    """Import every module of ``package`` so that each registers its kind (one file per kind)."""
+    pkg = importlib.import_module(package)
+    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"{package}.{info.name}")
+
+
+def load_kinds() -> None:
+    """Import the built-in kinds and every plug-in of the ``archdsl.kinds`` entry-point group (once)."""
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for package in _BUILTIN:
+        import_submodules(package)
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        allow_target_package(ep.module.split(".", 1)[0])  # the plug-in's own nn.Module classes
+        try:
+            loaded = ep.load()
+            if callable(loaded):
+                loaded()
+        except Exception as exc:  # one broken plug-in must not take archdsl down with it
+            print(f"warning: plug-in '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) was not loaded: "
+                  f"{type(exc).__name__}: {exc}", file=sys.stderr)  # fmt: skip
+
+
+def close_registries() -> None:
+    for registry in REGISTRIES.values():
+        registry.closed = True

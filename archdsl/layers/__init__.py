@@ -1,1 +1,0 @@
-"""Shared bricks that blocks are made of, one concept per file."""

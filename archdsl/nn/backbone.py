@@ -1,0 +1,46 @@
+"""The compiled model: stem -> stages -> head, plain ``nn.Module`` parts, with feature taps.
+
+``feature_info`` describes every stage's output as timm models do (``num_chs``, ``reduction``: the stride
+from the input, ``module``: the attribute path), and ``forward_features`` returns those maps, so a detection
+or segmentation model can take the backbone without its head.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+__all__ = ["Backbone"]
+
+
+class Backbone(nn.Module):
+    """``head(stages(stem(x)))``; ``forward_features(x)`` is the list of stage outputs."""
+
+    def __init__(
+        self,
+        stem: nn.Module,
+        stages: list[nn.Module],
+        head: nn.Module,
+        feature_channels: list[int] | None = None,
+        feature_reductions: list[int] | None = None,
+    ) -> None:
+        super().__init__()
+        self.stem = stem
+        self.stages = nn.Sequential(*stages)
+        self.head = head
+        self.feature_info: list[dict[str, int | str]] = [
+            {"num_chs": c, "reduction": r, "module": f"stages.{i}"}
+            for i, (c, r) in enumerate(zip(feature_channels or [], feature_reductions or [], strict=True))
+        ]
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The output map of every stage, in order (see ``feature_info``)."""
+        x = self.stem(x)
+        features = []
+        for stage in self.stages:
+            x = stage(x)
+            features.append(x)
+        return features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.stages(self.stem(x)))

@@ -1,0 +1,51 @@
+"""Bottleneck Transformers for Visual Recognition (Srinivas et al. 2021, arXiv:2101.11605): the
+multi-head self-attention (MHSA) layer that replaces the 3x3 conv in BoTNet's last stage.
+
+Every pixel attends to every pixel of the map. Logits per head: ``(q·k + q·R_h[k_y - q_y] +
+q·R_w[k_x - q_x]) / sqrt(d)`` with factorised 2-D relative-position tables of shape (2H-1, d) and (2W-1, d)
+sized from the map at build time and shared by all heads; the scale multiplies the query once, so it applies
+to the content and the position logits alike. q, k, v are 1x1 convs w -> w without bias (fused into one
+conv, same parameters); there is no output projection (the bottleneck's last 1x1 conv is it). Stride 2 is a
+2x2 average pool after the attention, as in the paper's first stage-4 block.
+Deviations from the paper: none intended.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from archdsl.nn.relpos import RelativePosition2d
+
+__all__ = ["GlobalAttention"]
+
+
+class GlobalAttention(nn.Module):
+    """BoTNet MHSA on a fixed (height, width) map: (B, w, H, W) -> (B, w, H/s, W/s)."""
+
+    def __init__(self, channels: int, height: int, width: int, num_heads: int = 4, stride: int = 1) -> None:
+        super().__init__()
+        self.heads, self.stride = num_heads, stride
+        self.head_dim = channels // num_heads
+        self.size = (height, width)
+        self.scale = self.head_dim**-0.5
+        self.qkv = nn.Conv2d(channels, 3 * channels, 1, bias=False)
+        rows, cols = range(height), range(width)
+        self.relpos = RelativePosition2d(self.head_dim, (height, width), rows, cols, rows, cols)
+        self.pool = nn.AvgPool2d(2) if stride == 2 else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bsz = x.shape[0]
+        n, d = self.heads, self.head_dim
+        hh, ww = self.size
+        qkv = self.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2)  # (B, 3, n, HW, d)
+        q, k, v = qkv.unbind(1)  # each (B, n, HW, d)
+        q = q * self.scale
+        bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
+        out = out.transpose(-1, -2).reshape(bsz, n * d, hh, ww)  # (B, w, H, W)
+        return self.pool(out)  # (B, w, H/s, W/s)
+
+    def extra_repr(self) -> str:
+        return f"heads={self.heads}, size={self.size}, stride={self.stride}"

@@ -1,0 +1,66 @@
+"""Plan every feature-map shape, the analytic cost and the recipe of every part, before any weight exists."""
+
+from __future__ import annotations
+
+from archdsl.errors import ArchDSLError, ShapeError
+from archdsl.kinds import BLOCKS, HEADS, STEMS, TRANSITIONS
+from archdsl.plan import cost
+from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node
+from archdsl.spec.model import ModelSpec
+
+__all__ = ["plan_model"]
+
+
+def plan_model(spec: ModelSpec) -> ModelPlan:
+    """The plan tree of ``spec``; a broken shape rule raises a :class:`ShapeError` located in its file."""
+    try:
+        return _plan(spec)
+    except ArchDSLError as err:
+        if spec.source is None:
+            raise
+        raise err.located(spec.source.locate) from None
+
+
+def _pos_embed(ctx: Ctx) -> Node:
+    c, h, w = ctx.in_shape
+    return make_node(ctx, "pos_embed", "pos_embed", ctx.in_shape, "archdsl.nn.pos_embed.PositionEmbedding",
+                     {"channels": c, "height": h, "width": w}, cost.param(c, h, w))  # fmt: skip
+
+
+def _plan(spec: ModelSpec) -> ModelPlan:
+    size = spec.input.size
+    shape: Shape = (spec.input.channels, size, size)
+
+    def ctx(path: str, channels: int = 0, stride: int = 1, repeat: int = 0, drop: float = 0.0) -> Ctx:
+        in_stride = max(1, round(size / shape[-1])) if len(shape) == 3 else 1
+        return Ctx(shape, path, channels, stride, repeat, size, in_stride, drop)
+
+    stem = STEMS.get(spec.stem.type).plan(spec.stem, ctx("stem"))
+    shape = stem.out_shape
+    total_depth = sum(b.repeat for s in spec.stages for b in s.blocks)
+    stages = []
+    depth = 0
+    for i, stage in enumerate(spec.stages):
+        stage_in = shape
+        parts: list[Node] = []
+        stride = stage.stride
+        if stage.transition is not None:
+            t = stage.transition
+            parts.append(TRANSITIONS.get(t.type).plan(t, ctx(f"stages.{i}.transition", stage.channels, stride)))
+            shape, stride = parts[-1].out_shape, 1
+        if stage.pos_embed:
+            parts.append(_pos_embed(ctx(f"stages.{i}.pos_embed", stage.channels)))
+        for j, block in enumerate(stage.blocks):
+            kind = BLOCKS.get(block.type)
+            for r in range(block.repeat):
+                drop = spec.train.drop_path_rate * depth / max(1, total_depth - 1)
+                parts.append(kind.plan(block, ctx(f"stages.{i}.blocks.{j}", stage.channels, stride, r, drop)))
+                shape, stride, depth = parts[-1].out_shape, 1, depth + 1
+        if shape[0] != stage.channels:
+            raise ShapeError.at(
+                f"stages.{i}.channels",
+                f"the stage's blocks end with {shape[0]} channels but the stage declares {stage.channels}",
+            )
+        stages.append(StagePlan(i, stage_in, shape, tuple(parts)))
+    head = HEADS.get(spec.head.type).plan(spec.head, ctx("head"))
+    return ModelPlan(spec.name, (spec.input.channels, size, size), stem, tuple(stages), head, head.out_shape)
