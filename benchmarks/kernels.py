@@ -106,9 +106,9 @@ def main() -> int:
     args = parser.parse_args()
     torch.manual_seed(0)
     bsz = args.batch
-    halo = HaloAttention(64, 64, 32, 32, block_size=8, halo_size=3, num_heads=4)
-    outlook = OutlookAttention(192, 6, 3, 1, 2)
-    glob = GlobalAttention(128, 14, 14, num_heads=4)
+    halo = HaloAttention(64, 64, 32, 32, block_size=8, halo_size=3, num_heads=4, stride=1)
+    outlook = OutlookAttention(192, 6, 3, 1, 2, qkv_bias=False)
+    glob = GlobalAttention(128, 14, 14, num_heads=4, stride=1)
     xh = torch.randn(bsz, 64, 32, 32, requires_grad=True)
     xo = torch.randn(bsz, 28, 28, 192, requires_grad=True)
     xg = torch.randn(bsz, 128, 14, 14, requires_grad=True)

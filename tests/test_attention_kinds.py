@@ -75,7 +75,7 @@ def _cbam_ref(x: torch.Tensor, m: ConvBlockAttention) -> torch.Tensor:
 @pytest.mark.parametrize("shape", SHAPES)
 def test_se_matches_the_paper(shape: tuple[int, int, int, int]) -> None:
     torch.manual_seed(0)
-    m = SqueezeExcite(shape[1], 3).double().eval()
+    m = SqueezeExcite(shape[1], 3, "relu").double().eval()
     x = torch.randn(*shape, dtype=torch.float64)
     ref = _se_ref(x, m.reduce.weight[:, :, 0, 0], m.reduce.bias, m.expand.weight[:, :, 0, 0], m.expand.bias)
     assert (m(x) - ref).abs().max().item() <= 1e-6

@@ -179,7 +179,7 @@ def test_se_matches_equations(act: str) -> None:
 @pytest.mark.parametrize(("c_in", "c_out", "stride", "k"), [(8, 8, 1, 3), (8, 12, 2, 3), (6, 6, 2, 5)])
 def test_basic_block_matches_reference(c_in: int, c_out: int, stride: int, k: int) -> None:
     torch.manual_seed(2)
-    block = BasicBlock(c_in, c_out, stride, k, "relu", zero_init_last=True).double().eval()
+    block = BasicBlock(c_in, c_out, stride, k, "relu", zero_init_last=True, drop_path=0.0).double().eval()
     assert torch.all(block.conv2[1].weight == 0)  # zero-initialised last BN scale
     x = torch.randn(2, c_in, 9, 9, dtype=torch.float64)
     projected = stride != 1 or c_in != c_out
@@ -200,7 +200,8 @@ def test_basic_block_matches_reference(c_in: int, c_out: int, stride: int, k: in
 def test_mbconv_matches_reference(c_in, c_out, mid, stride, se, expand) -> None:
     torch.manual_seed(3)
     attention = SqueezeExcite(mid, se, "relu") if se else None
-    block = MBConv(c_in, c_out, mid, 5, stride, "relu", expand=expand, attention=attention).double().eval()
+    block = MBConv(c_in, c_out, mid, 5, stride, "relu", drop_path=0.0, expand=expand, attention=attention)
+    block = block.double().eval()
     _randomize_bn(block)
     x = torch.randn(2, c_in, 9, 9, dtype=torch.float64)
     h = _conv_bn_ref(x, block.expand, act=True) if expand else x
@@ -261,7 +262,7 @@ def test_expand_ratio_one_has_no_expansion_conv() -> None:
 
 def test_residual_starts_as_identity_with_zero_projection() -> None:
     torch.manual_seed(5)
-    block = MBConv(8, 8, 16, 3, 1, "silu", attention=SqueezeExcite(16, 2, "silu")).eval()
+    block = MBConv(8, 8, 16, 3, 1, "silu", drop_path=0.0, expand=True, attention=SqueezeExcite(16, 2, "silu")).eval()
     nn.init.zeros_(block.project[1].weight)
     nn.init.zeros_(block.project[1].bias)
     x = torch.randn(2, 8, 6, 6)

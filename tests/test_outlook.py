@@ -102,7 +102,7 @@ def _randomise_norms(module: torch.nn.Module) -> None:
 
 def test_outlooker_block_is_pre_norm_residual() -> None:
     torch.manual_seed(1)
-    block = Outlooker(8, 2, 24, 3, 1, 2).double().eval()
+    block = Outlooker(8, 2, 24, 3, 1, 2, qkv_bias=True, drop_path=0.0).double().eval()
     _randomise_norms(block)
     x = torch.randn(2, 8, 5, 6, dtype=torch.float64)  # (B, C, H, W)
     t = x.permute(0, 2, 3, 1)
@@ -111,14 +111,19 @@ def test_outlooker_block_is_pre_norm_residual() -> None:
     assert (block(x) - t.permute(0, 3, 1, 2)).abs().max().item() <= 1e-10
 
 
-def test_transformer_block_matches_explicit_attention() -> None:
+@pytest.mark.parametrize("qkv_bias", [True, False])
+def test_transformer_block_matches_explicit_attention(qkv_bias: bool) -> None:
     torch.manual_seed(2)
-    block = TransformerBlock(8, 2, 16).double().eval()
+    block = TransformerBlock(8, 2, 16, qkv_bias=qkv_bias, drop_path=0.0).double().eval()
+    assert (block.attn.qkv.bias is not None) == qkv_bias
     _randomise_norms(block)
     x = torch.randn(2, 8, 3, 4, dtype=torch.float64)
     t = x.flatten(2).transpose(1, 2)  # (B, N, C)
     z = _ln(t, block.norm1)
-    q, k, v = (z @ block.attn.qkv.weight.T).chunk(3, dim=-1)
+    qkv = z @ block.attn.qkv.weight.T
+    if qkv_bias:
+        qkv = qkv + block.attn.qkv.bias
+    q, k, v = qkv.chunk(3, dim=-1)
     ys = []
     for hd in range(2):
         sl = slice(hd * 4, hd * 4 + 4)
@@ -129,9 +134,14 @@ def test_transformer_block_matches_explicit_attention() -> None:
     assert (block(x) - t.transpose(1, 2).reshape(2, 8, 3, 4)).abs().max().item() <= 1e-10
 
 
-def test_class_attention_head_output() -> None:
+@pytest.mark.parametrize("aux_head", [True, False])
+def test_class_attention_head_output(aux_head: bool) -> None:
     torch.manual_seed(3)
-    head = ClassAttentionHead(8, 5, 2, 16, depth=2, aux_head=True).double().eval()
+    head = ClassAttentionHead(8, 5, 2, 16, depth=2, aux_head=aux_head).double().eval()
+    assert head.cls_token.shape == (1, 1, 8)  # timm's layout: checkpoints load as they are
+    assert {n for n, _ in head.named_parameters() if n.startswith("aux_head")} == (
+        {"aux_head.weight", "aux_head.bias"} if aux_head else set()
+    )
     _randomise_norms(head)
     x = torch.randn(2, 8, 3, 3, dtype=torch.float64)
     tokens = x.flatten(2).transpose(1, 2)
@@ -150,7 +160,9 @@ def test_class_attention_head_output() -> None:
         cls = cls + _mlp(_ln(cls, blk.norm2), blk.mlp)
     z = _ln(torch.cat([cls, tokens], dim=1), head.norm)
     linear, aux = head.head, head.aux_head
-    want = z[:, 0] @ linear.weight.T + linear.bias + 0.5 * (z[:, 1:] @ aux.weight.T + aux.bias).max(dim=1).values
+    want = z[:, 0] @ linear.weight.T + linear.bias
+    if aux_head:
+        want = want + 0.5 * (z[:, 1:] @ aux.weight.T + aux.bias).max(dim=1).values
     assert (head(x) - want).abs().max().item() <= 1e-10
 
 

@@ -24,16 +24,16 @@ class BasicBlock(nn.Module):
         self,
         in_channels: int,
         out_channels: int,
-        stride: int = 1,
-        kernel_size: int = 3,
-        act: str = "relu",
-        zero_init_last: bool = True,
-        drop_path: float = 0.0,
+        stride: int,
+        kernel_size: int,
+        act: str,
+        zero_init_last: bool,
+        drop_path: float,
         attention: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.conv1 = ConvBN(in_channels, out_channels, kernel_size, stride, act=act)
-        self.conv2 = ConvBN(out_channels, out_channels, kernel_size, act=None, zero_init=zero_init_last)
+        self.conv2 = ConvBN(out_channels, out_channels, kernel_size, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
         self.shortcut = (
             ConvBN(in_channels, out_channels, 1, stride, act=None)

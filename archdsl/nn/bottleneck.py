@@ -28,18 +28,18 @@ class Bottleneck(nn.Module):
         width: int,
         mixer: nn.Module,
         mixer_channels: int,
-        stride: int = 1,
-        act: str = "relu",
-        zero_init_last: bool = True,
-        drop_path: float = 0.0,
+        stride: int,
+        act: str,
+        zero_init_last: bool,
+        drop_path: float,
         attention: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.reduce = ConvBN(in_channels, width, 1, act=act)
+        self.reduce = ConvBN(in_channels, width, 1, 1, act=act)
         self.mixer = mixer
         self.mixer_norm = nn.BatchNorm2d(mixer_channels)
         self.mixer_act = make_act(act)
-        self.expand = ConvBN(mixer_channels, out_channels, 1, act=None, zero_init=zero_init_last)
+        self.expand = ConvBN(mixer_channels, out_channels, 1, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
         self.shortcut = (
             ConvBN(in_channels, out_channels, 1, stride, act=None)

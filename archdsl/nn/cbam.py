@@ -18,10 +18,10 @@ __all__ = ["ConvBlockAttention"]
 class ConvBlockAttention(nn.Module):
     """Channel gate from the average- and max-pooled map, then spatial gate from the channel-pooled map."""
 
-    def __init__(self, channels: int, hidden: int, kernel_size: int = 7) -> None:
+    def __init__(self, channels: int, hidden: int, kernel_size: int) -> None:
         super().__init__()
         self.fc1 = nn.Conv2d(channels, hidden, 1)
-        self.relu = nn.ReLU(inplace=True)
+        self.relu = nn.ReLU()
         self.fc2 = nn.Conv2d(hidden, channels, 1)
         self.spatial = nn.Conv2d(2, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
         self.spatial_norm = nn.BatchNorm2d(1)

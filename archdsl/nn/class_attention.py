@@ -67,8 +67,8 @@ class ClassAttentionHead(nn.Module):
         num_classes: int,
         num_heads: int,
         mlp_hidden: int,
-        depth: int = 2,
-        aux_head: bool = True,
+        depth: int,
+        aux_head: bool,
     ) -> None:
         super().__init__()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))

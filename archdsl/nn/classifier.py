@@ -15,7 +15,7 @@ class ClassifierHead(nn.Module):
         self, in_channels: int, num_classes: int, final_channels: int | None, dropout: float, act: str
     ) -> None:
         super().__init__()
-        self.final = ConvBN(in_channels, final_channels, 1, act=act) if final_channels else nn.Identity()
+        self.final = ConvBN(in_channels, final_channels, 1, 1, act=act) if final_channels else nn.Identity()
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(final_channels or in_channels, num_classes)
 

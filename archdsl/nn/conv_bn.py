@@ -16,10 +16,11 @@ class ConvBN(nn.Sequential):
         self,
         in_channels: int,
         out_channels: int,
-        kernel_size: int = 1,
-        stride: int = 1,
+        kernel_size: int,
+        stride: int,
+        *,
+        act: str | None,
         groups: int = 1,
-        act: str | None = "relu",
         zero_init: bool = False,
     ) -> None:
         norm = nn.BatchNorm2d(out_channels)

@@ -11,7 +11,7 @@ __all__ = ["DropPath"]
 class DropPath(nn.Module):
     """Zero the branch of a random ``p`` fraction of samples during training, rescaling the rest."""
 
-    def __init__(self, p: float = 0.0) -> None:
+    def __init__(self, p: float) -> None:
         super().__init__()
         self.p = p
 

@@ -17,7 +17,7 @@ __all__ = ["EfficientChannelAttention"]
 class EfficientChannelAttention(nn.Module):
     """Mean over H, W -> 1-D conv across channels (k taps, no bias) -> sigmoid -> x * gate."""
 
-    def __init__(self, kernel_size: int = 3) -> None:
+    def __init__(self, kernel_size: int) -> None:
         super().__init__()
         self.conv = nn.Conv1d(1, 1, kernel_size, padding=(kernel_size - 1) // 2, bias=False)
 

@@ -24,7 +24,7 @@ __all__ = ["GlobalAttention"]
 class GlobalAttention(nn.Module):
     """BoTNet MHSA on a fixed (height, width) map: (B, w, H, W) -> (B, w, H/s, W/s)."""
 
-    def __init__(self, channels: int, height: int, width: int, num_heads: int = 4, stride: int = 1) -> None:
+    def __init__(self, channels: int, height: int, width: int, num_heads: int, stride: int) -> None:
         super().__init__()
         self.heads, self.stride = num_heads, stride
         self.head_dim = channels // num_heads

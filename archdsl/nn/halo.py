@@ -35,8 +35,8 @@ class HaloAttention(nn.Module):
         width: int,
         block_size: int,
         halo_size: int,
-        num_heads: int = 8,
-        stride: int = 1,
+        num_heads: int,
+        stride: int,
     ) -> None:
         super().__init__()
         b, h, s = block_size, halo_size, stride

@@ -25,20 +25,20 @@ class MBConv(nn.Module):
         in_channels: int,
         out_channels: int,
         mid_channels: int,
-        kernel_size: int = 3,
-        stride: int = 1,
-        act: str = "silu",
-        drop_path: float = 0.0,
-        expand: bool = True,
+        kernel_size: int,
+        stride: int,
+        act: str,
+        drop_path: float,
+        expand: bool,
         attention: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if not expand and mid_channels != in_channels:
             raise ValueError(f"without expansion mid_channels must equal in_channels={in_channels}")
-        self.expand = ConvBN(in_channels, mid_channels, 1, act=act) if expand else nn.Identity()
+        self.expand = ConvBN(in_channels, mid_channels, 1, 1, act=act) if expand else nn.Identity()
         self.depthwise = ConvBN(mid_channels, mid_channels, kernel_size, stride, groups=mid_channels, act=act)
         self.se = attention if attention is not None else nn.Identity()
-        self.project = ConvBN(mid_channels, out_channels, 1, act=None)
+        self.project = ConvBN(mid_channels, out_channels, 1, 1, act=None)
         self.residual = stride == 1 and in_channels == out_channels
         self.drop_path = DropPath(drop_path) if self.residual else nn.Identity()
 

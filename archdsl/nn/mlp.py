@@ -1,11 +1,9 @@
-"""Token MLP: ``Linear(C -> hidden) -> act -> Linear(hidden -> C)`` with biases, on channels-last tokens."""
+"""Token MLP: ``Linear(C -> hidden) -> GELU -> Linear(hidden -> C)`` with biases, on channels-last tokens."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
-
-from archdsl.nn.act import make_act
 
 __all__ = ["Mlp"]
 
@@ -13,10 +11,10 @@ __all__ = ["Mlp"]
 class Mlp(nn.Module):
     """The feed-forward sub-layer of transformer-style blocks; acts on the last dimension."""
 
-    def __init__(self, dim: int, hidden: int, act: str = "gelu") -> None:
+    def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = make_act(act)
+        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

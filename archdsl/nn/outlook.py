@@ -32,10 +32,10 @@ class OutlookAttention(nn.Module):
         self,
         dim: int,
         num_heads: int,
-        kernel_size: int = 3,
-        padding: int = 1,
-        stride: int = 2,
-        qkv_bias: bool = False,
+        kernel_size: int,
+        padding: int,
+        stride: int,
+        qkv_bias: bool,
     ) -> None:
         super().__init__()
         self.num_heads = num_heads
@@ -90,11 +90,11 @@ class Outlooker(nn.Module):
         dim: int,
         num_heads: int,
         mlp_hidden: int,
-        kernel_size: int = 3,
-        padding: int = 1,
-        stride: int = 2,
-        qkv_bias: bool = False,
-        drop_path: float = 0.0,
+        kernel_size: int,
+        padding: int,
+        stride: int,
+        qkv_bias: bool,
+        drop_path: float,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)

@@ -19,8 +19,8 @@ class PatchEmbedStem(nn.Sequential):
     def __init__(self, in_channels: int, channels: int, hidden: int, patch_size: int) -> None:
         proj = patch_size // 2
         super().__init__(
-            ConvBN(in_channels, hidden, 7, 2),
-            ConvBN(hidden, hidden, 3, 1),
-            ConvBN(hidden, hidden, 3, 1),
+            ConvBN(in_channels, hidden, 7, 2, act="relu"),
+            ConvBN(hidden, hidden, 3, 1, act="relu"),
+            ConvBN(hidden, hidden, 3, 1, act="relu"),
             nn.Conv2d(hidden, channels, proj, proj),
         )

@@ -20,11 +20,11 @@ __all__ = ["SqueezeExcite"]
 class SqueezeExcite(nn.Module):
     """Mean over H, W -> 1x1 conv C->C_r (bias) -> act -> 1x1 conv C_r->C (bias) -> sigmoid -> x * gate."""
 
-    def __init__(self, channels: int, reduced: int, act: str = "relu") -> None:
+    def __init__(self, channels: int, reduced: int, act: str) -> None:
         super().__init__()
-        self.reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.reduce = nn.Conv2d(channels, reduced, 1)
         self.act = make_act(act)
-        self.expand = nn.Conv2d(reduced, channels, 1, bias=True)
+        self.expand = nn.Conv2d(reduced, channels, 1)
         self.gate = nn.Sigmoid()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ __all__ = ["TieredStem"]
 
 class TieredStem(nn.Sequential):
     def __init__(
-        self, in_channels: int, channels: list[int], stride: int = 2, pool: bool = False, act: str = "relu"
+        self, in_channels: int, channels: list[int], stride: int, pool: bool, act: str
     ) -> None:
         layers: list[nn.Module] = []
         c = in_channels

@@ -23,7 +23,7 @@ __all__ = ["MultiHeadSelfAttention", "TransformerBlock"]
 class MultiHeadSelfAttention(nn.Module):
     """Global multi-head self-attention over (B, N, C) tokens."""
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = False) -> None:
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool) -> None:
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -47,8 +47,8 @@ class TransformerBlock(nn.Module):
         dim: int,
         num_heads: int,
         mlp_hidden: int,
-        qkv_bias: bool = False,
-        drop_path: float = 0.0,
+        qkv_bias: bool,
+        drop_path: float,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
