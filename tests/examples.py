@@ -5,16 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from archdsl.kinds import ATTENTION, BLOCKS, HEADS, MIXERS, STEMS, TRANSITIONS, Kind
-from archdsl.registry import Registry
+from archdsl import kinds
+from archdsl.kinds import KindRegistry
 
-REGISTRIES: dict[str, Registry[Kind[Any]]] = {
-    "stem": STEMS,
-    "transition": TRANSITIONS,
-    "block": BLOCKS,
-    "mixer": MIXERS,
-    "attention": ATTENTION,
-    "head": HEADS,
+REGISTRIES: dict[str, KindRegistry[kinds.Kind[Any]]] = {
+    role: registry for role, registry in kinds.REGISTRIES.items() if role != "dataset"  # the model parts
 }
 
 _STEM = {"type": "conv", "channels": 16, "kernel_size": 3, "stride": 1}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -28,14 +28,9 @@ class Cifar10Data(SpecModel):
     """DataLoader worker processes."""
 
 
-def preprocessing(spec: Cifar10Data, channels: int, size: int) -> dict[str, Any]:
-    # the DataModule standardises with the training split's statistics; an exported model expects those
-    return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
-
-
 DATASETS.register(
     "cifar10",
     DatasetKind("cifar10", Cifar10Data, "archdsl.train.data.cifar10:cifar10_datamodule",
-                "archdsl.datasets.cifar10:preprocessing",
+                "archdsl.train.data.cifar10:cifar10_preprocessing",
                 lambda spec, n: list(CIFAR10_CLASSES)),
 )  # fmt: skip

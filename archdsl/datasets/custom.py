@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
+from archdsl.datasets.defaults import PIXELS, numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
 from archdsl.spec.base import SpecModel
 
@@ -22,13 +23,8 @@ class CustomData(SpecModel):
     """Keyword arguments passed to the class (plain values only)."""
 
 
-def preprocessing(spec: CustomData, channels: int, size: int) -> dict[str, Any]:
-    return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
-
-
 DATASETS.register(
     "custom",
     DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule",
-                "archdsl.datasets.custom:preprocessing",
-                lambda spec, n: [str(i) for i in range(n)]),
+                PIXELS, numbered_classes),
 )  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from archdsl.datasets.defaults import numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
 from archdsl.spec.base import SpecModel
 
@@ -26,5 +27,5 @@ DATASETS.register(
     "digits",
     DatasetKind("digits", DigitsData, "archdsl.train.data.digits:digits_datamodule",
                 "archdsl.train.data.digits:digits_preprocessing",
-                lambda spec, n: [str(i) for i in range(n)]),
+                numbered_classes),
 )  # fmt: skip

@@ -7,10 +7,11 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from archdsl.datasets.defaults import numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
 from archdsl.spec.base import SpecModel
 
-__all__ = ["ImageFolderData", "folder_classes"]
+__all__ = ["ImageFolderData", "folder_classes", "per_channel"]
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
@@ -38,11 +39,16 @@ def folder_classes(split_dir: Path) -> list[str]:
 
 def _class_names(spec: ImageFolderData, n: int) -> list[str]:
     root = Path(spec.root).expanduser() / "train"
-    return folder_classes(root) if root.is_dir() else [str(i) for i in range(n)]
+    return folder_classes(root) if root.is_dir() else numbered_classes(spec, n)
+
+
+def per_channel(values: tuple[float, ...] | list[float], channels: int) -> list[float]:
+    """One value per channel: the first ``channels`` of ``values``, cycled when there are fewer."""
+    return list((tuple(values) * channels)[:channels])
 
 
 def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
-    return {"scale": "pixel / 255", "mean": list(spec.mean)[:channels], "std": list(spec.std)[:channels],
+    return {"scale": "pixel / 255", "mean": per_channel(spec.mean, channels), "std": per_channel(spec.std, channels),
             "invert": False}  # fmt: skip
 
 

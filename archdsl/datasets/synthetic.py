@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field
 
+from archdsl.datasets.defaults import PIXELS, numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
 from archdsl.spec.base import SpecModel
 
@@ -22,13 +23,8 @@ class SyntheticData(SpecModel):
     """Classes; default: the head's."""
 
 
-def preprocessing(spec: SyntheticData, channels: int, size: int) -> dict[str, Any]:
-    return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
-
-
 DATASETS.register(
     "synthetic",
     DatasetKind("synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule",
-                "archdsl.datasets.synthetic:preprocessing",
-                lambda spec, n: [str(i) for i in range(n)]),
+                PIXELS, numbered_classes),
 )  # fmt: skip

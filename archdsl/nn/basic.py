@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from archdsl.nn.act import make_act
-from archdsl.nn.conv_bn import ConvBN
+from archdsl.nn.conv_bn import ConvBN, shortcut
 from archdsl.nn.drop_path import DropPath
 
 __all__ = ["BasicBlock"]
@@ -35,11 +35,7 @@ class BasicBlock(nn.Module):
         self.conv1 = ConvBN(in_channels, out_channels, kernel_size, stride, act=act)
         self.conv2 = ConvBN(out_channels, out_channels, kernel_size, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
-        self.shortcut = (
-            ConvBN(in_channels, out_channels, 1, stride, act=None)
-            if stride != 1 or in_channels != out_channels
-            else nn.Identity()
-        )
+        self.shortcut = shortcut(in_channels, out_channels, stride)
         self.drop_path = DropPath(drop_path)
         self.act = make_act(act)
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from archdsl.nn.act import make_act
-from archdsl.nn.conv_bn import ConvBN
+from archdsl.nn.conv_bn import ConvBN, shortcut
 from archdsl.nn.drop_path import DropPath
 
 __all__ = ["Bottleneck"]
@@ -41,11 +41,7 @@ class Bottleneck(nn.Module):
         self.mixer_act = make_act(act)
         self.expand = ConvBN(mixer_channels, out_channels, 1, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
-        self.shortcut = (
-            ConvBN(in_channels, out_channels, 1, stride, act=None)
-            if stride != 1 or in_channels != out_channels
-            else nn.Identity()
-        )
+        self.shortcut = shortcut(in_channels, out_channels, stride)
         self.drop_path = DropPath(drop_path)
         self.act = make_act(act)
 

@@ -6,7 +6,7 @@ from torch import nn
 
 from archdsl.nn.act import make_act
 
-__all__ = ["ConvBN"]
+__all__ = ["ConvBN", "shortcut"]
 
 
 class ConvBN(nn.Sequential):
@@ -33,3 +33,11 @@ class ConvBN(nn.Sequential):
         if act is not None:
             layers.append(make_act(act))
         super().__init__(*layers)
+
+
+def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
+    """The residual path of a conv block: a 1x1 ``ConvBN`` projection (no activation) where the block changes
+    the channels or the resolution, the identity otherwise (ResNet's option B)."""
+    if stride == 1 and in_channels == out_channels:
+        return nn.Identity()
+    return ConvBN(in_channels, out_channels, 1, stride, act=None)

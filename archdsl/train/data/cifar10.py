@@ -21,13 +21,14 @@ from archdsl.errors import SpecError
 from archdsl.train.data.base import (
     DataRequest,
     TensorDataModule,
+    channel_stats,
     check_classes,
     normalise_split,
     random_shift_flip,
     tensor_splits,
 )
 
-__all__ = ["read_cifar10"]
+__all__ = ["cifar10_datamodule", "cifar10_preprocessing", "read_cifar10"]
 
 TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_FILE = "test_batch"
@@ -79,24 +80,39 @@ def read_cifar10(root: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndar
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), test_x, test_y
 
 
-def _prep(images: np.ndarray, request: DataRequest) -> torch.Tensor:
+def _prep(images: np.ndarray, channels: int, size: int) -> torch.Tensor:
     t = torch.from_numpy(images).float() / 255.0
-    if request.size != 32:
-        t = F.interpolate(t, size=(request.size, request.size), mode="bilinear", align_corners=False)
-    if request.channels == 1:
+    if size != 32:
+        t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)
+    if channels == 1:
         t = t.mean(1, keepdim=True)
     return t
 
 
-def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+def _split(y: np.ndarray, val_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation indices of the 50,000 training images (stratified, seed 0)."""
     from sklearn.model_selection import train_test_split
 
-    spec = request.data
-    x, y, tx, ty = read_cifar10(spec.root)
-    val_size = min(spec.val_size, len(y) // 2)
+    val_size = min(val_size, len(y) // 2)
     stratify = y if len(np.unique(y)) * 2 <= val_size else None
     tr, va = train_test_split(np.arange(len(y)), test_size=val_size, stratify=stratify, random_state=0)
-    xs = normalise_split(_prep(x[tr], request), _prep(x[va], request), _prep(tx, request))
+    return tr, va
+
+
+def cifar10_preprocessing(spec: Any, channels: int, size: int) -> dict[str, object]:
+    """What an exported CIFAR-10 model expects: the statistics the DataModule standardised with (its training
+    split's, read again from ``spec.root``)."""
+    x, y, _, _ = read_cifar10(spec.root)
+    tr, _ = _split(y, spec.val_size)
+    mean, std = channel_stats(_prep(x[tr], channels, size))
+    return {"scale": "pixel / 255", "mean": mean.flatten().tolist(), "std": std.flatten().tolist(), "invert": False}
+
+
+def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
+    x, y, tx, ty = read_cifar10(request.data.root)
+    tr, va = _split(y, request.data.val_size)
+    c, n = request.channels, request.size
+    xs = normalise_split(_prep(x[tr], c, n), _prep(x[va], c, n), _prep(tx, c, n))
     ys = (torch.from_numpy(y[tr]), torch.from_numpy(y[va]), torch.from_numpy(ty))
     return tensor_splits(xs, ys)  # type: ignore[arg-type]
 

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from archdsl.datasets.image_folder import EXTENSIONS, folder_classes
+from archdsl.datasets.image_folder import EXTENSIONS, folder_classes, per_channel
 from archdsl.errors import SpecError
 from archdsl.train.data.base import DataRequest, TensorDataModule, check_classes
 
@@ -47,9 +47,8 @@ class ImageFolder(Dataset[tuple[torch.Tensor, int]]):
         train: bool,
     ) -> None:
         self.items, self.size, self.channels, self.train = items, size, channels, train
-        c = channels
-        self.mean = torch.tensor((mean * c)[:c] if len(mean) < c else mean[:c]).view(c, 1, 1)
-        self.std = torch.tensor((std * c)[:c] if len(std) < c else std[:c]).view(c, 1, 1)
+        self.mean = torch.tensor(per_channel(mean, channels)).view(channels, 1, 1)
+        self.std = torch.tensor(per_channel(std, channels)).view(channels, 1, 1)
 
     def __len__(self) -> int:
         return len(self.items)
