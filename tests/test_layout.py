@@ -87,8 +87,9 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_no_module_imports_itself_through_others() -> None:
-    assert _cycle(_graph(top_level_only=True)) is None
+@pytest.mark.parametrize("lazy", [False, True], ids=["top-level imports", "lazy imports too"])
+def test_no_module_imports_itself_through_others(lazy: bool) -> None:
+    assert _cycle(_graph(top_level_only=not lazy)) is None
 
 
 def test_no_import_cycles_between_packages() -> None:

@@ -148,6 +148,7 @@ class Objective:
     def _train(self, trial: optuna.Trial, spec: Any) -> dict[str, float]:
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
         from archdsl.train.fit import Abandoned, fit
+        from archdsl.train.stop_at_batch import StopAtBatch
 
         out = trial_dir(self.out, trial.number)
         pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
@@ -159,7 +160,7 @@ class Objective:
                 force=True,
                 progress=False,
                 allow_import=self.allow_import,
-                callbacks=[callback, self.context.guard.callback()],
+                callbacks=[callback, StopAtBatch(self.context.guard)],
                 placement=self.context.placement,
             )
         except Abandoned as stop:

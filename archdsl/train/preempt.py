@@ -76,9 +76,3 @@ class PreemptionGuard:
         """Sleep up to ``seconds``; raise :class:`Preempted` as soon as a stop is requested."""
         if self.requested.wait(seconds):
             self.check()
-
-    def callback(self) -> Any:
-        """A Lightning callback that stops training at the next batch boundary once a stop is requested."""
-        from archdsl.train.stop_at_batch import StopAtBatch  # imports Lightning: only when training
-
-        return StopAtBatch(self)
