@@ -163,7 +163,7 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     image = tmp_path / "digit.png"
     Image.fromarray((torch.rand(8, 8) * 255).byte().numpy()).save(image)
     assert main(["predict", str(out), str(image), "--json"]) == 0
-    row = json.loads(capsys.readouterr().out)
+    (row,) = json.loads(capsys.readouterr().out)["predictions"]
     # the same prediction, prepared by hand from the manifest: grey, bilinear 16x16, inverted, standardised
     prep = manifest["preprocessing"]
     with Image.open(image) as img:

@@ -63,7 +63,9 @@ def test_train_writes_checkpoints_metrics_and_json(tmp_path: Path, capsys: pytes
     spec = tiny(tmp_path, epochs=2)
     out = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(out), "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    captured = capsys.readouterr()
+    result = json.loads(captured.out)  # stdout is the one document: the progress bar went to stderr
+    assert "Epoch 1" in captured.err
     assert set(result) == {"val/acc", "val/loss", "test/acc", "epochs", "seconds", "params", "checkpoint"}
     assert result["epochs"] == 2 and result["checkpoint"] == str((out / "best.ckpt").resolve())
     with (out / "metrics.csv").open() as f:
@@ -82,6 +84,32 @@ def test_train_writes_checkpoints_metrics_and_json(tmp_path: Path, capsys: pytes
     # a second run into the same directory must say --resume or --force
     assert main(["train", str(spec), "--out", str(out)]) == 2
     assert "--resume" in capsys.readouterr().err
+
+
+def test_last_checkpoint_is_the_final_epoch_and_resuming_a_finished_run_trains_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archdsl.train.fit import epochs_completed
+
+    # a learning rate this small leaves val/acc where epoch 0 put it: best.ckpt stays at epoch 0
+    spec = tiny(tmp_path, epochs=3, lr=1e-12, opt="sgd")
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)
+    best = torch.load(out / "best.ckpt", weights_only=True)
+    last = torch.load(out / "last.ckpt", weights_only=True)
+    assert (best["epoch"], last["epoch"]) == (0, 2)
+    assert epochs_completed(out / "last.ckpt") == 3 and epochs_completed(out / "best.ckpt") == 1
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["train", str(spec), "--out", str(out), "--resume", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out) == first
+    assert "training finished (3 of 3 epochs in last.ckpt); nothing to resume" in captured.err
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before  # nothing trained, nothing rewritten
+    # asking for more epochs continues from the last one, not from the best
+    assert main(["train", str(spec), "--out", str(out), "--resume", "--epochs", "4", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs"] == 4
+    assert torch.load(out / "last.ckpt", weights_only=True)["global_step"] == 4 * 34
 
 
 class _StopAfterFirstEpoch(Callback):

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from archdsl.cli._command import COMMANDS, Command
+from archdsl.cli.output import json_mode
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -53,7 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     try:
-        return int(args._command.run(args))
+        with json_mode(bool(getattr(args, "json", False))):
+            code = int(args._command.run(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return code
+    except BrokenPipeError:  # the reader (`| head`) went away: stop quietly, as a C tool on SIGPIPE does
+        _silence_stdout()
+        return 141
     except ArchDSLError as err:
         for problem in err.problems:
             print(problem, file=sys.stderr)
@@ -66,6 +73,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {type(exc).__name__}: {exc} (set ARCHDSL_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush does not fail on the closed pipe again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (captured in tests)
+        pass
+    finally:
+        os.close(devnull)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
     if args.json:
-        print(json.dumps({"study": study.study_name, "objectives": metrics, "best": rows}))
+        emit_json({"study": study.study_name, "objectives": metrics, "best": rows})
     else:
         for r in rows:
             values = ", ".join(f"{m}={v:.4f}" for m, v in zip(metrics, r["values"], strict=True))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 from archdsl.errors import UsageError
 
 
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     formats = [f.strip() for f in args.format.split(",") if f.strip()]
     result = export_model(source, args.out, formats, force=args.force)
     if args.json:
-        print(json.dumps(result.manifest))
+        emit_json(result.manifest)
     else:
         m = result.manifest
         metrics = ", ".join(f"{k}={v:.4f}" for k, v in m["metrics"].items())

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 from archdsl.errors import UsageError
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def print_result(result: SearchResult, out: Path, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result.to_json()))
+        emit_json(result.to_json())
         return
     c = result.trials
     print(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     opened = open_existing(args.dir, args.storage, args.study)
     status = study_status(opened.study, opened.storage, opened.ref.display)
     if args.json:
-        print(json.dumps(status.to_json()))
+        emit_json(status.to_json())
         return 0
     t = status.tally
     print(f"study {status.study} ({status.storage}): {t.finished}/{status.budget} finished")

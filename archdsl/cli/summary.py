@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = plan_model(load_spec(args.path))
     if args.json:
-        print(json.dumps(plan.to_data() if args.tree else plan.to_json(), separators=(",", ":")))
+        emit_json(plan.to_data() if args.tree else plan.to_json())
     else:
         print(plan_table(plan, blocks=args.blocks))
     return 0

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from archdsl.cli._command import command
+from archdsl.cli.output import emit_json
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / spec.name
     result = fit(spec, out, resume=args.resume, force=args.force, allow_import=args.allow_import)
     if args.json:
-        print(json.dumps(result.to_json()))
+        emit_json(result.to_json())
     else:
         print(
             f"{spec.name}: val/acc {result.val_acc:.4f}  val/loss {result.val_loss:.4f}  "

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Sequence
@@ -32,7 +33,7 @@ from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
 from archdsl.train.preempt import Preempted, StopRequested
 
-__all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "fit"]
+__all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "epochs_completed", "fit"]
 
 PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 BEST, LAST, METRICS = "best.ckpt", "last.ckpt", "metrics.csv"
@@ -177,11 +178,17 @@ def _fit(
             "--out",
             f"'{out}' already holds a training run; pass --resume to continue it or --force to start over",
         )
+    t = spec.train
+    if resume and (done := epochs_completed(last)) >= t.epochs:
+        finished = _finished_result(out)
+        if finished is not None:
+            print(f"{out}: training finished ({done} of {t.epochs} epochs in {LAST}); nothing to resume",
+                  file=sys.stderr)  # fmt: skip
+            return finished
     if not resume:
         for name in (BEST, LAST, METRICS, "result.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    t = spec.train
     L.seed_everything(t.seed, workers=True, verbose=False)
     plan = plan_model(spec)
     module = ClassificationModule(build_model(spec), spec_to_data(spec))
@@ -194,10 +201,12 @@ def _fit(
         monitor="val/acc",
         mode="max",
         save_top_k=1,
-        save_last=True,
         auto_insert_metric_name=False,
         enable_version_counter=False,
     )
+    # Lightning's save_last copies only when the best improved; this one rewrites last.ckpt every epoch.
+    latest = ModelCheckpoint(dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1,
+                             enable_version_counter=False)  # fmt: skip
     accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
     trainer = L.Trainer(
         default_root_dir=out,
@@ -208,7 +217,7 @@ def _fit(
         precision=PRECISION[t.precision],  # type: ignore[arg-type]
         gradient_clip_val=t.grad_clip,
         logger=CSVLogger(out, name="", version=""),
-        callbacks=[checkpoint, _InitialCheckpoint(last), _EpochCount(), _QuietRanks(), *callbacks],
+        callbacks=[checkpoint, latest, _InitialCheckpoint(last), _EpochCount(), _QuietRanks(), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -270,6 +279,25 @@ def _fit(
     )
     atomic_write_text(out / "result.json", json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def epochs_completed(checkpoint: Path) -> int:
+    """Epochs whose training and validation a Lightning checkpoint holds (0 for the one saved before step 1)."""
+    data = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)
+    last_batch_done = bool(data["loops"]["fit_loop"]["epoch_loop.batch_progress"].get("is_last_batch", False))
+    return int(data["epoch"]) + int(last_batch_done)
+
+
+def _finished_result(out: Path) -> FitResult | None:
+    """The result a finished run wrote, or None when it was cut before writing it."""
+    try:
+        data = json.loads((out / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return FitResult(
+        val_acc=data["val/acc"], val_loss=data["val/loss"], test_acc=data["test/acc"], epochs=data["epochs"],
+        seconds=data["seconds"], params=data["params"], checkpoint=data["checkpoint"],
+    )  # fmt: skip
 
 
 def _read_metrics(path: Path) -> list[dict[str, str]]:
