@@ -324,3 +324,39 @@ def test_tradeoff_table_lists_the_rows_beside_the_paper(tmp_path: Path) -> None:
     assert len(lines) == 2 + 3
     assert lines[2] == "| – | 1, 2, 3, 4 | 0.9600 | 3.00 (30.0 s) | 84.9 | 1.9 |"
     assert lines[4] == "| 1, 2 | 3, 4 | 0.9500 | 1.00 (10.0 s) | 84.7 | 1.0 |"
+
+
+def test_trials_on_the_command_line_win_over_the_files_timeout_and_the_stop_is_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archdsl.cli import main
+
+    text = SEARCH.replace("budget: {{trials: {trials}}}", "budget: {{trials: {trials}, timeout_minutes: 1.0e-6}}")
+    path = write_search(tmp_path, text, trials=2)
+    out = tmp_path / "out"
+    # the file's clock (60 microseconds) runs out before the first trial
+    assert main(["search", str(path), "--out", str(out), "--json"]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["stopped"] == "timeout" and summary["trials"]["complete"] == 0
+    assert "search stopped (timeout): the timeout of 1e-06 min was reached after 0 of 2 trials" in captured.err
+    # --trials alone runs the count asked for; --timeout given too brings the clock back
+    assert main(["search", str(path), "--out", str(out), "--trials", "1", "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["stopped"] == "budget" and "search stopped" not in captured.err
+    assert main(["search", str(path), "--out", str(out), "--trials", "2", "--timeout", "1e-6", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stopped"] == "timeout"
+
+
+def test_trials_failing_in_a_row_stop_the_search_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from archdsl.cli import main
+
+    base = BASE.replace("data: {name: digits, augment: false}", f"data: {{name: image_folder, root: {tmp_path}/none}}")
+    path = write_search(tmp_path, trials=5, base=base.replace("channels: 1,", "channels: 3,"))
+    assert main(["search", str(path), "--out", str(tmp_path / "out"), "--json"]) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)
+    assert summary["stopped"] == "failures" and summary["trials"]["fail"] == 3
+    assert "search stopped (failures): 3 trials in a row failed on this worker (trials 0, 1, 2)" in captured.err

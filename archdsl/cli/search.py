@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,10 +38,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="end with one JSON line summarising the study")
 
 
-def print_result(result: SearchResult, out: Path, as_json: bool) -> None:
+def print_result(result: SearchResult, out: Path, as_json: bool) -> int:
+    """Print the summary (one JSON line with ``--json``); the reason of an early stop goes to stderr.
+    Returns the exit code."""
+    if result.stopped != "budget":
+        print(f"search stopped ({result.stopped}): {result.reason}", file=sys.stderr)
     if as_json:
         emit_json(result.to_json())
-        return
+        return _finish(result)
     c = result.trials
     print(
         f"study {result.study} ({result.storage}): {c['complete']} complete, {c['pruned']} pruned, "
@@ -53,6 +58,13 @@ def print_result(result: SearchResult, out: Path, as_json: bool) -> None:
         extra = f", test/acc={test:.4f}" if isinstance(test, float) else ""
         print(f"best trial {t.number}: {values}{extra}  params {json.dumps(t.params)}")
     print(f"next: archdsl best {out}   (writes {out}/best.yaml)")
+    return _finish(result)
+
+
+def _finish(result: SearchResult) -> int:
+    if result.stopped == "interrupted":
+        print("interrupted", file=sys.stderr)  # the last line, as for any command stopped by Ctrl-C
+    return result.exit_code
 
 
 @command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
@@ -77,5 +89,4 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         ray=args.ray,
     )
-    print_result(result, out, args.json)
-    return 0
+    return print_result(result, out, args.json)

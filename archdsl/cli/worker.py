@@ -54,5 +54,4 @@ def run(args: argparse.Namespace) -> int:
         label=args.label,
     )
     result = run_worker(space, args.storage, options)
-    print_result(result, out, args.json)
-    return 0
+    return print_result(result, out, args.json)

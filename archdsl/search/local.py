@@ -20,26 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import tally
 from archdsl.search.progress import Progress
 from archdsl.search.results import record_study
 from archdsl.search.space import SearchSpace
 from archdsl.search.storage import PASSWORD_ENV, StorageRef, open_storage
 from archdsl.search.study import SearchResult, best_trials, open_study
-from archdsl.search.worker import WorkerOptions, resolve_storage
+from archdsl.search.worker import WorkerOptions, resolve_storage, timeout_reason
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["WorkersFailed", "plan_workers", "run_local"]
+__all__ = ["plan_workers", "run_local"]
 
 STOP_WAIT_SECONDS = 90.0
 """How long stopping workers may take to hand their trials back before they are killed."""
-
-
-class WorkersFailed(ArchDSLError):
-    """Every worker exited before the budget was met (exit 1)."""
-
-    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -119,8 +112,9 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     per_trial = train_devices if isinstance(train_devices, int) and train_devices > 0 else 1
     slots = plan_workers(workers, options.device, per_trial, _cores(), _visible_gpus())
     processes = _start(space, ref, name, options, target, slots)
-    progress = Progress(space, target, study, show_worker=True) if options.progress else None
-    stopped = "budget"
+    deadline = time.monotonic() + options.timeout_minutes * 60 if options.timeout_minutes else None
+    progress = Progress(space, target, study, show_worker=True, deadline=deadline) if options.progress else None
+    stopped, reason = "budget", ""
     with PreemptionGuard() as guard:
         try:
             gone: set[int] = set()
@@ -132,9 +126,8 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
         except KeyboardInterrupt as stop:  # Preempted (SIGTERM or the first Ctrl-C) or a second Ctrl-C
             interrupted = not isinstance(stop, Preempted) or stop.reason == "interrupted"
             _stop(processes, signal.SIGINT if interrupted else signal.SIGTERM)
-            if interrupted:
-                raise KeyboardInterrupt from None
-            stopped = "preempted"
+            stopped = "interrupted" if interrupted else "preempted"
+            reason = "Ctrl-C" if interrupted else "SIGTERM: the running trials are queued again"
         finally:
             for _, log in processes:
                 log.close()
@@ -144,9 +137,10 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     if stopped == "budget" and counts.finished < target:
         failed = [(i, p.returncode) for i, (p, _) in enumerate(processes) if p.returncode != 0]
         if failed:
-            raise WorkersFailed(Problem("", _failure(failed, out)))
-        stopped = "timeout"
-    return SearchResult(name, ref.display, space.objective_names, best_trials(study), counts, stopped)
+            stopped, reason = "failures", _failure(failed, out)
+        else:
+            stopped, reason = "timeout", timeout_reason(options.timeout_minutes, counts.finished, target)
+    return SearchResult(name, ref.display, space.objective_names, best_trials(study), counts, stopped, reason)
 
 
 def _start(

@@ -38,8 +38,11 @@ class Progress:
         stream: TextIO | None = None,
         *,
         show_worker: bool = False,
+        deadline: float | None = None,
     ) -> None:
         self.space, self.target, self.show_worker = space, target, show_worker
+        self.deadline = deadline
+        """``time.monotonic()`` after which no trial starts (the timeout), or None."""
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
         self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
@@ -68,6 +71,10 @@ class Progress:
         elapsed = time.perf_counter() - self.start
         left = max(0, self.target - done)
         eta = clock(elapsed / self.finished_here * left) if self.finished_here else "?"
+        if self.deadline is not None and left:
+            to_go = max(0.0, self.deadline - time.monotonic())
+            if not self.finished_here or elapsed / self.finished_here * left > to_go:
+                eta += f" (the timeout stops new trials in {clock(to_go)})"
         state = t.state.name.lower()
         if t.user_attrs.get("rejected"):
             state = f"rejected ({str(t.user_attrs.get('reason', ''))[:60]})"

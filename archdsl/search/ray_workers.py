@@ -22,7 +22,7 @@ from archdsl.search.results import record_study
 from archdsl.search.space import SearchSpace
 from archdsl.search.storage import PASSWORD_ENV, open_storage
 from archdsl.search.study import SearchResult, best_trials, open_study
-from archdsl.search.worker import WorkerOptions, resolve_storage, run_worker
+from archdsl.search.worker import WorkerOptions, resolve_storage, run_worker, timeout_reason
 
 __all__ = ["RayTaskFailed", "run_ray"]
 
@@ -126,5 +126,7 @@ def _run(ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptio
     counts = tally(study.get_trials(deepcopy=False))
     if failures and counts.finished < target:
         raise RayTaskFailed([Problem("", f"ray worker task failed: {f}") for f in failures])
-    stopped = "budget" if counts.finished >= target else "timeout"
-    return SearchResult(name, ref.display, space.objective_names, best_trials(study), counts, stopped)
+    if counts.finished >= target:
+        return SearchResult(name, ref.display, space.objective_names, best_trials(study), counts)
+    reason = timeout_reason(options.timeout_minutes, counts.finished, target)
+    return SearchResult(name, ref.display, space.objective_names, best_trials(study), counts, "timeout", reason)

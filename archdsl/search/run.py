@@ -8,7 +8,17 @@ from archdsl.search.space import SearchSpace
 from archdsl.search.study import SearchResult
 from archdsl.search.worker import WorkerOptions, run_worker
 
-__all__ = ["run_search"]
+__all__ = ["run_search", "search_timeout"]
+
+
+def search_timeout(space: SearchSpace, trials: int | None, timeout_minutes: float | None) -> float | None:
+    """Minutes after which no trial starts: ``--timeout``; else none when ``--trials`` was given (the count
+    asked for on the command line wins over the file's clock); else the file's ``budget.timeout_minutes``."""
+    if timeout_minutes is not None:
+        return timeout_minutes or None
+    if trials is not None:
+        return None
+    return space.definition.budget.timeout_minutes
 
 
 def run_search(
@@ -36,7 +46,7 @@ def run_search(
         out=out,
         study_name=study_name,
         trials=trials,
-        timeout_minutes=timeout_minutes or space.definition.budget.timeout_minutes,
+        timeout_minutes=search_timeout(space, trials, timeout_minutes),
         device=device,
         allow_import=allow_import,
         new_study=new_study,

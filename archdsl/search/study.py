@@ -88,8 +88,16 @@ class SearchResult:
     best: list[FrozenTrial]
     tally: Tally
     stopped: str = "budget"
-    """Why this process stopped: ``budget`` (met), ``timeout``, ``preempted`` or ``left`` (the remaining
-    trials run on workers this one cannot watch)."""
+    """Why this process stopped: ``budget`` (met), ``timeout``, ``interrupted`` (Ctrl-C), ``failures`` (trials
+    kept failing), ``preempted`` (SIGTERM) or ``left`` (the remaining trials run on workers this one cannot
+    watch)."""
+    reason: str = ""
+    """The same, as a sentence for a person (empty when the budget was met)."""
+
+    @property
+    def exit_code(self) -> int:
+        """0 unless interrupted (130) or stopped by failing trials (1)."""
+        return {"interrupted": 130, "failures": 1}.get(self.stopped, 0)
 
     @property
     def trials(self) -> dict[str, int]:

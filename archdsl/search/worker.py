@@ -114,14 +114,14 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     deadline = time.monotonic() + timeout * 60 if timeout else None
     retry = Retry(workers.max_retry)
     identity = WorkerIdentity(str(placement) if placement else None, options.label)
-    stopped = "budget"
+    stopped, reason = "budget", ""
     with PreemptionGuard() as guard:
         context = TrialContext(target, identity, StudyRef(ref, workers, name), retry, guard, placement)
         objective = Objective(space, out, context, allow_import=options.allow_import)
         last = _LastTrial()
         callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [last]
         if options.progress:
-            callbacks.append(Progress(space, target, study, show_worker=options.show_worker))
+            callbacks.append(Progress(space, target, study, show_worker=options.show_worker, deadline=deadline))
         failures: list[FrozenTrial] = []
         poll = min(5.0, float(workers.heartbeat_seconds)) if ref.has_heartbeat else 2.0
         waiting_said = False
@@ -134,12 +134,13 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                 if step == "done":
                     break
                 if deadline is not None and time.monotonic() >= deadline:
-                    stopped = "timeout"
+                    stopped, reason = "timeout", timeout_reason(timeout, tally(trials).finished, target)
                     break
                 if step == "wait":
                     running = [t for t in trials if t.state == TrialState.RUNNING]
                     if not ref.has_heartbeat and not any(t.user_attrs.get("host") == identity.host for t in running):
-                        stopped = "left"  # journal storage: a worker elsewhere cannot be watched from here
+                        # journal storage: a worker elsewhere cannot be watched from here
+                        stopped, reason = "left", "the remaining trials run on workers this one cannot watch"
                         break
                     if not waiting_said and options.progress:
                         _say_waiting(running, workers.grace_seconds, ref.has_heartbeat)
@@ -160,12 +161,22 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     print(f"a trial was finished by another worker while it ran here: {err}", file=sys.stderr)
                     continue
                 _count_failure(last.trial, failures)
+        except TrialsFailing as err:
+            stopped, reason = "failures", str(err.problems[0].message)
         except Preempted as stop:
-            if stop.reason == "interrupted":
-                raise KeyboardInterrupt from None  # Ctrl-C: the command exits 130 once the trial is handed back
-            stopped = "preempted"
+            # Ctrl-C (the command exits 130) or SIGTERM (exit 0), once the running trial is handed back
+            stopped = "interrupted" if stop.reason == "interrupted" else "preempted"
+            reason = "Ctrl-C" if stopped == "interrupted" else "SIGTERM: the running trial is queued again"
     return SearchResult(name, ref.display, space.objective_names, best_trials(study),
-                        tally(study.get_trials(deepcopy=False)), stopped)
+                        tally(study.get_trials(deepcopy=False)), stopped, reason)
+
+
+def timeout_reason(minutes: float | None, finished: int, target: int) -> str:
+    """Why a search stopped at its clock, and what to change."""
+    return (
+        f"the timeout of {minutes:g} min was reached after {finished} of {target} trials (budget.timeout_minutes "
+        "or --timeout; --trials alone runs the count asked for)"
+    )
 
 
 def _count_failure(trial: FrozenTrial | None, failures: list[FrozenTrial]) -> None:
