@@ -75,7 +75,9 @@ class DatasetKind(Generic[S]):
     """``module:function`` returning the LightningDataModule for a ``DataRequest``."""
     preprocessing: str
     """``module:function``, ``(spec, channels, size) -> {scale, mean, std, invert, ...}``: how an exported model's
-    input is prepared (imported only to export: the digits statistics are computed from the images)."""
+    input is prepared (imported only to export: the digits statistics are computed from the images). ``invert``
+    is ``"auto"`` (invert an image whose background is not the training images' ``background``), ``"yes"``
+    or ``"no"``."""
     class_names: Callable[[S, int], list[str]]
     """``(spec, num_classes) -> names`` of the classes, in label order."""
 

@@ -20,7 +20,7 @@ def test_summary_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.count("\n") == 1
     data = json.loads(out)
-    assert set(data) == {"name", "params", "flops", "input", "output", "stages"}
+    assert set(data) == {"name", "params", "flops", "input", "output", "stem", "stages", "head"}
     assert data["name"] == "resnet50"
     assert data["params"] == 25_557_032
     assert data["input"] == [3, 224, 224]
@@ -33,7 +33,43 @@ def test_summary_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert [s["index"] for s in data["stages"]] == [0, 1, 2, 3]
     assert all(set(s) == {"index", "output", "params", "flops"} for s in data["stages"])
-    assert data["flops"] > sum(s["flops"] for s in data["stages"])  # stem and head are counted in the total
+    parts = [data["stem"], *data["stages"], data["head"]]
+    assert sum(p["params"] for p in parts) == data["params"] and sum(p["flops"] for p in parts) == data["flops"]
+    assert data["stem"]["type"] == "conv" and data["head"]["type"] == "classifier"
+
+
+def test_summary_blocks_name_every_repeat_by_its_module_path(capsys: pytest.CaptureFixture[str]) -> None:
+    import archdsl
+
+    volo = str(ROOT / "specs" / "volo_d1.yaml")
+    assert main(["summary", volo, "--blocks", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    blocks = [b for s in data["stages"] for b in s["blocks"]]
+    assert len({b["path"] for b in blocks}) == len(blocks)  # no two rows share a label
+    stage1 = data["stages"][1]["blocks"]
+    assert [b["path"] for b in stage1[:3]] == ["stages.1.0", "stages.1.1", "stages.1.2"]
+    assert [(b["spec"], b["repeat"]) for b in stage1[2:4]] == [("stages.1.blocks.0", 0), ("stages.1.blocks.0", 1)]
+    assert all(sum(b["params"] for b in s["blocks"]) == s["params"] for s in data["stages"])
+    model = archdsl.build_model(archdsl.load_spec(volo), device="meta")
+    for b in blocks:  # each path is the module in the built model, with the planned parameters
+        assert sum(p.numel() for p in model.get_submodule(b["path"]).parameters()) == b["params"], b["path"]
+    assert main(["summary", RESNET, "--blocks", "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["stages"][0]["blocks"][0]
+    assert (first["type"], first["inner"]) == ("bottleneck", ["conv"])
+    # the table: one row per repeat with its module path and the spec entry it repeats; the mixer inside
+    assert main(["summary", volo, "--blocks"]) == 0
+    table = capsys.readouterr().out
+    assert table.count("stages.1.blocks.0 #") == 14 and "stages.1.15" in table and "stages.1.blocks.0 #14" in table
+    assert main(["summary", RESNET, "--blocks"]) == 0
+    assert "bottleneck(conv)" in capsys.readouterr().out
+
+
+def test_summary_of_a_search_file_says_what_it_is(capsys: pytest.CaptureFixture[str]) -> None:
+    search = ROOT / "search" / "digits.yaml"
+    assert main(["summary", str(search)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"{search}:") and "this is a search definition" in line
+    assert "../specs/digits_search_base.yaml" in line
 
 
 def test_summary_table(capsys: pytest.CaptureFixture[str]) -> None:

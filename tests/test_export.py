@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -116,7 +117,10 @@ def test_pt2_and_onnx_match(tmp_path: Path) -> None:
         exported = torch.export.load(out / "model.pt2").module()
         torch.testing.assert_close(exported(x3), expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(torch.jit.load(str(out / "model.ts"))(x3), expected, rtol=0, atol=1e-5)
-    session = ort.InferenceSession(str(out / "model.onnx"))
+    alone = tmp_path / "alone"  # model.onnx is one self-contained file: copied on its own, it still runs
+    alone.mkdir()
+    shutil.copy(out / "model.onnx", alone / "model.onnx")
+    session = ort.InferenceSession(str(alone / "model.onnx"))
     (got,) = session.run(None, {session.get_inputs()[0].name: x3.numpy()})
     assert float((torch.from_numpy(got) - expected).abs().max()) <= 1e-4
     manifest = json.loads((out / "manifest.json").read_text())
@@ -130,6 +134,14 @@ def test_pt2_and_onnx_match(tmp_path: Path) -> None:
         "model.ts",
         "manifest.json",
     }
+    # every file written is listed and hashed, and readable like any file written with open()
+    written = {p.name for p in out.iterdir() if p.name != "case.pt"}
+    assert written == set(manifest["files"]) and set(manifest["sha256"]) == written - {"manifest.json"}
+    for name, digest in manifest["sha256"].items():
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+    probe = tmp_path / "probe"
+    probe.write_text("")
+    assert {(out / name).stat().st_mode & 0o777 for name in written} == {probe.stat().st_mode & 0o777}
     assert archdsl.load_spec(out / "spec.yaml") == spec
 
 
@@ -162,10 +174,11 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     assert manifest["class_names"] == [str(i) for i in range(10)]
     image = tmp_path / "digit.png"
     Image.fromarray((torch.rand(8, 8) * 255).byte().numpy()).save(image)
-    assert main(["predict", str(out), str(image), "--json"]) == 0
+    assert main(["predict", str(out), str(image), "--json", "--invert", "yes"]) == 0
     (row,) = json.loads(capsys.readouterr().out)["predictions"]
     # the same prediction, prepared by hand from the manifest: grey, bilinear 16x16, inverted, standardised
     prep = manifest["preprocessing"]
+    assert (prep["resize_filter"], prep["invert"], prep["background"]) == ("bilinear", "auto", "dark")
     with Image.open(image) as img:
         resized = img.convert("L").resize((16, 16), Image.Resampling.BILINEAR)
         pixels = torch.tensor(np.asarray(resized), dtype=torch.float32)
@@ -175,6 +188,31 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     top = probs.topk(5)
     assert [r["class"] for r in row["top"]] == [str(i) for i in top.indices.tolist()]
     assert [r["p"] for r in row["top"]] == pytest.approx(top.values.tolist(), abs=1e-6)
+    # a training directory exports its best.ckpt
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "art2"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["origin"] == f"checkpoint {Path(result.checkpoint)}"
+    # --invert auto: a digit drawn dark on light is inverted to the training images' light on dark
+    from sklearn.datasets import load_digits
+
+    ink = (load_digits().images[0] / 16.0 * 255).astype(np.uint8)  # light strokes on a dark background
+    Image.fromarray(ink).save(tmp_path / "light.png")
+    Image.fromarray(255 - ink).save(tmp_path / "dark.png")
+    paths = [str(tmp_path / "light.png"), str(tmp_path / "dark.png")]
+    assert main(["predict", str(out), *paths, "--json"]) == 0  # the manifest says auto
+    light, dark = json.loads(capsys.readouterr().out)["predictions"]
+
+    def same(a: dict, b: dict) -> bool:  # the same classes with the same probabilities (float32 rounding apart)
+        return [r["class"] for r in a["top"]] == [r["class"] for r in b["top"]] and all(
+            abs(x["p"] - y["p"]) < 1e-5 for x, y in zip(a["top"], b["top"], strict=True)
+        )
+
+    assert same(light, dark)
+    assert main(["predict", str(out), *paths, "--json", "--invert", "no"]) == 0
+    light_no, dark_no = json.loads(capsys.readouterr().out)["predictions"]
+    assert same(light_no, light) and not same(dark_no, light)
+    # a missing image is bad input (exit 2), located at the argument
+    assert main(["predict", str(out), str(tmp_path / "missing.png")]) == 2
+    assert "IMAGE: cannot read" in capsys.readouterr().err
 
 
 ZOO = [

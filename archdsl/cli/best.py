@@ -21,7 +21,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("best", "show the best trial(s) of a search and write the winner's spec to best.yaml", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.atomic import atomic_write_text
-    from archdsl.search.results import load_study, trial_spec, winners
+    from archdsl.search.results import load_study, study_out_dir, trial_checkpoint, trial_spec, winners
     from archdsl.spec.load import dump_spec
 
     study = load_study(args.dir, args.storage, args.study)
@@ -30,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
     names = [o for o in study.user_attrs.get("archdsl_search", {}).get("definition", {}).get("objectives", [])]
     metrics = [o["metric"] for o in names] or [f"value{i}" for i in range(len(study.directions))]
     rows: list[dict[str, Any]] = []
+    base = Path(args.dir) if args.dir else study_out_dir(study)
     for i, t in enumerate(best):
         spec = trial_spec(t)
         values = ", ".join(f"{m}={v:.6g}" for m, v in zip(metrics, t.values, strict=True))
@@ -41,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
                 "number": t.number,
                 "values": list(t.values),
                 "params": dict(t.params),
-                "spec": str(path),
-                "checkpoint": t.user_attrs.get("checkpoint"),
+                "spec": str(path.resolve()),
+                "checkpoint": str(ckpt) if (ckpt := trial_checkpoint(t, base)) else None,
                 "test/acc": t.user_attrs.get("test/acc"),
             }
         )

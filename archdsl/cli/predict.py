@@ -12,6 +12,10 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="an artifact directory written by `archdsl export`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=int, default=5, metavar="K", help="classes per image (default 5)")
+    p.add_argument("--invert", choices=("auto", "yes", "no"), default=None,
+                   help="invert the grey levels: auto (when the image's background is not the training images', "
+                   "e.g. dark ink on white paper for digits), yes, or no (default: the manifest's "
+                   "preprocessing.invert)")
     p.add_argument("--json", action="store_true", help='one JSON line: {"predictions": [{"image", "top"}, ...]}')
 
 
@@ -19,7 +23,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from archdsl.export.predict import predict_images
 
-    predictions = predict_images(args.dir, args.images, args.top)
+    predictions = predict_images(args.dir, args.images, args.top, args.invert)
     if args.json:
         rows = [{"image": pred.image, "top": [{"class": c, "p": p} for c, p in pred.top]} for pred in predictions]
         emit_json({"predictions": rows})

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
 
     plan = plan_model(load_spec(args.path))
     if args.json:
-        emit_json(plan.to_data() if args.tree else plan.to_json())
+        emit_json(plan.to_data() if args.tree else plan.to_json(blocks=args.blocks))
     else:
         print(plan_table(plan, blocks=args.blocks))
     return 0

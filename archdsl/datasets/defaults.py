@@ -15,7 +15,7 @@ PIXELS = "archdsl.datasets.defaults:pixels"
 
 
 def pixels(spec: object, channels: int, size: int) -> dict[str, Any]:
-    return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": False}
+    return {"scale": "pixel / 255", "mean": [0.0] * channels, "std": [1.0] * channels, "invert": "no"}
 
 
 def numbered_classes(spec: object, n: int) -> list[str]:

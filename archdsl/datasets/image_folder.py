@@ -49,7 +49,7 @@ def per_channel(values: tuple[float, ...] | list[float], channels: int) -> list[
 
 def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
     return {"scale": "pixel / 255", "mean": per_channel(spec.mean, channels), "std": per_channel(spec.std, channels),
-            "invert": False}  # fmt: skip
+            "invert": "no"}  # fmt: skip
 
 
 DATASETS.register(

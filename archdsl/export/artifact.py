@@ -35,6 +35,8 @@ __all__ = ["DEFAULT_FORMATS", "FORMATS", "ExportResult", "ExportSource", "export
 FORMATS = ("source", "state_dict", "pt2", "onnx", "torchscript")
 DEFAULT_FORMATS = ("source", "state_dict", "pt2")
 MANIFEST = "manifest.json"
+ONNX_SINGLE_FILE_LIMIT = 2 * 1024**3
+"""Bytes of float32 weights from which ONNX keeps them in a ``.data`` file beside the graph (protobuf's limit)."""
 
 
 @dataclass(frozen=True)
@@ -71,9 +73,11 @@ def _dataset(spec: ModelSpec) -> Any:
 def _preprocessing(spec: ModelSpec) -> dict[str, Any]:
     """How an image must be prepared for the model: what its dataset kind says, for the spec's input."""
     c, size = spec.input.channels, spec.input.size
-    prep: dict[str, Any] = {"resize": [size, size], "channels": c, "color": "grey" if c == 1 else "rgb"}
+    prep: dict[str, Any] = {"resize": [size, size], "resize_filter": "bilinear", "channels": c,
+                            "color": "grey" if c == 1 else "rgb"}  # fmt: skip
     module, _, function = _dataset(spec).preprocessing.partition(":")
     prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
+    prep["normalise"] = "(x - mean) / std per channel, x = pixel / 255 after the resize (and inversion)"
     return prep
 
 
@@ -104,13 +108,30 @@ def export_model(
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        files = _write_files(model, plan, spec, tmp, formats)
+        _write_files(model, plan, spec, tmp, formats)
+        files = written_files(tmp)
         manifest = _manifest(source, plan, tmp, files)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        _readable(tmp)
         _replace_dir(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(out, sorted([*files, MANIFEST]), manifest)
+
+
+def written_files(directory: Path) -> list[str]:
+    """Every file under ``directory`` (relative, sorted): what the manifest lists and hashes, whichever
+    format wrote it (ONNX's external data included, where it has any)."""
+    return sorted(str(p.relative_to(directory)) for p in directory.rglob("*") if p.is_file())
+
+
+def _readable(directory: Path) -> None:
+    """Give every file the mode a plain ``open()`` gave the manifest (0666 less the umask): some writers
+    (safetensors) make private 0600 files, and an artifact is meant to be shared."""
+    mode = (directory / MANIFEST).stat().st_mode & 0o777
+    for p in directory.rglob("*"):
+        if p.is_file():
+            p.chmod(mode)
 
 
 def _replace_dir(new: Path, target: Path) -> None:
@@ -123,27 +144,23 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, formats: Sequence[str]) -> list[str]:
-    files = ["spec.yaml"]
+def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, formats: Sequence[str]) -> None:
     (out / "spec.yaml").write_text(
         f"# fully resolved spec of {spec.name} (every default written out)\n" + dump_spec(spec)
     )
     if "source" in formats:
         header = f"{class_name(spec.name)}: {plan.params:,} parameters, input {tuple(plan.input)}"
         (out / "model.py").write_text(generate_source(plan, header))
-        files.append("model.py")
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if "state_dict" in formats:
         from safetensors.torch import save_file
 
         save_file(state, str(out / "weights.safetensors"), metadata={"format": "pt", "model": spec.name})
-        files.append("weights.safetensors")
     x = torch.randn(2, *plan.input)
     batch = torch.export.Dim("batch", min=1, max=4096)
     if "pt2" in formats:
         exported = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
         torch.export.save(exported, out / "model.pt2")
-        files.append("model.pt2")
     if "onnx" in formats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -156,22 +173,20 @@ def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, format
                 input_names=["images"],
                 output_names=["logits"],
                 verbose=False,
+                # one file (no model.onnx.data beside it) while the weights fit protobuf's 2 GB limit
+                external_data=plan.params * 4 >= ONNX_SINGLE_FILE_LIMIT,
             )
-        files.append("model.onnx")
     if "torchscript" in formats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.jit.trace(model, x).save(str(out / "model.ts"))
-        files.append("model.ts")
-    return files
 
 
 def _manifest(source: ExportSource, plan: Any, out: Path, files: list[str]) -> dict[str, Any]:
     import archdsl
 
     spec = source.spec
-    hashes = {name: _sha256_file(out / name) for name in ("spec.yaml", "model.py", "weights.safetensors")
-              if name in files}  # fmt: skip
+    hashes = {name: _sha256_file(out / name) for name in files}
     return {
         "name": spec.name,
         "class": class_name(spec.name),

@@ -9,9 +9,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from archdsl.errors import UsageError
 from archdsl.export.artifact import MANIFEST, load_model
 
-__all__ = ["Prediction", "predict_images", "preprocess"]
+__all__ = ["INVERT", "Prediction", "inverts", "predict_images", "preprocess"]
 
 
 @dataclass(frozen=True)
@@ -20,15 +21,41 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-def preprocess(path: str | Path, prep: dict) -> torch.Tensor:
-    """Image file -> normalised (C, H, W) tensor as the manifest says."""
+INVERT = ("auto", "yes", "no")
+FILTERS = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST", "lanczos": "LANCZOS"}
+
+
+def manifest_invert(prep: dict) -> str:
+    """The manifest's ``invert`` as ``auto``/``yes``/``no`` (earlier artifacts wrote a bool)."""
+    value = prep.get("invert", "no")
+    return ("yes" if value else "no") if isinstance(value, bool) else str(value)
+
+
+def inverts(arr: np.ndarray, prep: dict, invert: str) -> bool:
+    """Whether to invert an image scaled to [0, 1]: ``auto`` when its border (the background) is light and the
+    training images' background is dark, or the other way round."""
+    if invert != "auto":
+        return invert == "yes"
+    background = prep.get("background")
+    if background not in ("dark", "light"):
+        return False
+    border = np.concatenate([arr[0].ravel(), arr[-1].ravel(), arr[:, 0].ravel(), arr[:, -1].ravel()])
+    return bool((float(border.mean()) > 0.5) == (background == "dark"))
+
+
+def preprocess(path: str | Path, prep: dict, invert: str | None = None) -> torch.Tensor:
+    """Image file -> normalised (C, H, W) tensor as the manifest says; ``invert`` overrides the manifest's."""
     from PIL import Image
 
     height, width = prep["resize"]
-    with Image.open(path) as file:
-        img = file.convert("L" if prep["channels"] == 1 else "RGB").resize((width, height), Image.Resampling.BILINEAR)
-        arr = np.asarray(img, dtype=np.float32) / 255.0
-    if prep.get("invert"):
+    resample = getattr(Image.Resampling, FILTERS[prep.get("resize_filter", "bilinear")])
+    try:
+        with Image.open(path) as file:
+            img = file.convert("L" if prep["channels"] == 1 else "RGB").resize((width, height), resample)
+            arr = np.asarray(img, dtype=np.float32) / 255.0
+    except OSError as err:  # missing, unreadable, or not an image
+        raise UsageError.option("IMAGE", f"cannot read {path}: {err.strerror or err}") from None
+    if inverts(arr, prep, invert or manifest_invert(prep)):
         arr = 1.0 - arr
     x = torch.from_numpy(arr).reshape(prep["resize"][0], prep["resize"][1], -1).permute(2, 0, 1)  # (C, H, W)
     x = x.expand(prep["channels"], -1, -1)
@@ -38,10 +65,14 @@ def preprocess(path: str | Path, prep: dict) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_images(directory: str | Path, images: list[str], k: int = 5) -> list[Prediction]:
-    manifest = json.loads((Path(directory) / MANIFEST).read_text())
+def predict_images(directory: str | Path, images: list[str], k: int = 5, invert: str | None = None) -> list[Prediction]:
+    """Top-``k`` classes per image; ``invert`` (``auto``/``yes``/``no``) overrides the manifest's."""
+    manifest_path = Path(directory) / MANIFEST
+    if not manifest_path.is_file():
+        raise UsageError.option("DIR", f"no {MANIFEST} in '{directory}': give a directory written by archdsl export")
+    manifest = json.loads(manifest_path.read_text())
     model = load_model(directory)
-    batch = torch.stack([preprocess(p, manifest["preprocessing"]) for p in images])
+    batch = torch.stack([preprocess(p, manifest["preprocessing"], invert) for p in images])
     probs = model(batch).softmax(dim=1)
     k = min(k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)

@@ -37,7 +37,7 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     """The best trial (or trial ``trial``) of a search, with the checkpoint it kept."""
     from optuna.trial import TrialState
 
-    from archdsl.search.results import load_study, study_out_dir, winners
+    from archdsl.search.results import load_study, study_out_dir, trial_checkpoint, winners
 
     study = load_study(directory, storage, study_name)
     if trial is None:
@@ -49,11 +49,8 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
         chosen = trials[trial]
         if chosen.state != TrialState.COMPLETE:
             raise UsageError.option("--trial", f"trial {trial} is {chosen.state.name}, not COMPLETE")
-    recorded = chosen.user_attrs.get("checkpoint")
-    base = directory or study_out_dir(study)
-    # Absolute since workers share a filesystem; relative (to the search's --out) in older studies.
-    path = Path(recorded) if recorded and Path(recorded).is_absolute() else Path(base or ".") / str(recorded)
-    if recorded is None or not path.is_file():
+    path = trial_checkpoint(chosen, directory or study_out_dir(study))
+    if path is None or not path.is_file():
         host = chosen.user_attrs.get("checkpoint_host")
         written = f", written on host {host}" if host else ""
         raise UsageError.option(
@@ -68,8 +65,11 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
 
 
 def from_path(path: str | Path, trial: int | None = None) -> ExportSource:
-    """A spec file (fresh weights), a ``.ckpt`` file, or a search output directory."""
+    """A spec file (fresh weights), a ``.ckpt`` file, a training directory (its ``best.ckpt``), or a search
+    output directory."""
     path = Path(path)
+    if path.is_dir() and (path / "best.ckpt").is_file() and trial is None:
+        return from_checkpoint(path / "best.ckpt")  # `archdsl train --out DIR`
     if path.is_dir():
         return from_study(None, None, path, trial)
     if path.suffix == ".ckpt":

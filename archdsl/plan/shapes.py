@@ -198,18 +198,39 @@ class ModelPlan:
             },
         )
 
-    def to_json(self) -> dict[str, object]:
-        """The ``archdsl summary --json`` object."""
+    def part_paths(self) -> list[tuple[str, Node]]:
+        """Each stage part with its module path in the built model (``stages.1.5``: a stage is an
+        ``nn.Sequential`` of its transition, position embedding and every repeat of every block)."""
+        return [(f"stages.{i}.{j}", part) for i, stage in enumerate(self.stages) for j, part in enumerate(stage.parts)]
+
+    def to_json(self, blocks: bool = False) -> dict[str, object]:
+        """The ``archdsl summary --json`` object: stem, stages and head add up to the totals; ``blocks``
+        lists each stage's parts (module path, spec path, repeat, type and its nested parts' types)."""
+
+        def row(node: Node) -> dict[str, object]:
+            return {"type": node.type, "inner": [c.type for c in node.children], "output": list(node.out_shape),
+                    "params": node.params, "flops": node.flops}  # fmt: skip
+
+        paths = {id(part): path for path, part in self.part_paths()}
+        stages: list[dict[str, object]] = []
+        for s in self.stages:
+            entry: dict[str, object] = {"index": s.index, "output": list(s.out_shape), "params": s.params,
+                                        "flops": s.flops}  # fmt: skip
+            if blocks:
+                entry["blocks"] = [
+                    {"path": paths[id(p)], "spec": p.path, "repeat": p.repeat, "role": p.role, **row(p)}
+                    for p in s.parts
+                ]
+            stages.append(entry)
         return {
             "name": self.name,
             "params": self.params,
             "flops": self.flops,
             "input": list(self.input),
             "output": list(self.output),
-            "stages": [
-                {"index": s.index, "output": list(s.out_shape), "params": s.params, "flops": s.flops}
-                for s in self.stages
-            ],
+            "stem": row(self.stem),
+            "stages": stages,
+            "head": row(self.head),
         }
 
     def to_data(self) -> dict[str, Any]:

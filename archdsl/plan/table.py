@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archdsl.plan.shapes import ModelPlan, Node, Shape
 
-__all__ = ["human", "plan_table"]
+__all__ = ["human", "kind_label", "plan_table"]
 
 
 def human(n: float) -> str:
@@ -19,36 +19,40 @@ def _shape(shape: Shape) -> str:
     return "x".join(str(s) for s in shape)
 
 
-def _kind(node: Node) -> str:
+def kind_label(node: Node) -> str:
     """``bottleneck(halo+se)``: a part's type with its children's."""
     inner = "+".join(c.type for c in node.children)
     return f"{node.type}({inner})" if inner else node.type
 
 
 def plan_table(plan: ModelPlan, blocks: bool = False) -> str:
-    rows: list[tuple[str, str, str, str, str]] = []
+    """Stem, stages and head with type, output, params and FLOPs; ``blocks`` adds one row per part (its
+    module path, and the spec entry it repeats) and the parts nested in it."""
+    rows: list[tuple[str, ...]] = []
 
-    def node_rows(label: str, node: Node, depth: int) -> None:
-        rows.append(("  " * depth + label, _kind(node), _shape(node.out_shape), f"{node.params:,}", human(node.flops)))
+    def node_rows(label: str, node: Node, depth: int, spec: str = "") -> None:
+        rows.append(("  " * depth + label, kind_label(node), _shape(node.out_shape), f"{node.params:,}",
+                     human(node.flops), spec))  # fmt: skip
         if blocks:
             for child in node.children:
                 node_rows(child.path.rsplit(".", 1)[-1], child, depth + 1)
 
     node_rows("stem", plan.stem, 0)
+    paths = {id(part): path for path, part in plan.part_paths()}
     for stage in plan.stages:
-        kinds = list(dict.fromkeys(_kind(p) for p in stage.parts))
+        kinds = list(dict.fromkeys(kind_label(p) for p in stage.parts))
         rows.append((f"stage {stage.index}", "+".join(kinds), _shape(stage.out_shape), f"{stage.params:,}",
-                     human(stage.flops)))  # fmt: skip
+                     human(stage.flops), ""))  # fmt: skip
         if blocks:
             for part in stage.parts:
-                node_rows(part.label.split(".", 2)[-1], part, 1)
+                spec = f"{part.path} #{part.repeat + 1}" if part.role == "block" else part.path
+                node_rows(paths[id(part)], part, 1, spec)
     node_rows("head", plan.head, 0)
-    rows.append(("total", "", "", f"{plan.params:,}", human(plan.flops)))
-    header = ("part", "type", "output", "params", "FLOPs")
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    rows.append(("total", "", "", f"{plan.params:,}", human(plan.flops), ""))
+    header = ("part", "type", "output", "params", "FLOPs", "spec (repeat)" if blocks else "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = [f"{plan.name}: input {_shape(plan.input)} -> {_shape(plan.output)}"]
     for r in [header, *rows]:
-        lines.append(
-            "  ".join(c.ljust(w) if i < 3 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-        )
+        cells = (c.rjust(w) if i in (3, 4) else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        lines.append("  ".join(cells).rstrip())
     return "\n".join(lines)

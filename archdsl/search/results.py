@@ -98,6 +98,16 @@ def study_out_dir(study: optuna.Study) -> Path | None:
     return Path(out) if out else None
 
 
+def trial_checkpoint(trial: FrozenTrial, base: Path | None) -> Path | None:
+    """The absolute path of the checkpoint a trial kept: recorded absolute (workers share a filesystem),
+    or relative to the search's ``--out`` (``base``) in older studies; None when it kept none."""
+    recorded = trial.user_attrs.get("checkpoint")
+    if recorded is None:
+        return None
+    path = Path(str(recorded))
+    return (path if path.is_absolute() else Path(base or ".") / path).resolve()
+
+
 def winners(study: optuna.Study) -> list[FrozenTrial]:
     best = best_trials(study)
     if not best:

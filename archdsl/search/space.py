@@ -25,7 +25,7 @@ from archdsl.spec.errors import problems_from_validation
 from archdsl.spec.load import parse_spec
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
 
-__all__ = ["SearchSpace", "is_search_file", "load_search", "search_from_text"]
+__all__ = ["SearchSpace", "load_search", "search_from_text"]
 
 
 @dataclass(frozen=True)
@@ -66,10 +66,6 @@ class SearchSpace:
             "base_file": self.base_doc.file,
             "name": self.name,
         }
-
-
-def is_search_file(doc: SourceDoc) -> bool:
-    return isinstance(doc.data, dict) and "base" in doc.data and "params" in doc.data
 
 
 def load_search(path: str | Path) -> SearchSpace:

@@ -15,13 +15,26 @@ from archdsl.spec.model import ModelSpec
 from archdsl.spec.overrides import apply_overrides
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
 
-__all__ = ["dump_spec", "load_spec", "parse_spec", "spec_from_text", "spec_to_data"]
+__all__ = ["dump_spec", "is_search_doc", "load_spec", "parse_spec", "spec_from_text", "spec_to_data"]
+
+
+def is_search_doc(doc: SourceDoc) -> bool:
+    """A search definition (``base`` and ``params``), not a model spec."""
+    return isinstance(doc.data, dict) and "base" in doc.data and "params" in doc.data
 
 
 def parse_spec(doc: SourceDoc) -> ModelSpec:
     """Validate read YAML as a model spec; every problem is located in the file."""
     if not isinstance(doc.data, dict):
         raise SpecError.at("", f"a spec must be a mapping, got {type(doc.data).__name__}", doc.locate(()))
+    if is_search_doc(doc):
+        base = doc.data["base"]
+        raise SpecError.at(
+            "",
+            f"this is a search definition (it has 'base' and 'params'), not a model spec; give its base spec "
+            f"({base!r}) here, or run `archdsl validate {doc.file}` / `archdsl search {doc.file}`",
+            doc.locate(()),
+        )
     try:
         spec = ModelSpec.model_validate(doc.data)
     except ValidationError as err:

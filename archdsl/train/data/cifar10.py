@@ -105,7 +105,7 @@ def cifar10_preprocessing(spec: Any, channels: int, size: int) -> dict[str, obje
     x, y, _, _ = read_cifar10(spec.root)
     tr, _ = _split(y, spec.val_size)
     mean, std = channel_stats(_prep(x[tr], channels, size))
-    return {"scale": "pixel / 255", "mean": mean.flatten().tolist(), "std": std.flatten().tolist(), "invert": False}
+    return {"scale": "pixel / 255", "mean": mean.flatten().tolist(), "std": std.flatten().tolist(), "invert": "no"}
 
 
 def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
