@@ -12,9 +12,25 @@ T = TypeVar("T")
 
 
 def suggest(name: str, options: list[str] | tuple[str, ...]) -> str:
-    """`` (did you mean 'x'?)`` for the closest option, or an empty string."""
-    close = difflib.get_close_matches(name, list(options), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    """`` (did you mean 'x'?)`` for the closest option, or an empty string.
+
+    Candidates are the options spelled alike (difflib), the options that are a word of ``name`` (``halo``
+    in ``halo_attention``) and those that begin with it (``global``); of those, the one sharing the longest
+    start with ``name`` wins, so a shared suffix such as ``_attention`` does not outweigh the word that names
+    the kind."""
+    words = set(name.lower().replace("-", "_").split("_"))
+    close = difflib.get_close_matches(name, list(options), n=3, cutoff=0.6)
+    related = (o for o in options if o.lower() in words or o.lower().startswith(name.lower()))
+    candidates = list(dict.fromkeys([*close, *related]))
+    if not candidates:
+        return ""
+
+    def rank(option: str) -> tuple[int, float]:
+        a, b = name.lower(), option.lower()
+        prefix = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+        return prefix, difflib.SequenceMatcher(None, name, option).ratio()
+
+    return f" (did you mean '{max(candidates, key=rank)}'?)"
 
 
 class Registry(Generic[T]):

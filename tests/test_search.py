@@ -345,7 +345,9 @@ def test_trials_on_the_command_line_win_over_the_files_timeout_and_the_stop_is_e
     captured = capsys.readouterr()
     assert json.loads(captured.out)["stopped"] == "budget" and "search stopped" not in captured.err
     assert main(["search", str(path), "--out", str(out), "--trials", "2", "--timeout", "1e-6", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["stopped"] == "timeout"
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["stopped"] == "timeout"
+    assert "resuming study 'search' in sqlite:///" in captured.err and "1 of 2 trials finished" in captured.err
 
 
 def test_trials_failing_in_a_row_stop_the_search_with_the_reason(

@@ -45,6 +45,11 @@ CASES = {
         _bot(HALO % (5, 2, "")),
         "stages.0.blocks.0.mixer: feature map 16x16 is not divisible by block_size=5 (input 16 px, stride 1)",
     ),
+    "halo past the map": (
+        _bot("{type: halo, block_size: 4, halo_size: 9, num_heads: 2}", size=8),
+        "stages.0.blocks.0.mixer.halo_size: halo_size=9 reaches past the whole 8x8 feature map (a 22x22 window "
+        "of mostly padding); use at most 7",
+    ),
     "halo value width": (
         _bot(HALO % (4, 2, ", value_ratio: 1.1")),
         "stages.0.blocks.0.mixer.value_ratio: value width value_ratio*w must be an integer, got 1.1*8=8.8",

@@ -292,3 +292,13 @@ def test_weight_decay_skips_norms_biases_and_embeddings() -> None:
     assert all(not n.endswith("bias") for n in (names[id(p)] for p in decay["params"]))
     assert all(names[id(p)].endswith("weight") for p in decay["params"])
     assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+def test_a_set_the_planner_refuses_leaves_no_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "tiny.yaml"
+    spec.write_text(TINY.format(epochs=1, lr=3e-3, opt="adamw", data="{name: digits}", classes=10, channels=1)
+                    .replace("width: 8}", "width: 8, mixer: {type: global_attention, num_heads: 2}}"))  # fmt: skip
+    out = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(out), "--set", "stages.0.blocks.0.mixer.num_heads=3"]) == 2
+    assert "num_heads=3 must divide the bottleneck width w=8" in capsys.readouterr().err
+    assert not out.exists()

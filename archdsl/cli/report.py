@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from archdsl.cli._command import command
 
@@ -11,7 +12,8 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", metavar="DIR", help="the --out directory of `archdsl search`")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL (instead of DIR)")
     p.add_argument("--study", metavar="NAME", help="study name")
-    p.add_argument("--out", required=True, metavar="REPORT_DIR", help="where to write the PNGs and index.html")
+    p.add_argument("--out", metavar="REPORT_DIR",
+                   help="where to write the PNGs and index.html (default: DIR/report, or ./report-STUDY)")
 
 
 @command("report", "plots (history, importances, Pareto front, parallel coordinates) and an HTML page", _args)
@@ -19,7 +21,9 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.search.report import write_report
     from archdsl.search.results import load_study
 
-    report = write_report(load_study(args.dir, args.storage, args.study), args.out)
+    study = load_study(args.dir, args.storage, args.study)
+    out = args.out or (Path(args.dir) / "report" if args.dir else Path(f"report-{study.study_name}"))
+    report = write_report(study, out)
     print(f"report: {report.directory / 'index.html'} ({', '.join(report.plots) or 'no plots yet'})")
     for name, why in report.skipped.items():
         print(f"  skipped {name}: {why}")

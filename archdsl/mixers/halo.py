@@ -39,6 +39,9 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
             f"block_size={b} must be divisible by the stride {s} (queries are subsampled per block)")  # fmt: skip
     require(hh % b == 0 and ww % b == 0, ctx.path,
             f"feature map {hh}x{ww} is not divisible by block_size={b}{ctx.where()}")  # fmt: skip
+    require(h < min(hh, ww), ctx.path + ".halo_size",
+            f"halo_size={h} reaches past the whole {hh}x{ww} feature map (a {b + 2 * h}x{b + 2 * h} window of "
+            f"mostly padding); use at most {min(hh, ww) - 1}{ctx.where()}")  # fmt: skip
     vw_exact = spec.value_ratio * w
     require(abs(vw_exact - round(vw_exact)) < 1e-9, ctx.path + ".value_ratio",
             f"value width value_ratio*w must be an integer, got {spec.value_ratio}*{w}={vw_exact:g}")  # fmt: skip

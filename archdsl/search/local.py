@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO
 
 from archdsl.search.budget import tally
-from archdsl.search.progress import Progress
+from archdsl.search.progress import Progress, say_resuming
 from archdsl.search.results import record_study
 from archdsl.search.space import SearchSpace
 from archdsl.search.storage import PASSWORD_ENV, StorageRef, open_storage
@@ -108,6 +108,8 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
 
         check_connection_budget(storage, workers)
     target = options.trials or space.definition.budget.trials
+    if options.progress:
+        say_resuming(study, ref.display, target)
     train_devices = space.base_doc.data.get("train", {}).get("devices", 1)
     per_trial = train_devices if isinstance(train_devices, int) and train_devices > 0 else 1
     slots = plan_workers(workers, options.device, per_trial, _cores(), _visible_gpus())

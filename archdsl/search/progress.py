@@ -17,13 +17,26 @@ from archdsl.search.budget import retry_history, tally
 from archdsl.search.space import SearchSpace
 from archdsl.search.study import best_trials
 
-__all__ = ["Progress", "clock"]
+__all__ = ["Progress", "clock", "say_resuming"]
 
 
 def clock(seconds: float) -> str:
     m, s = divmod(int(seconds), 60)
     h, m = divmod(m, 60)
     return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def say_resuming(study: optuna.Study, where: str, target: int, stream: TextIO | None = None) -> None:
+    """One line when the study already holds trials: this run continues it, it does not start over."""
+    counts = tally(study.get_trials(deepcopy=False))
+    if counts.finished or counts.running:
+        left = max(0, target - counts.finished)
+        print(
+            f"resuming study '{study.study_name}' in {where}: {counts.finished} of {target} trials finished, "
+            f"{counts.running} running, {left} to go (--new-study starts over)",
+            file=stream or sys.stderr,
+            flush=True,
+        )
 
 
 class Progress:

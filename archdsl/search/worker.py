@@ -30,7 +30,7 @@ from archdsl.search.budget import next_step, tally
 from archdsl.search.heartbeats import fail_stale
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.objective import Objective, TrialContext
-from archdsl.search.progress import Progress
+from archdsl.search.progress import Progress, say_resuming
 from archdsl.search.resilient import ResilientStorage, StorageLostError
 from archdsl.search.results import record_study
 from archdsl.search.retry import Retry
@@ -110,6 +110,8 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     study = open_study(space, storage, ref, name, out, new_study=options.new_study)
     record_study(out, ref, name)
     target = options.trials or space.definition.budget.trials
+    if options.progress:
+        say_resuming(study, ref.display, target)
     timeout = options.timeout_minutes
     deadline = time.monotonic() + timeout * 60 if timeout else None
     retry = Retry(workers.max_retry)

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from archdsl.errors import Location, SpecError
+from archdsl.spec.yaml_errors import explain
 
 __all__ = ["MAX_NODES", "PathKey", "SourceDoc", "dotted", "parse_dotted", "read_yaml", "read_yaml_text"]
 
@@ -121,6 +122,10 @@ def read_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
         builder = _Builder(loader, file)
         data = builder.build(node, ())
     except yaml.MarkedYAMLError as exc:
+        said = explain(exc, text)
+        if said is not None:
+            message, line, col = said
+            raise SpecError.at("", f"invalid YAML: {message}", Location(file, line, col)) from None
         mark = exc.problem_mark or exc.context_mark
         loc = Location(file, mark.line + 1, mark.column + 1) if mark else Location(file)
         raise SpecError.at("", f"invalid YAML: {exc.problem or exc.context}", loc) from None

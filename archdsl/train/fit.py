@@ -170,6 +170,7 @@ def _fit(
     placement: Placement | None = None,
 ) -> FitResult:
     out = Path(out)
+    plan = plan_model(spec)  # a spec (or --set) the planner refuses leaves no directory behind
     last = out / LAST
     if resume and not last.is_file():
         raise UsageError.option("--resume", f"no {LAST} in '{out}' to continue from")
@@ -190,7 +191,6 @@ def _fit(
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    plan = plan_model(spec)
     module = ClassificationModule(build_model(spec), spec_to_data(spec))
     data = make_datamodule(
         DataRequest(t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import)
