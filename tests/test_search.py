@@ -362,3 +362,21 @@ def test_trials_failing_in_a_row_stop_the_search_with_the_reason(
     summary = json.loads(captured.out)
     assert summary["stopped"] == "failures" and summary["trials"]["fail"] == 3
     assert "search stopped (failures): 3 trials in a row failed on this worker (trials 0, 1, 2)" in captured.err
+
+
+def test_parameters_of_parts_that_are_gone_are_not_sampled() -> None:
+    space = load_search(Path(__file__).resolve().parents[1] / "search" / "digits.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    halo = {"stages.*.blocks.*.mixer.halo_size", "stages.*.blocks.*.mixer.block_size"}
+    seen = set()
+    for _ in range(40):
+        trial = study.ask()
+        spec = resolve(space, trial)
+        mixers = [b.mixer.type for s in spec.stages for b in s.blocks]
+        conv_stages = trial.params["conv_stages"]
+        seen.add(conv_stages)
+        # the base has halo mixers in stages 0 and 1 only: from conv_stages=2 on there is none to tune
+        assert (halo <= set(trial.params)) == ("halo" in mixers) == (conv_stages < 2), (conv_stages, trial.params)
+        assert ("stages.*.blocks.*.mixer.kernel_size" in trial.params) == (conv_stages > 0)
+        study.tell(trial, 0.5)
+    assert seen == {0, 1, 2, 3}

@@ -48,18 +48,29 @@ def _suggest(trial: optuna.Trial, name: str, param: ParamSpec) -> Any:  # type: 
     raise TypeError(f"unknown parameter kind {type(param).__name__}")
 
 
-def _set_all(data: Any, pattern: str, value: Any, prefix: tuple[Any, ...] = ()) -> None:
-    root = data
+def _targets(data: Any, pattern: str, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """The paths (below ``prefix``) that ``pattern`` names in this trial's spec so far: none when the part it
+    acts on is gone (a halo mixer that ``conv_stages`` turned into a conv)."""
     target = data
     for part in prefix:
         target = target[part]
-    for path in expand(target, parse_pattern(pattern)):
-        if is_valid_path(root, (*prefix, *path)):
-            assign(target, path, copy.deepcopy(value))
+    return [path for path in expand(target, parse_pattern(pattern)) if is_valid_path(data, (*prefix, *path))]
+
+
+def _set_all(data: Any, paths: list[tuple[Any, ...]], value: Any, prefix: tuple[Any, ...] = ()) -> None:
+    target = data
+    for part in prefix:
+        target = target[part]
+    for path in paths:
+        assign(target, path, copy.deepcopy(value))
 
 
 def resolve_data(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
-    """The base spec's data with the trial's values applied (not yet validated)."""
+    """The base spec's data with the trial's values applied (not yet validated).
+
+    A parameter is sampled only where its path exists in the spec as resolved so far (define-by-run): after
+    ``conv_stages`` and the block choices, a parameter of a part that is gone is neither sampled nor recorded,
+    so it is not ranked by importance either."""
     params = space.definition.params
     data = copy.deepcopy(space.base_doc.data)
     if CONV_STAGES in params:
@@ -68,14 +79,15 @@ def resolve_data(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
     ordered += [k for k, p in params.items() if k != CONV_STAGES and not isinstance(p, BlockChoiceParam)]
     for key in ordered:
         param = params[key]
-        value = _suggest(trial, key, param)
         if isinstance(param, BlockChoiceParam):
+            value = _suggest(trial, key, param)
             for path in expand(data, parse_pattern(key)):
                 assign(data, path, copy.deepcopy(param.choice[value]))
                 for rel, sub in param.params.get(value, {}).items():
-                    _set_all(data, rel, _suggest(trial, branch_param_name(key, value, rel), sub), path)
-        else:
-            _set_all(data, key, value)
+                    if paths := _targets(data, rel, path):
+                        _set_all(data, paths, _suggest(trial, branch_param_name(key, value, rel), sub), path)
+        elif paths := _targets(data, key):
+            _set_all(data, paths, _suggest(trial, key, param))
     return data
 
 
