@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import FixedTrial, TrialState
@@ -212,13 +213,48 @@ def test_best_then_train_reproduces_the_architecture(
 
 
 def test_report_writes_plots_and_html(finished: tuple[Path, Path], tmp_path: Path) -> None:
+    import re
+
     _, out = finished
-    assert main(["report", str(out), "--out", str(tmp_path / "report")]) == 0
-    files = {p.name for p in (tmp_path / "report").iterdir()}
+    assert main(["report", str(out)]) == 0  # default: DIR/report
+    report = out / "report"
+    files = {p.name for p in report.iterdir()}
     assert {"index.html", "history.png", "parallel_coordinates.png"} <= files
-    assert (tmp_path / "report" / "history.png").read_bytes()[:4] == b"\x89PNG"
-    html = (tmp_path / "report" / "index.html").read_text()
+    assert (report / "history.png").read_bytes()[:4] == b"\x89PNG"
+    html = (report / "index.html").read_text()
     assert "history.png" in html and "<table>" in html
+    # a warning where the plots rest on too few trials
+    assert "rest on 3 completed trials (fewer than 10): read them as indicative" in html
+    # short labels in the header, the full path in its title; rounded values; best first and marked
+    assert "<th title='stages.*.blocks.*.mixer.num_heads'>num_heads</th>" in html
+    assert "<th title='train.optimizer.lr'>lr</th>" in html
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    best = study.best_trial
+    rows = re.findall(r"<tr( class='best')?><td>(\d+)( ★)?</td>", html.split("<h2>Trials")[1])
+    assert rows[0] == (" class='best'", str(best.number), " ★") and len(rows) == 3
+    values = [t.value for t in sorted(study.trials, key=lambda t: -t.value)]
+    assert [int(r[1]) for r in rows] == [t.number for t in sorted(study.trials, key=lambda t: (-t.value, t.number))]
+    assert values[0] == best.value
+    assert not re.search(r"<td>[-\d]*\.\d{7,}", html)  # no value printed to 17 digits
+
+
+def test_importances_count_only_the_trials_where_a_parameter_was_active() -> None:
+    from archdsl.search.report import importances
+
+    study = optuna.create_study(direction="maximize")
+    a = optuna.distributions.FloatDistribution(0.0, 1.0)
+    b = optuna.distributions.IntDistribution(1, 2)
+    rng = np.random.default_rng(0)
+    for i in range(30):
+        x = float(rng.uniform())
+        params: dict[str, object] = {"a": x}
+        dists: dict[str, optuna.distributions.BaseDistribution] = {"a": a}
+        if i % 3 == 0:  # "b" exists in a third of the trials only
+            params["b"], dists["b"] = 1 + i % 2, b
+        study.add_trial(optuna.trial.create_trial(params=params, distributions=dists, value=x))
+    rows = {name: (value, n) for name, value, n in importances(study)}
+    assert rows["a"][1] == 30 and rows["b"][1] == 10
+    assert rows["a"][0] > 0.9 > rows["b"][0]  # the objective is "a" itself
 
 
 def test_optuna_cli_lists_the_trials(finished: tuple[Path, Path]) -> None:
@@ -320,7 +356,9 @@ def test_tradeoff_table_lists_the_rows_beside_the_paper(tmp_path: Path) -> None:
         )
         study.add_trial(trial)
     lines = tradeoff_table(study).splitlines()
-    assert lines[0].startswith("| conv stages | attention stages | val acc (ours)")
+    assert lines[0].startswith(
+        "| conv stages | attention stages | val acc (ours, digits) | train time (ours, / conv 1,2; indicative)"
+    )
     assert len(lines) == 2 + 3
     assert lines[2] == "| – | 1, 2, 3, 4 | 0.9600 | 3.00 (30.0 s) | 84.9 | 1.9 |"
     assert lines[4] == "| 1, 2 | 3, 4 | 0.9500 | 1.00 (10.0 s) | 84.7 | 1.0 |"
