@@ -59,8 +59,10 @@ def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     rows = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         n = t.params.get("conv_stages")
-        if n is not None and "seconds" in t.user_attrs:
-            rows[int(n)] = (float(t.user_attrs["val/acc"]), float(t.user_attrs["seconds"]))
+        if n is not None and "seconds" in t.user_attrs:  # the best trial of each row
+            acc = float(t.user_attrs["val/acc"])
+            if int(n) not in rows or acc > rows[int(n)][0]:
+                rows[int(n)] = (acc, float(t.user_attrs["seconds"]))
     if not rows:
         return None
     ref = rows.get(2, next(iter(rows.values())))[1]
@@ -143,7 +145,7 @@ def _importance_plot(rows: list[tuple[str, float, int]], labels: dict[str, str],
     _, ax = plt.subplots()
     shown = rows[::-1]
     ax.barh([f"{labels[n]} (n={k})" for n, _, k in shown], [v for _, v, _ in shown], color="#4c72b0")
-    ax.set_xlabel(f"importance for {metric} (fANOVA, over the n trials where the parameter was active)")
+    ax.set_xlabel(f"importance for {metric} (fANOVA; n: trials where it was active)")
     title = "Parameter importances"
     if few:
         title += f" — indicative: fewer than {MIN_TRIALS} completed trials"
@@ -239,7 +241,8 @@ def _table(rows: Sequence[FrozenTrial], names: list[str], labels: dict[str, str]
 _STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;white-space:nowrap}th{background:#f3f3f3}"
-    ".scroll{overflow-x:auto}tr.best td{background:#fff3c4;font-weight:bold}img{max-width:48%;margin:4px}"
+    ".scroll{overflow-x:auto}tr.best td{background:#fff3c4;font-weight:bold}"
+    "img{max-width:48%;margin:4px}img.wide{max-width:98%}"
     ".warn{background:#fdecea;border-left:4px solid #d9534f;padding:6px 10px}nav a{margin-right:1em}"
 )
 
@@ -291,7 +294,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
                        if labels[n] != n)  # fmt: skip
     first = [
         *head,
-        *(f"<img src='{p}' alt='{p}'>" for p in plots),
+        *(f"<img src='{p}' alt='{p}'{' class=wide' if p.startswith('parallel') else ''}>" for p in plots),
         *(["<h2>Conv/attention trade-off (HaloNet)</h2>", _markdown_to_html(table)] if table else []),
         f"<h2>Trials (best first by {html.escape(metric)})</h2>", nav,
         _table(pages[0], names, labels, best),
