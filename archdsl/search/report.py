@@ -56,7 +56,7 @@ def _stage_list(n: int, first: int, last: int) -> str:
 def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     """Markdown table: conv stages, attention stages (numbered 1-4 as in the paper; ``stages.0``-``stages.3``
     in spec paths), val accuracy on digits, train time / the "conv 1,2" row, and the paper's ImageNet row."""
-    rows = {}
+    rows: dict[int, tuple[float, float]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         n = t.params.get("conv_stages")
         if n is not None and "seconds" in t.user_attrs:  # the best trial of each row

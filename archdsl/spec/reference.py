@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 import typing
 from typing import Any
@@ -13,7 +14,7 @@ from archdsl.kinds import ATTENTION, BLOCKS, DATASETS, HEADS, MIXERS, STEMS, TRA
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
 from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
 
-__all__ = ["BEGIN", "END", "spec_reference"]
+__all__ = ["BEGIN", "END", "model_table", "spec_reference", "write_into", "yaml_value"]
 
 BEGIN = "<!-- spec-reference:begin -->"
 END = "<!-- spec-reference:end -->"
@@ -52,22 +53,39 @@ def _tag(model: Any) -> str | None:
     return None
 
 
+def yaml_value(value: Any) -> str:
+    """A default as it is written in YAML: ``null``, ``false``, ``[0.9, 0.999]``, ``relu``."""
+    if isinstance(value, str):
+        return value if value and value.strip() == value and value[0] not in "[{&*!|>'\"%@`#" else json.dumps(value)
+    if isinstance(value, tuple):
+        value = list(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", by_alias=True)
+    return json.dumps(value, separators=(", ", ": "))
+
+
 def _default(field: Any) -> str:
     if field.default is PydanticUndefined and field.default_factory is None:
         return "**required**"
     if field.default_factory is not None:
+        value = field.default_factory()
+        if isinstance(value, list):
+            items = [v.model_dump(mode="json", exclude_none=True) if isinstance(v, BaseModel) else v for v in value]
+            return f"`{yaml_value(items)}`".replace("|", "\\|")
         return "(defaults)"
-    return f"`{field.default!r}`".replace("|", "\\|")
+    return f"`{yaml_value(field.default)}`".replace("|", "\\|")
 
 
-def _table(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+def model_table(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) -> list[str]:
+    """A markdown table of a model's keys: type, default (as YAML), meaning."""
     doc = (model.__doc__ or "").strip().splitlines()[0]
     lines = [f"#### {title}", "", doc, "", "| key | type | default | meaning |", "|---|---|---|---|"]
     for name, field in model.model_fields.items():
         if name in skip:
             continue
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| `{name}` | {_type(field.annotation)} | {_default(field)} | {desc} |")
+        key = field.alias or name
+        lines.append(f"| `{key}` | {_type(field.annotation)} | {_default(field)} | {desc} |")
     return [*lines, ""]
 
 
@@ -78,9 +96,9 @@ def spec_reference() -> str:
         "_Generated from the spec models by `python -m archdsl.spec.reference --write README.md`._",
         "",
     ]
-    out += _table("Model (top level)", ModelSpec)
-    out += _table("`input`", InputSpec)
-    out += _table("`stages[]`", StageSpec)
+    out += model_table("Model (top level)", ModelSpec)
+    out += model_table("`input`", InputSpec)
+    out += model_table("`stages[]`", StageSpec)
     for section, registry in (
         ("stem", STEMS),
         ("block", BLOCKS),
@@ -90,22 +108,22 @@ def spec_reference() -> str:
         ("head", HEADS),
     ):
         for name, kind in registry.items():
-            out += _table(f"{section} `type: {name}`", kind.spec, skip=("type",))
-    out += _table("`train`", TrainSpec)
-    out += _table("`train.optimizer`", OptimSpec)
-    out += _table("`train.schedule`", ScheduleSpec)
+            out += model_table(f"{section} `type: {name}`", kind.spec, skip=("type",))
+    out += model_table("`train`", TrainSpec)
+    out += model_table("`train.optimizer`", OptimSpec)
+    out += model_table("`train.schedule`", ScheduleSpec)
     for name, dataset in DATASETS.items():
-        out += _table(f"`train.data` `name: {name}`", dataset.spec, skip=("name",))
+        out += model_table(f"`train.data` `name: {name}`", dataset.spec, skip=("name",))
     return "\n".join([*out, END])
 
 
-def write_into(path: str) -> bool:
-    """Replace the text between :data:`BEGIN` and :data:`END` in ``path``; True if it changed."""
+def write_into(path: str, begin: str = BEGIN, end: str = END, text_of: Any = spec_reference) -> bool:
+    """Replace the text between ``begin`` and ``end`` in ``path`` with ``text_of()``; True if it changed."""
     from pathlib import Path
 
     text = Path(path).read_text(encoding="utf-8")
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    new = text[:start] + spec_reference() + text[end:]
+    start, stop = text.index(begin), text.index(end) + len(end)
+    new = text[:start] + text_of() + text[stop:]
     if new != text:
         Path(path).write_text(new, encoding="utf-8")
     return new != text
