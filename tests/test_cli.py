@@ -126,3 +126,30 @@ def test_readme_spec_reference_is_current() -> None:
     assert text[text.index(BEGIN) : text.index(END) + len(END)] == spec_reference(), (
         "run: python -m archdsl.spec.reference --write README.md"
     )
+
+
+def test_readme_search_reference_is_current() -> None:
+    from archdsl.search.reference import BEGIN, END, search_reference
+
+    text = (ROOT / "README.md").read_text()
+    assert text[text.index(BEGIN) : text.index(END) + len(END)] == search_reference(), (
+        "run: python -m archdsl.search.reference --write README.md"
+    )
+    assert "`startup_trials`" in search_reference()
+    assert "| `None` |" not in text and "| `False` |" not in text  # defaults are written as YAML
+
+
+def test_readme_examples_and_command_table_match_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
+    import re
+
+    from archdsl.cli import COMMANDS, _parser
+
+    text = (ROOT / "README.md").read_text()
+    spec = (ROOT / "specs" / "hybrid_tiny.yaml").read_text()
+    assert "`specs/hybrid_tiny.yaml`, as it is in the repository:\n\n```yaml\n" + spec + "```" in text
+    _parser()  # registers every command
+    table = set(re.findall(r"^\| `archdsl (\w+)", text, flags=re.MULTILINE))
+    assert table == set(COMMANDS), set(COMMANDS) ^ table
+    assert main(["schema", "--search", "--indent", "0"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "archdsl search file" and "params" in schema["required"]
