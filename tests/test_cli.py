@@ -153,3 +153,23 @@ def test_readme_examples_and_command_table_match_the_repository(capsys: pytest.C
     assert main(["schema", "--search", "--indent", "0"]) == 0
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "archdsl search file" and "params" in schema["required"]
+
+
+def test_a_closed_pipe_ends_the_command_quietly() -> None:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "archdsl", "schema"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first write (the interpreter takes a while to start)
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == "", err
+
+
+def test_validate_counts_parameters_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    search = tmp_path / "one.yaml"
+    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nparams:\n  train.optimizer.lr: "
+                      "{float: [1.0e-3, 5.0e-3]}\n")  # fmt: skip
+    assert main(["validate", str(search)]) == 0
+    assert ": search over 1 parameter of " in capsys.readouterr().out

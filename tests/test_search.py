@@ -202,6 +202,9 @@ def test_best_then_train_reproduces_the_architecture(
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
     trial = study.trials[row["number"]]
     assert row["values"] == [study.best_value] and row["params"] == trial.params
+    # both paths absolute, whatever the working directory: the spec written, the checkpoint kept
+    assert row["spec"] == str((out / "best.yaml").resolve())
+    assert Path(row["checkpoint"]).is_absolute() and Path(row["checkpoint"]).is_file()
     spec = archdsl.load_spec(out / "best.yaml")
     plan = archdsl.plan_model(spec)
     assert plan.params == trial.user_attrs["params"]
