@@ -421,3 +421,21 @@ def test_parameters_of_parts_that_are_gone_are_not_sampled() -> None:
         assert ("stages.*.blocks.*.mixer.kernel_size" in trial.params) == (conv_stages > 0)
         study.tell(trial, 0.5)
     assert seen == {0, 1, 2, 3}
+
+
+def test_the_progress_line_says_when_the_timeout_will_stop_new_trials(tmp_path: Path) -> None:
+    import io
+
+    from archdsl.search.progress import Progress
+
+    space = load_search(write_search(tmp_path))
+    study = optuna.create_study(direction="maximize")
+    stream = io.StringIO()
+    progress = Progress(space, 5, study, stream, deadline=time.monotonic() + 90)
+    progress.start -= 120  # the first trial took two minutes: four more need eight, the clock has 1.5 left
+    dist = {"train.optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 5e-3, log=True)}
+    study.add_trial(optuna.trial.create_trial(params={"train.optimizer.lr": 2e-3}, distributions=dist, value=0.5))
+    progress.update(study)
+    line = stream.getvalue()
+    assert line.startswith("[1/5] trial 0 complete val/acc=0.5")
+    assert "ETA 8m00s (the timeout stops new trials in 1m2" in line
