@@ -14,7 +14,7 @@ from archdsl.search.definition import (
     SearchDefinition,
     WorkersSpec,
 )
-from archdsl.spec.reference import model_table, write_into
+from archdsl.spec.reference import model_table, reference_start, write_into
 
 __all__ = ["BEGIN", "END", "search_reference"]
 
@@ -23,12 +23,7 @@ END = "<!-- search-reference:end -->"
 
 
 def search_reference() -> str:
-    out = [
-        BEGIN,
-        "",
-        "_Generated from the search-file models by `python -m archdsl.search.reference --write README.md`._",
-        "",
-    ]
+    out = reference_start(BEGIN, "search-file", "archdsl.search.reference")
     out += model_table("Search file (top level)", SearchDefinition)
     out += model_table("`objectives[]`", ObjectiveSpec)
     out += model_table("`budget`", BudgetSpec)

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from archdsl.search.definition import SearchDefinition
+from archdsl.spec.schema import model_schema
 
 __all__ = ["search_schema"]
 
 
 def search_schema() -> dict[str, Any]:
-    schema = SearchDefinition.model_json_schema(mode="validation")
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "archdsl search file"
-    return schema
+    return model_schema(SearchDefinition, "archdsl search file")

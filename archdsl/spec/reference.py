@@ -14,7 +14,7 @@ from archdsl.kinds import ATTENTION, BLOCKS, DATASETS, HEADS, MIXERS, STEMS, TRA
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
 from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
 
-__all__ = ["BEGIN", "END", "model_table", "spec_reference", "write_into", "yaml_value"]
+__all__ = ["BEGIN", "END", "model_table", "reference_start", "spec_reference", "write_into", "yaml_value"]
 
 BEGIN = "<!-- spec-reference:begin -->"
 END = "<!-- spec-reference:end -->"
@@ -89,13 +89,13 @@ def model_table(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) 
     return [*lines, ""]
 
 
+def reference_start(begin: str, what: str, module: str) -> list[str]:
+    """The opening lines of a generated reference: its marker and how to regenerate it."""
+    return [begin, "", f"_Generated from the {what} models by `python -m {module} --write README.md`._", ""]
+
+
 def spec_reference() -> str:
-    out = [
-        BEGIN,
-        "",
-        "_Generated from the spec models by `python -m archdsl.spec.reference --write README.md`._",
-        "",
-    ]
+    out = reference_start(BEGIN, "spec", "archdsl.spec.reference")
     out += model_table("Model (top level)", ModelSpec)
     out += model_table("`input`", InputSpec)
     out += model_table("`stages[]`", StageSpec)
