@@ -52,7 +52,11 @@ CASES = {
     ),
     "halo value width": (
         _bot(HALO % (4, 2, ", value_ratio: 1.1")),
-        "stages.0.blocks.0.mixer.value_ratio: value width value_ratio*w must be an integer, got 1.1*8=8.8",
+        "stages.0.blocks.0.mixer.value_ratio: value width value_ratio*w must be a positive integer, got 1.1*8=8.8",
+    ),
+    "halo no value width": (
+        _bot(HALO % (4, 2, ", value_ratio: 1.0e-10")),
+        "stages.0.blocks.0.mixer.value_ratio: value width value_ratio*w must be a positive integer, got 1e-10*8=8e-10",
     ),
     "halo heads": (
         _bot(HALO % (4, 3, "")),

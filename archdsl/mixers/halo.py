@@ -43,8 +43,9 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
             f"halo_size={h} reaches past the whole {hh}x{ww} feature map (a {b + 2 * h}x{b + 2 * h} window of "
             f"mostly padding); use at most {min(hh, ww) - 1}{ctx.where()}")  # fmt: skip
     vw_exact = spec.value_ratio * w
-    require(abs(vw_exact - round(vw_exact)) < 1e-9, ctx.path + ".value_ratio",
-            f"value width value_ratio*w must be an integer, got {spec.value_ratio}*{w}={vw_exact:g}")  # fmt: skip
+    require(abs(vw_exact - round(vw_exact)) < 1e-9 and round(vw_exact) >= 1, ctx.path + ".value_ratio",
+            f"value width value_ratio*w must be a positive integer, got {spec.value_ratio}*{w}="
+            f"{vw_exact:g}")  # fmt: skip
     vw = round(vw_exact)
     require(w % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the bottleneck width w={w}")
     require(vw % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the value width r_v*w={vw}")
