@@ -53,8 +53,10 @@ def test_alias_bomb_is_refused() -> None:
 
 
 def test_syntax_error_is_located() -> None:
-    with pytest.raises(SpecError, match=r"^s\.yaml:2:6: invalid YAML"):
+    with pytest.raises(SpecError, match=r"^s\.yaml:2:3: invalid YAML: this key is indented 2 spaces, more than"):
         read_yaml_text("name: x\n  bad: [\n", "s.yaml")
+    with pytest.raises(SpecError, match=r"^s\.yaml:3:1: invalid YAML: expected the node content"):  # PyYAML's words
+        read_yaml_text("name: x\nbad: [\n", "s.yaml")
 
 
 def test_missing_and_empty_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
