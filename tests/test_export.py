@@ -189,7 +189,7 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     assert [r["class"] for r in row["top"]] == [str(i) for i in top.indices.tolist()]
     assert [r["p"] for r in row["top"]] == pytest.approx(top.values.tolist(), abs=1e-6)
     # a training directory exports its best.ckpt
-    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "art2"), "--json"]) == 0
+    assert main(["export", str(tmp_path / "run"), "--out", str(tmp_path / "art2"), "--format", "source", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["origin"] == f"checkpoint {Path(result.checkpoint)}"
     # --invert auto: a digit drawn dark on light is inverted to the training images' light on dark
     from sklearn.datasets import load_digits

@@ -158,7 +158,7 @@ def test_plan_shapes() -> None:
             (10, 16, 16),
             1,
             "stages.1.blocks.0.mixer.value_ratio",
-            "must be an integer",
+            "must be a positive integer",
         ),
     ],
 )
