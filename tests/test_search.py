@@ -439,3 +439,20 @@ def test_the_progress_line_says_when_the_timeout_will_stop_new_trials(tmp_path: 
     line = stream.getvalue()
     assert line.startswith("[1/5] trial 0 complete val/acc=0.5")
     assert "ETA 8m00s (the timeout stops new trials in 1m2" in line
+
+
+def test_short_labels_keep_the_part_of_the_path_that_tells_parameters_apart() -> None:
+    from archdsl.search.labels import short_labels
+
+    expected = {
+        "conv_stages": "conv_stages",
+        "stem.kernel_size": "stem.kernel_size",
+        "stages.*.blocks.*.mixer.kernel_size": "mixer.kernel_size",
+        "stages.*.blocks.*.mixer.halo_size": "halo_size",
+        "stages.2.channels": "stage 2 channels",
+        "stages.1.blocks.0.repeat": "stage 1 repeat",
+        "train.optimizer.lr": "lr",
+        "stages.0.blocks.0[halo].mixer.num_heads": "stage 0 [halo].mixer.num_heads",
+        "stages.0.blocks.0[glob].mixer.num_heads": "stage 0 [glob].mixer.num_heads",
+    }
+    assert short_labels(list(expected)) == expected
