@@ -24,6 +24,7 @@ from archdsl.nn.mbconv import MBConv
 from archdsl.nn.se import SqueezeExcite
 from archdsl.nn.tiered_stem import TieredStem
 from archdsl.plan.shapes import Ctx
+from tests.references import bn_ref, conv_bn_ref, conv_ref
 
 
 def _model(stem: str, stages: list[str], size: int = 16, classes: int = 5) -> str:
@@ -131,21 +132,6 @@ def test_planned_equals_built(name: str) -> None:
 # ---- float64 references written from the papers' equations -------------------------------------------
 
 
-def _bn_ref(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    """Inference BN: (x - mu) / sqrt(var + eps) * gamma + beta, per channel."""
-    c = (None, slice(None), None, None)
-    return (x - bn.running_mean[c]) / torch.sqrt(bn.running_var[c] + bn.eps) * bn.weight[c] + bn.bias[c]
-
-
-def _conv_ref(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
-
-
-def _conv_bn_ref(x: torch.Tensor, seq: nn.Sequential, act: bool) -> torch.Tensor:
-    y = _bn_ref(_conv_ref(x, seq[0]), seq[1])
-    return torch.relu(y) if act else y
-
-
 def _randomize_bn(model: nn.Module) -> None:
     """Random affine parameters and running statistics so zero-initialised scales hide nothing."""
     for m in model.modules():
@@ -184,12 +170,12 @@ def test_basic_block_matches_reference(c_in: int, c_out: int, stride: int, k: in
     x = torch.randn(2, c_in, 9, 9, dtype=torch.float64)
     projected = stride != 1 or c_in != c_out
     assert isinstance(block.shortcut, nn.Sequential) == projected
-    short = _conv_bn_ref(x, block.shortcut, act=False) if projected else x
+    short = conv_bn_ref(x, block.shortcut, act=False) if projected else x
     # Zero-initialised: the block starts as act(shortcut(x)).
     torch.testing.assert_close(block(x), torch.relu(short), rtol=1e-12, atol=1e-12)
     _randomize_bn(block)
-    short = _conv_bn_ref(x, block.shortcut, act=False) if projected else x
-    y = _conv_bn_ref(_conv_bn_ref(x, block.conv1, act=True), block.conv2, act=False)
+    short = conv_bn_ref(x, block.shortcut, act=False) if projected else x
+    y = conv_bn_ref(conv_bn_ref(x, block.conv1, act=True), block.conv2, act=False)
     torch.testing.assert_close(block(x), torch.relu(y + short), rtol=1e-12, atol=1e-12)
 
 
@@ -204,11 +190,11 @@ def test_mbconv_matches_reference(c_in, c_out, mid, stride, se, expand) -> None:
     block = block.double().eval()
     _randomize_bn(block)
     x = torch.randn(2, c_in, 9, 9, dtype=torch.float64)
-    h = _conv_bn_ref(x, block.expand, act=True) if expand else x
+    h = conv_bn_ref(x, block.expand, act=True) if expand else x
     # Depthwise: output channel i sees only input channel i.
     dw = block.depthwise[0]
     assert dw.groups == mid and dw.weight.shape == (mid, 1, 5, 5)
-    h = torch.relu(_bn_ref(_conv_ref(h, dw), block.depthwise[1]))
+    h = torch.relu(bn_ref(conv_ref(h, dw), block.depthwise[1]))
     if se:
         h = _se_ref(
             h,
@@ -219,7 +205,7 @@ def test_mbconv_matches_reference(c_in, c_out, mid, stride, se, expand) -> None:
         )
     else:
         assert isinstance(block.se, nn.Identity)
-    y = _conv_bn_ref(h, block.project, act=False)  # linear bottleneck: no activation
+    y = conv_bn_ref(h, block.project, act=False)  # linear bottleneck: no activation
     if stride == 1 and c_in == c_out:
         y = x + y
     torch.testing.assert_close(block(x), y, rtol=1e-12, atol=1e-12)
@@ -233,7 +219,7 @@ def test_tiered_stem_matches_reference() -> None:
     y = x
     for i, layer in enumerate(list(stem)[:3]):
         assert layer[0].kernel_size == (3, 3) and layer[0].stride == ((2, 2) if i == 0 else (1, 1))
-        y = _conv_bn_ref(y, layer, act=True)
+        y = conv_bn_ref(y, layer, act=True)
     y = F.max_pool2d(y, 3, 2, 1)
     torch.testing.assert_close(stem(x), y, rtol=1e-12, atol=1e-12)
     assert y.shape == (2, 8, 5, 5)

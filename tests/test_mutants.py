@@ -33,6 +33,7 @@ from archdsl.plan import cost
 from archdsl.plan.recipe import Recipe
 from archdsl.plan.rules import require_divisible
 from archdsl.plan.shapes import Ctx
+from tests.references import bn_ref, conv_bn_ref, conv_ref
 
 load_kinds()
 
@@ -76,20 +77,6 @@ def _randomize_bn(model: nn.Module) -> None:
                 m.running_var.uniform_(0.5, 2.0)
 
 
-def _bn_ref(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
-    c = (None, slice(None), None, None)
-    return (x - bn.running_mean[c]) / torch.sqrt(bn.running_var[c] + bn.eps) * bn.weight[c] + bn.bias[c]
-
-
-def _conv_ref(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    return F.conv2d(x, conv.weight, conv.bias, conv.stride, conv.padding, groups=conv.groups)
-
-
-def _conv_bn_ref(x: torch.Tensor, seq: nn.Sequential, act: bool) -> torch.Tensor:
-    y = _bn_ref(_conv_ref(x, seq[0]), seq[1])
-    return torch.relu(y) if act else y
-
-
 # ---- modules ----------------------------------------------------------------------------------------------
 
 
@@ -98,7 +85,7 @@ def test_conv_bn_defaults_to_a_unit_scale_batchnorm() -> None:
     torch.manual_seed(10)
     m = ConvBN(3, 4, 3, 1, act=None).double().eval()
     x = torch.randn(2, 3, 5, 5, dtype=torch.float64)
-    ref = _conv_ref(x, m[0]) / (1.0 + m[1].eps) ** 0.5
+    ref = conv_ref(x, m[0]) / (1.0 + m[1].eps) ** 0.5
     torch.testing.assert_close(m(x), ref, rtol=1e-12, atol=1e-12)
 
 
@@ -108,7 +95,7 @@ def test_conv_stem_is_conv_bn_act_then_3x3_max_pool() -> None:
     stem = ConvStem(3, 6, 3, 2, pool=True, act="relu").double().eval()
     _randomize_bn(stem)
     x = torch.randn(2, 3, 13, 13, dtype=torch.float64)
-    ref = F.max_pool2d(_conv_bn_ref(x, stem[0], act=True), 3, 2, 1)
+    ref = F.max_pool2d(conv_bn_ref(x, stem[0], act=True), 3, 2, 1)
     assert ref.shape == (2, 6, 4, 4)
     torch.testing.assert_close(stem(x), ref, rtol=1e-12, atol=1e-12)
 
@@ -121,8 +108,8 @@ def test_patch_embed_stem_has_relu_after_each_of_its_three_conv_bn() -> None:
     x = torch.randn(2, 3, 16, 16, dtype=torch.float64)
     y = x
     for layer in list(stem)[:3]:
-        y = _conv_bn_ref(y, layer, act=True)
-    ref = _conv_ref(y, stem[3])
+        y = conv_bn_ref(y, layer, act=True)
+    ref = conv_ref(y, stem[3])
     assert ref.shape == (2, 5, 4, 4)
     torch.testing.assert_close(stem(x), ref, rtol=1e-12, atol=1e-12)
 
@@ -133,7 +120,7 @@ def test_classifier_head_final_conv_has_its_activation() -> None:
     head = ClassifierHead(6, 3, 8, 0.0, "relu").double().eval()
     _randomize_bn(head)
     x = torch.randn(2, 6, 4, 4, dtype=torch.float64)
-    z = _conv_bn_ref(x, head.final, act=True).mean(dim=(2, 3))
+    z = conv_bn_ref(x, head.final, act=True).mean(dim=(2, 3))
     torch.testing.assert_close(head(x), z @ head.fc.weight.T + head.fc.bias, rtol=1e-12, atol=1e-12)
 
 
@@ -147,13 +134,13 @@ def test_bottleneck_matches_reference(c_in: int, c_out: int, stride: int) -> Non
     block = block.double().eval()
     x = torch.randn(2, c_in, 8, 8, dtype=torch.float64)
     projected = stride != 1 or c_in != c_out
-    short = _conv_bn_ref(x, block.shortcut, act=False) if projected else x
+    short = conv_bn_ref(x, block.shortcut, act=False) if projected else x
     torch.testing.assert_close(block(x), torch.relu(short), rtol=1e-12, atol=1e-12)
     _randomize_bn(block)
-    short = _conv_bn_ref(x, block.shortcut, act=False) if projected else x
-    y = _conv_bn_ref(x, block.reduce, act=True)
-    y = torch.relu(_bn_ref(_conv_ref(y, mixer), block.mixer_norm))
-    y = _conv_bn_ref(y, block.expand, act=False)
+    short = conv_bn_ref(x, block.shortcut, act=False) if projected else x
+    y = conv_bn_ref(x, block.reduce, act=True)
+    y = torch.relu(bn_ref(conv_ref(y, mixer), block.mixer_norm))
+    y = conv_bn_ref(y, block.expand, act=False)
     torch.testing.assert_close(block(x), torch.relu(short + y), rtol=1e-12, atol=1e-12)
 
 

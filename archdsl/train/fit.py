@@ -22,7 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from archdsl.atomic import atomic_write_text
-from archdsl.compiler.build import build_model
+from archdsl.compiler.build import build_from_plan
 from archdsl.errors import ArchDSLError, Problem, UsageError
 from archdsl.planner import plan_model
 from archdsl.spec.load import spec_to_data
@@ -191,7 +191,7 @@ def _fit(
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     L.seed_everything(t.seed, workers=True, verbose=False)
-    module = ClassificationModule(build_model(spec), spec_to_data(spec))
+    module = ClassificationModule(build_from_plan(plan), spec_to_data(spec))  # planned once, above
     data = make_datamodule(
         DataRequest(t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import)
     )
