@@ -1,149 +1,157 @@
-"""Attention kernels against straightforward alternatives, forward and forward+backward, on this machine.
+"""archdsl's attention kernels against timm's, forward and forward+backward, in one process.
 
-- halo: blocked attention (one (b+2h)^2 window per block, SDPA with the relative-position bias) vs
-  materialising a window per query pixel (``F.unfold`` of keys/values around every query);
-- outlook: gather + ``index_add`` fold (what archdsl uses) vs ``F.unfold``/``F.fold``;
-- global: ``scaled_dot_product_attention`` with the relative bias vs an explicit softmax(QK^T + bias)V.
+- halo: ``archdsl.nn.halo.HaloAttention`` vs ``timm.layers.HaloAttn``, 256 channels, 32x32, block 8, halo 3,
+  8 heads;
+- outlook: ``archdsl.nn.outlook.OutlookAttention`` vs ``timm.models.volo.OutlookAttention``, 28x28x192,
+  kernel 3, stride 2, 6 heads;
+- global: ``archdsl.nn.global_attention.GlobalAttention`` vs ``timm.layers.BottleneckAttn``, 256 channels,
+  16x16, 4 heads.
 
-Prints a table and writes JSON (median of repeats after warm-up). Run: python benchmarks/kernels.py
+Batch 8, float32 (bf16 autocast on CUDA with ``--bf16``). The same weights are loaded into both
+implementations (timm's with ``scale_pos_embed=True``, the paper's scaling; timm's halo has no padding mask,
+so the outputs are compared on the interior blocks only) and the outputs are checked equal before timing.
+Rows: ``{"op", "impl", "mode": "fwd"|"fwd+bwd", "ms", "peak_mb"}``, median over alternating rounds.
+``--quick`` times archdsl alone on small inputs (CI runs it so the benchmark cannot rot).
+
+Run: ``python -m benchmarks.kernels --json benchmarks/results/kernels.json`` (environment: benchmarks/README.md)
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import statistics
+import contextlib
 import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from torch import nn
 
 from archdsl.nn.global_attention import GlobalAttention
 from archdsl.nn.halo import HaloAttention
 from archdsl.nn.outlook import OutlookAttention
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def timeit(fn: Callable[[], torch.Tensor], backward: bool, repeats: int) -> float:
-    def step() -> None:
-        y = fn()
-        if backward:
-            y.square().mean().backward()
-
-    for _ in range(2):
-        step()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+from benchmarks.common import alternate, machine, peak_mb, pick_device, pin_threads, table, write_json
 
 
-def halo_per_query(m: HaloAttention, x: torch.Tensor) -> torch.Tensor:
-    """Reference layout: for every query pixel, unfold a (b+2h)^2 window centred on its block (stride 1)."""
-    bsz, _, hh, ww = x.shape
-    n, dq, dv, b, h = m.heads, m.qk_dim, m.v_dim, m.block, m.halo
-    win = m.window
-    q = m.q(x) * m.scale  # (B, n*dq, H, W)
-    kv = F.pad(m.kv(x), (h,) * 4)
-    # windows of every block, repeated for each of its b*b queries: (B, C, H*W, win*win)
-    blocks = kv.unfold(2, win, b).unfold(3, win, b)  # (B, C, gh, gw, win, win)
-    per_query = blocks.repeat_interleave(b, 2).repeat_interleave(b, 3).reshape(bsz, -1, hh * ww, win * win)
-    k, v = per_query.split([n * dq, n * dv], 1)
-    k = k.reshape(bsz, n, dq, hh * ww, win * win)
-    v = v.reshape(bsz, n, dv, hh * ww, win * win)
-    qf = q.reshape(bsz, n, dq, hh * ww)
-    gh, gw = m.grid
-    bias = (
-        m.relpos(
-            (m.q(x) * m.scale)
-            .reshape(bsz, n, dq, gh, b, gw, b)
-            .permute(0, 1, 3, 5, 4, 6, 2)
-            .reshape(bsz, n, gh * gw, b, b, dq)
-        )
-        + m.mask
-    )  # (B, n, nb, b*b, win^2)
-    bias = bias.reshape(bsz, n, gh, gw, b, b, -1).permute(0, 1, 2, 4, 3, 5, 6).reshape(bsz, n, hh * ww, -1)
-    logits = torch.einsum("bndq,bndqk->bnqk", qf, k) + bias
-    out = torch.einsum("bnqk,bndqk->bndq", logits.softmax(-1), v)
-    return out.reshape(bsz, n * dv, hh, ww)
+@dataclass(frozen=True)
+class Case:
+    op: str
+    ours: nn.Module
+    input_shape: tuple[int, ...]
+    theirs: Callable[[nn.Module], nn.Module] | None  # timm's module with our weights loaded
+    compare: Callable[[torch.Tensor], torch.Tensor]  # the part of the output both define alike
 
 
-def outlook_unfold_fold(m: OutlookAttention, x: torch.Tensor) -> torch.Tensor:
-    b, h, w, c = x.shape
-    k, p, s = m.kernel_size, m.padding, m.stride
-    k2 = k * k
-    v = F.unfold(m.v(x).permute(0, 3, 1, 2), kernel_size=k, padding=p, stride=s)
-    v = v.reshape(b, m.num_heads, m.head_dim, k2, -1).permute(0, 1, 4, 3, 2)
-    a = m.attn(m.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1))
-    a = (a.reshape(b, -1, m.num_heads, k2, k2).permute(0, 2, 1, 3, 4) * m.scale).softmax(-1)
-    y = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c * k2, -1)
-    y = F.fold(y, output_size=(h, w), kernel_size=k, padding=p, stride=s)
-    return m.proj(y.permute(0, 2, 3, 1))
+def halo_timm(ours: nn.Module) -> nn.Module:
+    from timm.layers.halo_attn import HaloAttn
+
+    assert isinstance(ours, HaloAttention)
+    c = ours.q.in_channels
+    theirs = HaloAttn(c, ours.heads * ours.v_dim, num_heads=ours.heads, block_size=ours.block,
+                      halo_size=ours.halo, scale_pos_embed=True)
+    n, dq, dv, h = ours.heads, ours.qk_dim, ours.v_dim, ours.halo
+    k, v = ours.kv.weight.detach().split([n * dq, n * dv])
+    kv = torch.cat([k.reshape(n, dq, c, 1, 1), v.reshape(n, dv, c, 1, 1)], 1)  # timm: per head [k; v]
+    rows = 2 * ours.window - 1 - h  # timm reads table row (offset + window - 1 + halo)
+    with torch.no_grad():
+        theirs.q.weight.copy_(ours.q.weight)
+        theirs.kv.weight.copy_(kv.reshape_as(theirs.kv.weight))
+        theirs.pos_embed.height_rel[h:].copy_(ours.relpos.table_h[:rows])
+        theirs.pos_embed.width_rel[h:].copy_(ours.relpos.table_w[:rows])
+    return theirs
 
 
-def global_explicit(m: GlobalAttention, x: torch.Tensor) -> torch.Tensor:
-    bsz = x.shape[0]
-    n, d = m.heads, m.head_dim
-    hh, ww = m.size
-    q, k, v = m.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2).unbind(1)
-    q = q * m.scale
-    logits = q @ k.transpose(-1, -2) + m.relpos(q.reshape(bsz, n, hh, ww, d))
-    out = logits.softmax(-1) @ v
-    return m.pool(out.transpose(-1, -2).reshape(bsz, n * d, hh, ww))
+def outlook_timm(ours: nn.Module) -> nn.Module:
+    from timm.models.volo import OutlookAttention as TimmOutlook
+
+    assert isinstance(ours, OutlookAttention)
+    theirs = TimmOutlook(ours.v.in_features, ours.num_heads, ours.kernel_size, ours.padding, ours.stride,
+                         qkv_bias=ours.v.bias is not None)
+    theirs.load_state_dict(ours.state_dict())
+    return theirs
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=10)
-    parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "kernels.json"))
-    args = parser.parse_args()
+def global_timm(ours: nn.Module) -> nn.Module:
+    from timm.layers.bottleneck_attn import BottleneckAttn
+
+    assert isinstance(ours, GlobalAttention)
+    c = ours.qkv.in_channels
+    theirs = BottleneckAttn(c, c, feat_size=ours.size, num_heads=ours.heads, scale_pos_embed=True)
+    with torch.no_grad():
+        theirs.qkv.weight.copy_(ours.qkv.weight)
+        theirs.pos_embed.height_rel.copy_(ours.relpos.table_h)
+        theirs.pos_embed.width_rel.copy_(ours.relpos.table_w)
+    return theirs
+
+
+def cases(quick: bool) -> list[Case]:
     torch.manual_seed(0)
-    bsz = args.batch
-    halo = HaloAttention(64, 64, 32, 32, block_size=8, halo_size=3, num_heads=4, stride=1)
-    outlook = OutlookAttention(192, 6, 3, 1, 2, qkv_bias=False)
-    glob = GlobalAttention(128, 14, 14, num_heads=4, stride=1)
-    xh = torch.randn(bsz, 64, 32, 32, requires_grad=True)
-    xo = torch.randn(bsz, 28, 28, 192, requires_grad=True)
-    xg = torch.randn(bsz, 128, 14, 14, requires_grad=True)
-    cases = [
-        ("halo b8 h3 64ch 32x32", lambda: halo(xh), lambda: halo_per_query(halo, xh), "per-query windows"),
-        ("outlook k3 s2 192ch 28x28", lambda: outlook(xo), lambda: outlook_unfold_fold(outlook, xo), "F.unfold/F.fold"),
-        ("global 4 heads 128ch 14x14", lambda: glob(xg), lambda: global_explicit(glob, xg), "explicit softmax"),
+    if quick:
+        return [
+            Case("halo", HaloAttention(32, 32, 16, 16, 8, 3, 4, 1), (32, 16, 16), None, lambda y: y),
+            Case("outlook", OutlookAttention(48, 3, 3, 1, 2, False), (14, 14, 48), None, lambda y: y),
+            Case("global", GlobalAttention(32, 8, 8, 4, 1), (32, 8, 8), None, lambda y: y),
+        ]
+    return [
+        Case("halo", HaloAttention(256, 256, 32, 32, 8, 3, 8, 1), (256, 32, 32), halo_timm,
+             lambda y: y[..., 8:24, 8:24]),  # interior blocks: no padded keys, where timm's unmasked halo agrees
+        Case("outlook", OutlookAttention(192, 6, 3, 1, 2, False), (28, 28, 192), outlook_timm, lambda y: y),
+        Case("global", GlobalAttention(256, 16, 16, 4, 1), (256, 16, 16), global_timm, lambda y: y),
     ]
-    rows = []
-    for name, ours, alt, alt_name in cases:
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA)")
+    parser.add_argument("--quick", action="store_true", help="archdsl alone, small inputs, few rounds")
+    parser.add_argument("--ops", nargs="*", default=["halo", "outlook", "global"], help="kernels to time")
+    parser.add_argument("--json", default=None, help="write the rows here")
+    args = parser.parse_args(argv)
+    pin_threads(args.threads)
+    device = pick_device(args.device)
+    bsz, rounds = (2, 3) if args.quick else (args.batch, args.rounds)
+    autocast = torch.autocast(device.type, torch.bfloat16) if args.bf16 else contextlib.nullcontext()
+    rows: list[dict[str, object]] = []
+    for case in (c for c in cases(args.quick) if c.op in args.ops):
+        impls = {"archdsl": case.ours.to(device)}
+        if case.theirs is not None:
+            impls["timm"] = case.theirs(case.ours).to(device)
+        x = torch.randn(bsz, *case.input_shape, device=device)
         with torch.no_grad():
-            torch.testing.assert_close(ours(), alt(), rtol=1e-4, atol=1e-4)  # same function
-        for backward in (False, True):
-            t_ours = timeit(ours, backward, args.repeats)
-            t_alt = timeit(alt, backward, args.repeats)
-            rows.append(
-                {
-                    "kernel": name,
-                    "pass": "fwd+bwd" if backward else "fwd",
-                    "archdsl_ms": round(t_ours, 3),
-                    "alternative": alt_name,
-                    "alternative_ms": round(t_alt, 3),
-                    "speedup": round(t_alt / t_ours, 3),
-                }
-            )
-    print(f"batch {bsz}, torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeats}")
-    print(f"{'kernel':<28} {'pass':<8} {'archdsl ms':>11} {'alternative':<18} {'alt ms':>9} {'speedup':>8}")
+            reference = case.compare(case.ours(x))
+            for name, module in impls.items():
+                torch.testing.assert_close(case.compare(module(x)), reference, rtol=1e-4, atol=1e-4,
+                                           msg=lambda m, name=name: f"{case.op}: {name} differs: {m}")
+        xg = x.clone().requires_grad_(True)
+
+        def fwd(m: nn.Module = case.ours) -> None:
+            with torch.no_grad(), autocast:
+                m(x)
+
+        def fwd_bwd(m: nn.Module = case.ours) -> None:
+            with autocast:
+                y = m(xg)
+            y.float().square().mean().backward()
+
+        for mode, run in (("fwd", fwd), ("fwd+bwd", fwd_bwd)):
+            steps = {name: (lambda m=m, run=run: run(m)) for name, m in impls.items()}
+            ms = alternate(steps, rounds=rounds, warmup=1 if args.quick else args.warmup, device=device)
+            for name, step in steps.items():
+                rows.append({"op": case.op, "impl": name, "mode": mode, "ms": round(ms[name], 3),
+                             "peak_mb": round(peak_mb(step, device), 2)})
+    ratio = {(r["op"], r["mode"]): r["ms"] for r in rows if r["impl"] == "timm"}
     for r in rows:
-        print(
-            f"{r['kernel']:<28} {r['pass']:<8} {r['archdsl_ms']:>11.2f} {r['alternative']:<18} "
-            f"{r['alternative_ms']:>9.2f} {r['speedup']:>7.2f}x"
-        )
-    out = Path(args.json)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"batch": bsz, "torch": torch.__version__, "rows": rows}, indent=2) + "\n")
+        if r["impl"] == "archdsl" and (r["op"], r["mode"]) in ratio:
+            r["speedup_vs_timm"] = round(float(ratio[(r["op"], r["mode"])]) / float(r["ms"]), 3)  # type: ignore[arg-type]
+    info = machine(device) | {"batch": bsz, "rounds": rounds, "bf16": args.bf16, "quick": args.quick}
+    print(", ".join(f"{k} {v}" for k, v in info.items()))
+    print(table(rows, ["op", "impl", "mode", "ms", "peak_mb", "speedup_vs_timm"]))
+    write_json(args.json, {"machine": info, "rows": rows})
     return 0
 
 

@@ -35,10 +35,14 @@ class BasicBlock(nn.Module):
         self.conv1 = ConvBN(in_channels, out_channels, kernel_size, stride, act=act)
         self.conv2 = ConvBN(out_channels, out_channels, kernel_size, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
+        # attached attention is arbitrary code whose backward may need its output; plain blocks sum in place
+        self.sum_in_place = attention is None or isinstance(attention, nn.Identity)
         self.shortcut = shortcut(in_channels, out_channels, stride)
         self.drop_path = DropPath(drop_path)
         self.act = make_act(act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.attention(self.conv2(self.conv1(x)))
-        return self.act(self.shortcut(x) + self.drop_path(y))
+        y = self.drop_path(self.attention(self.conv2(self.conv1(x))))
+        if self.sum_in_place:  # the BN output is not needed for the backward pass: add onto it (no new tensor)
+            return self.act(y.add_(self.shortcut(x)))
+        return self.act(self.shortcut(x) + y)

@@ -41,9 +41,17 @@ class GlobalAttention(nn.Module):
         hh, ww = self.size
         qkv = self.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2)  # (B, 3, n, HW, d)
         q, k, v = qkv.unbind(1)  # each (B, n, HW, d)
-        q = q * self.scale
-        bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
+        if x.is_cuda:  # fused kernel (memory-efficient attention, bias gradient included)
+            q = q * self.scale
+            bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
+        else:  # CPU: SDPA takes its unfused math path for a bias that needs a gradient; one baddbmm
+            # (scale * (bias + q k^T)) and one bmm do the same with fewer passes over the logits and q
+            m, t = bsz * n, hh * ww
+            bias = self.relpos(q.reshape(bsz, n, hh, ww, d)).reshape(m, t, t)  # unscaled (B*n, HW, HW)
+            qf, kf, vf = q.reshape(m, t, d), k.reshape(m, t, d), v.reshape(m, t, d)
+            logits = torch.baddbmm(bias, qf, kf.transpose(1, 2), beta=self.scale, alpha=self.scale)
+            out = torch.bmm(logits.softmax(dim=-1), vf).reshape(bsz, n, t, d)
         out = out.transpose(-1, -2).reshape(bsz, n * d, hh, ww)  # (B, w, H, W)
         return self.pool(out)  # (B, w, H/s, W/s)
 

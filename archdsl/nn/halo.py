@@ -53,40 +53,55 @@ class HaloAttention(nn.Module):
         self.relpos = RelativePosition2d(
             self.qk_dim, (self.window, self.window), query_pos, query_pos, window_pos, window_pos
         )
-        # 0 for keys inside the map, -inf for the zero padding: (num_blocks, 1, window^2)
+        # 0 for keys inside the map, -inf for the zero padding, per block row (gh, window) and block column
+        # (gw, window): the padding mask of a window is separable, so it is folded into the two
+        # relative-position factors before their broadcast sum instead of being added to every logit
         gh, gw = self.grid
         rows = torch.arange(gh).unsqueeze(1) * b - h + torch.arange(self.window)  # (gh, window)
         cols = torch.arange(gw).unsqueeze(1) * b - h + torch.arange(self.window)  # (gw, window)
-        inside_r = (rows >= 0) & (rows < height)
-        inside_c = (cols >= 0) & (cols < width)
-        inside = inside_r[:, None, :, None] & inside_c[None, :, None, :]  # (gh, gw, window, window)
-        mask = torch.zeros(inside.shape).masked_fill(~inside, float("-inf"))
-        self.register_buffer("mask", mask.reshape(gh * gw, 1, self.window**2), persistent=False)
+        outside = float("-inf")
+        self.register_buffer("mask_h", torch.zeros(gh, self.window).masked_fill((rows < 0) | (rows >= height), outside),
+                             persistent=False)  # fmt: skip
+        self.register_buffer("mask_w", torch.zeros(gw, self.window).masked_fill((cols < 0) | (cols >= width), outside),
+                             persistent=False)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        bsz = x.shape[0]
+        q = self.q(x)  # (B, n*dq, H/s, W/s), unscaled: the scale multiplies the logits inside baddbmm
+        if x.is_cuda:
+            q = q * self.scale
+        kv = F.pad(self.kv(x), (self.halo,) * 4)  # (B, n*(dq+dv), H+2h, W+2h)
+        if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] == 1:
+            return self._attend(q, kv)
+        # eager CPU: the attention one image at a time keeps every logit tensor small enough for the allocator
+        # to reuse its memory (a fresh multi-MB tensor costs a page fault per 4 KiB) and warm in cache
+        return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(1), kv.split(1), strict=True)])
+
+    def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
+        """Queries (B, n*dq, H/s, W/s; scaled on CUDA) and the zero-padded keys/values (B, n*(dq+dv), H+2h, W+2h)."""
+        bsz = q.shape[0]
         n, dq, dv = self.heads, self.qk_dim, self.v_dim
         gh, gw = self.grid
         bq = self.block // self.stride  # query block side
-        win = self.window
-        q = self.q(x) * self.scale  # (B, n*dq, gh*bq, gw*bq)
+        win, nq, nk = self.window, bq * bq, self.window**2
+        m = bsz * n * gh * gw  # one attention problem per (image, head, block)
         q = q.reshape(bsz, n, dq, gh, bq, gw, bq).permute(0, 1, 3, 5, 4, 6, 2)  # (B, n, gh, gw, bq, bq, dq)
-        q = q.reshape(bsz, n, gh * gw, bq, bq, dq)  # (B, n, nb, bq, bq, dq)
-        bias = self.relpos(q) + self.mask  # (B, n, nb, bq*bq, win*win)
-        kv = F.pad(self.kv(x), (self.halo,) * 4)  # (B, n*(dq+dv), H+2h, W+2h)
+        logits_h, logits_w = self.relpos.factors(q)  # (B, n, gh, gw, bq, bq, win) each
+        logits_h = logits_h + self.mask_h[:, None, None, None, :]  # padded key rows -> -inf
+        logits_w = logits_w + self.mask_w[None, :, None, None, :]  # padded key columns -> -inf
+        bias = (logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)).reshape(m, nq, nk)  # (M, bq^2, win^2)
         kv = kv.unfold(2, win, self.block).unfold(3, win, self.block)  # (B, n*(dq+dv), gh, gw, win, win)
-        kv = kv.reshape(bsz, -1, gh * gw, win * win).transpose(1, 2)  # (B, nb, n*(dq+dv), win^2)
-        k, v = kv.split([n * dq, n * dv], dim=2)
-        k = k.reshape(bsz, gh * gw, n, dq, win * win).permute(0, 2, 1, 4, 3)  # (B, n, nb, win^2, dq)
-        v = v.reshape(bsz, gh * gw, n, dv, win * win).permute(0, 2, 1, 4, 3)  # (B, n, nb, win^2, dv)
-        out = F.scaled_dot_product_attention(
-            q.reshape(bsz, n * gh * gw, bq * bq, dq),  # (B, n*nb, bq^2, dq)
-            k.reshape(bsz, n * gh * gw, win * win, dq),  # (B, n*nb, win^2, dq)
-            v.reshape(bsz, n * gh * gw, win * win, dv),  # (B, n*nb, win^2, dv)
-            attn_mask=bias.reshape(bsz, n * gh * gw, bq * bq, win * win),
-            scale=1.0,
-        )  # (B, n*nb, bq^2, dv)
-        out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5)  # (B, n, dv, gh, bq, gw, bq)
+        k, v = kv.split([n * dq, n * dv], dim=1)
+        k_t = k.reshape(bsz, n, dq, gh, gw, win, win).permute(0, 1, 3, 4, 2, 5, 6).reshape(m, dq, nk)
+        v_t = v.reshape(bsz, n, dv, gh, gw, win, win).permute(0, 1, 3, 4, 2, 5, 6).reshape(m, dv, nk)
+        q = q.reshape(m, nq, dq)
+        if q.is_cuda:  # fused attention (memory-efficient kernel, bias gradient included)
+            out_t = F.scaled_dot_product_attention(
+                q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias, scale=1.0
+            ).transpose(1, 2)  # (M, dv, bq^2)
+        else:
+            attn = torch.baddbmm(bias, q, k_t, beta=self.scale, alpha=self.scale).softmax(dim=-1)  # (M, bq^2, win^2)
+            out_t = torch.bmm(v_t, attn.transpose(1, 2))  # (M, dv, bq^2)
+        out = out_t.reshape(bsz, n, gh, gw, dv, bq, bq).permute(0, 1, 4, 2, 5, 3, 6)  # (B, n, dv, gh, bq, gw, bq)
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 
     def extra_repr(self) -> str:

@@ -8,9 +8,10 @@ the k x k window centred there (zero-padded at the borders); the windows are fol
 overlapping contributions summed, and projected by ``Linear(C, C)``.
 No deviation from the paper; weights use PyTorch's default initialisation.
 
-Unfold and fold are a gather and an ``index_add`` over precomputed window indices of the padded map:
-the same arithmetic as ``F.unfold``/``F.fold``, but torch 2.13's inductor CPU backend corrupts memory
-when it fuses ``F.fold`` (stride 2) with the preceding ops, and the index form compiles cleanly.
+Eager, unfold and fold are ``F.unfold``/``F.fold`` (native im2col/col2im, the fastest on CPU). Under
+``torch.compile`` they are a gather and an ``index_add`` over precomputed window indices of the padded map,
+the same arithmetic: torch 2.13's inductor CPU backend corrupts memory when it fuses ``F.fold`` (stride 2)
+with the preceding ops (``benchmarks/fold_repro.py``), and the index form compiles cleanly.
 """
 
 from __future__ import annotations
@@ -54,19 +55,25 @@ class OutlookAttention(nn.Module):
         b, h, w, c = x.shape
         k, p, s = self.kernel_size, self.padding, self.stride
         k2 = k * k
-        index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
-        v = F.pad(self.v(x).permute(0, 3, 1, 2), (p, p, p, p))  # (B, C, Hp, Wp)
-        v = v.flatten(2)[:, :, index]  # (B, C, k², L): every window's k² values, gathered once
-        v = v.reshape(b, self.num_heads, self.head_dim, k2, -1).permute(0, 1, 4, 3, 2)  # (B, heads, L, k², d)
         a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
         a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
         a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
         a = (a * self.scale).softmax(dim=-1)
-        y = a @ v  # (B, heads, L, k², d)
-        y = y.permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in the order of index.flatten()
-        # fold: scatter-add every window back onto the padded map, overlaps summed, then crop the padding
-        out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
-        out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
+        v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
+        if torch.compiler.is_compiling():
+            # gather + index_add: inductor (torch 2.13, CPU) corrupts memory when it fuses F.fold
+            index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
+            v = F.pad(v, (p, p, p, p)).flatten(2)[:, :, index]  # (B, C, k², L): every window's k² values
+        else:  # eager: the native im2col / col2im kernels are the fastest
+            v = F.unfold(v, kernel_size=k, padding=p, stride=s)  # (B, C*k², L)
+        v = v.reshape(b, self.num_heads, self.head_dim, k2, -1).permute(0, 1, 4, 3, 2)  # (B, heads, L, k², d)
+        y = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in F.unfold's order
+        if torch.compiler.is_compiling():
+            # fold: scatter-add every window back onto the padded map, overlaps summed, crop the padding
+            out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
+            out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
+        else:
+            out = F.fold(y.reshape(b, c * k2, -1), output_size=(h, w), kernel_size=k, padding=p, stride=s)
         return self.proj(out.permute(0, 2, 3, 1))  # (B, H, W, C)
 
 

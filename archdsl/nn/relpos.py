@@ -58,11 +58,17 @@ class RelativePosition2d(nn.Module):
         self.register_buffer("index_w", relpos_offsets(q_cols, k_cols, lw), persistent=False)
         self.num_keys = len(k_rows) * len(k_cols)
 
-    def forward(self, q: torch.Tensor) -> torch.Tensor:
+    def factors(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two separable terms, ``q·R_h`` (..., Nq_h, Nq_w, Nk_h) and ``q·R_w`` (..., Nq_h, Nq_w, Nk_w),
+        whose broadcast sum over (Nk_h, Nk_w) is the bias; callers fold masks into them before that sum."""
         r_h = self.table_h[self.index_h]  # (Nq_h, Nk_h, d)
         r_w = self.table_w[self.index_w]  # (Nq_w, Nk_w, d)
         logits_h = torch.einsum("...yxd,ykd->...yxk", q, r_h)  # (..., Nq_h, Nq_w, Nk_h)
         logits_w = torch.einsum("...yxd,xkd->...yxk", q, r_w)  # (..., Nq_h, Nq_w, Nk_w)
+        return logits_h, logits_w
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        logits_h, logits_w = self.factors(q)
         bias = logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)  # (..., Nq_h, Nq_w, Nk_h, Nk_w)
         nq = q.shape[-3] * q.shape[-2]
         return bias.reshape(*q.shape[:-3], nq, self.num_keys)  # (..., Nq, Nk)

@@ -183,6 +183,15 @@ class ModelPlan:
         ]
 
     @property
+    def channels_last(self) -> bool:
+        """NHWC layout for the built model: when plain convolutions carry at least 80% of the planned FLOPs
+        (ResNet, BoTNet: 5-9% faster steps on CPU, ``benchmarks/models.py``); attention-dominated models
+        (HaloNet, VOLO) measured slower in NHWC and stay NCHW."""
+        leaves = [n for n in self.nodes() if not n.children]
+        total = sum(n.flops for n in leaves)
+        return total > 0 and sum(n.flops for n in leaves if n.type == "conv") >= 0.8 * total
+
+    @property
     def recipe(self) -> Recipe:
         """The whole model: a ``Backbone`` of the stem, one ``Stage`` of parts per stage, and the head."""
         info = self.feature_info
@@ -195,6 +204,7 @@ class ModelPlan:
                 "head": self.head.recipe,
                 "feature_channels": [int(f["num_chs"]) for f in info],
                 "feature_reductions": [int(f["reduction"]) for f in info],
+                "channels_last": self.channels_last,
             },
         )
 
