@@ -126,14 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             reference = case.compare(case.ours(x))
             for name, module in impls.items():
                 torch.testing.assert_close(case.compare(module(x)), reference, rtol=1e-4, atol=1e-4,
-                                           msg=lambda m, name=name: f"{case.op}: {name} differs: {m}")
+                                           msg=lambda m, name=name, op=case.op: f"{op}: {name} differs: {m}")
         xg = x.clone().requires_grad_(True)
 
-        def fwd(m: nn.Module = case.ours) -> None:
+        def fwd(m: nn.Module, x: torch.Tensor = x) -> None:
             with torch.no_grad(), autocast:
                 m(x)
 
-        def fwd_bwd(m: nn.Module = case.ours) -> None:
+        def fwd_bwd(m: nn.Module, xg: torch.Tensor = xg) -> None:
             with autocast:
                 y = m(xg)
             y.float().square().mean().backward()

@@ -41,7 +41,7 @@ QUICK = ("hybrid_tiny", "digits_hybrid")  # small zoo specs: archdsl alone, CI
 
 def bot50_timm(img_size: int) -> nn.Module:
     """BoT50 as timm composes it: ResNet-50 with BoTNet MHSA (4 heads) in all three stage-4 blocks."""
-    from timm.models.byobnet import ByobNet, ByoBlockCfg, ByoModelCfg
+    from timm.models.byobnet import ByoBlockCfg, ByobNet, ByoModelCfg
 
     cfg = ByoModelCfg(
         blocks=(
@@ -72,7 +72,9 @@ def timm_model(name: str, img_size: int) -> nn.Module:
     return builders[name]()
 
 
-def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: contextlib.AbstractContextManager) -> Callable[[], None]:
+def train_step(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, autocast: contextlib.AbstractContextManager
+) -> Callable[[], None]:
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
 
     def step() -> None:

@@ -67,6 +67,9 @@ class TrainSpec(SpecModel):
     """Lightning accelerator (``auto``: CUDA when present)."""
     devices: int | Literal["auto"] = "auto"
     """Devices per node."""
+    compile: bool = False
+    """``torch.compile`` the model for training and evaluation (inductor, whole graph). Off by default: the
+    first steps pay the compile (tens of seconds on a laptop CPU); long runs gain (README "Performance")."""
     data: DataSpec = Field(default_factory=lambda: {"name": "digits"})
     """Dataset."""
 

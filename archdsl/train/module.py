@@ -55,9 +55,11 @@ class ClassificationModule(L.LightningModule):
         self.backbone = backbone
         self.train_spec = TrainSpec.model_validate(spec["train"])
         self.num_classes = int(spec["head"]["num_classes"])
+        # the compiled forward is a function, not a submodule: checkpoints keep the plain ``backbone.*`` keys
+        self._compiled = torch.compile(backbone.forward, fullgraph=True) if self.train_spec.compile else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+        return self._compiled(x) if self._compiled is not None else self.backbone(x)
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
