@@ -27,6 +27,9 @@ __all__ = ["HaloAttention"]
 class HaloAttention(nn.Module):
     """Halo attention on a fixed (height, width) map: (B, w, H, W) -> (B, r_v*w, H/s, W/s)."""
 
+    mask_h: torch.Tensor
+    mask_w: torch.Tensor
+
     def __init__(
         self,
         channels: int,
