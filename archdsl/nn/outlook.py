@@ -55,10 +55,6 @@ class OutlookAttention(nn.Module):
         b, h, w, c = x.shape
         k, p, s = self.kernel_size, self.padding, self.stride
         k2 = k * k
-        a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
-        a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
-        a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
-        a = (a * self.scale).softmax(dim=-1)
         v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
         if torch.compiler.is_compiling():
             # gather + index_add: inductor (torch 2.13, CPU) corrupts memory when it fuses F.fold
@@ -67,6 +63,10 @@ class OutlookAttention(nn.Module):
         else:  # eager: the native im2col / col2im kernels are the fastest
             v = F.unfold(v, kernel_size=k, padding=p, stride=s)  # (B, C*k², L)
         v = v.reshape(b, self.num_heads, self.head_dim, k2, -1).permute(0, 1, 4, 3, 2)  # (B, heads, L, k², d)
+        a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
+        a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
+        a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
+        a = (a * self.scale).softmax(dim=-1)
         y = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in F.unfold's order
         if torch.compiler.is_compiling():
             # fold: scatter-add every window back onto the padded map, overlaps summed, crop the padding
