@@ -23,6 +23,8 @@ from archdsl.nn.relpos import RelativePosition2d
 
 __all__ = ["HaloAttention"]
 
+CHUNK_LOGITS = 2**21  # logits per eager CPU chunk (8 MiB in float32)
+
 
 class HaloAttention(nn.Module):
     """Halo attention on a fixed (height, width) map: (B, w, H, W) -> (B, r_v*w, H/s, W/s)."""
@@ -73,11 +75,14 @@ class HaloAttention(nn.Module):
         if x.is_cuda:
             q = q * self.scale
         kv = F.pad(self.kv(x), (self.halo,) * 4)  # (B, n*(dq+dv), H+2h, W+2h)
-        if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] == 1:
+        # eager CPU: the attention in chunks of images keeps every logit tensor under CHUNK_LOGITS elements,
+        # small enough for the allocator to reuse its memory (a fresh multi-MB tensor costs a page fault per
+        # 4 KiB) and warm in cache; small maps (digits) stay one chunk, without a Python loop per image
+        per_image = self.heads * self.grid[0] * self.grid[1] * (self.block // self.stride) ** 2 * self.window**2
+        chunk = max(1, CHUNK_LOGITS // per_image)
+        if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] <= chunk:
             return self._attend(q, kv)
-        # eager CPU: the attention one image at a time keeps every logit tensor small enough for the allocator
-        # to reuse its memory (a fresh multi-MB tensor costs a page fault per 4 KiB) and warm in cache
-        return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(1), kv.split(1), strict=True)])
+        return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(chunk), kv.split(chunk), strict=True)])
 
     def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
         """Queries (B, n*dq, H/s, W/s; scaled on CUDA) and the zero-padded keys/values (B, n*(dq+dv), H+2h, W+2h)."""
