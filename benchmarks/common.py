@@ -123,10 +123,24 @@ def table(rows: Sequence[dict[str, object]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-def write_json(path: str | None, payload: dict[str, object]) -> None:
+def add_speedups(rows: Sequence[dict[str, object]], key: Sequence[str]) -> None:
+    """Give every archdsl row ``speedup_vs_timm`` (timm ms / archdsl ms) where a timm row has the same ``key``."""
+    timm = {tuple(r[k] for k in key): float(r["ms"]) for r in rows if r["impl"] == "timm"}  # type: ignore[arg-type]
+    for r in rows:
+        match = timm.get(tuple(r[k] for k in key))
+        if r["impl"] == "archdsl" and match is not None:
+            r["speedup_vs_timm"] = round(match / float(r["ms"]), 3)  # type: ignore[arg-type]
+
+
+def report(
+    info: dict[str, object], rows: Sequence[dict[str, object]], columns: Sequence[str], path: str | None
+) -> None:
+    """Print the machine line and the table; write both as JSON to ``path`` (atomically) when given."""
+    print(", ".join(f"{k} {v}" for k, v in info.items()))
+    print(table(rows, columns))
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(Path(path), json.dumps(payload, indent=2) + "\n")
+        atomic_write_text(Path(path), json.dumps({"machine": info, "rows": list(rows)}, indent=2) + "\n")
 
 
 def pick_device(name: str) -> torch.device:

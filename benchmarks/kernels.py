@@ -30,7 +30,7 @@ from torch import nn
 from archdsl.nn.global_attention import GlobalAttention
 from archdsl.nn.halo import HaloAttention
 from archdsl.nn.outlook import OutlookAttention
-from benchmarks.common import alternate, machine, peak_mb, pick_device, pin_threads, table, write_json
+from benchmarks.common import add_speedups, alternate, machine, peak_mb, pick_device, pin_threads, report
 
 
 @dataclass(frozen=True)
@@ -144,14 +144,9 @@ def main(argv: list[str] | None = None) -> int:
             for name, step in steps.items():
                 rows.append({"op": case.op, "impl": name, "mode": mode, "ms": round(ms[name], 3),
                              "peak_mb": round(peak_mb(step, device), 2)})
-    ratio = {(r["op"], r["mode"]): r["ms"] for r in rows if r["impl"] == "timm"}
-    for r in rows:
-        if r["impl"] == "archdsl" and (r["op"], r["mode"]) in ratio:
-            r["speedup_vs_timm"] = round(float(ratio[(r["op"], r["mode"])]) / float(r["ms"]), 3)  # type: ignore[arg-type]
+    add_speedups(rows, ("op", "mode"))
     info = machine(device) | {"batch": bsz, "rounds": rounds, "bf16": args.bf16, "quick": args.quick}
-    print(", ".join(f"{k} {v}" for k, v in info.items()))
-    print(table(rows, ["op", "impl", "mode", "ms", "peak_mb", "speedup_vs_timm"]))
-    write_json(args.json, {"machine": info, "rows": rows})
+    report(info, rows, ["op", "impl", "mode", "ms", "peak_mb", "speedup_vs_timm"], args.json)
     return 0
 
 

@@ -32,7 +32,16 @@ import torch.nn.functional as F
 from torch import nn
 
 import archdsl
-from benchmarks.common import alternate, machine, matmul_gflops, peak_mb, pick_device, pin_threads, table, write_json
+from benchmarks.common import (
+    add_speedups,
+    alternate,
+    machine,
+    matmul_gflops,
+    peak_mb,
+    pick_device,
+    pin_threads,
+    report,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ("resnet50", "botnet50", "halonet_h1", "volo_d1")
@@ -144,16 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                         "peak_mb": round(peak_mb(step, device), 1), "gflops_per_s": round(gflops, 2),
                         "mm_fraction": round(gflops / mm_rate, 3),
                     })
-                if "timm" in ms:
-                    rows[-2]["speedup_vs_timm"] = round(ms["timm"] / ms["archdsl"], 3)
-            for model in models.values():
-                model.train()
+    add_speedups(rows, ("model", "mode", "compiled"))
     info = machine(device) | {"matmul_gflops": round(mm_rate, 1), "bf16": args.bf16, "quick": args.quick,
                               "rounds": rounds}
-    print(", ".join(f"{k} {v}" for k, v in info.items()))
-    print(table(rows, ["model", "impl", "mode", "compiled", "batch", "ms", "img_per_s", "peak_mb", "gflops_per_s",
-                       "mm_fraction", "speedup_vs_timm"]))
-    write_json(args.json, {"machine": info, "rows": rows})
+    report(info, rows, ["model", "impl", "mode", "compiled", "batch", "ms", "img_per_s", "peak_mb", "gflops_per_s",
+                        "mm_fraction", "speedup_vs_timm"], args.json)
     return 0
 
 

@@ -35,7 +35,7 @@ import archdsl
 import archdsl.train.fit as fit_module
 from archdsl.search.run import run_search
 from archdsl.search.space import search_from_text
-from benchmarks.common import machine, pick_device, pin_threads, table, write_json
+from benchmarks.common import machine, pick_device, pin_threads, report
 
 ROOT = Path(__file__).resolve().parent.parent
 DIGITS = """\
@@ -176,10 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         rows = [overhead(trials, epochs, work), *rejections(rejects, work), *planning(5 if args.quick else 20)]
     info = machine(pick_device("cpu")) | {"quick": args.quick}
-    print(", ".join(f"{k} {v}" for k, v in info.items()))
-    print(table(rows, ["what", "trials", "median_trial_s", "median_overhead_s", "median_fraction", "max_fraction",
-                       "median_ms", "max_ms", "median_reject_ms"]))  # fmt: skip
-    write_json(args.json, {"machine": info, "rows": rows})
+    report(info, rows, ["what", "trials", "median_trial_s", "median_overhead_s", "median_fraction", "max_fraction",
+                        "median_ms", "max_ms", "median_reject_ms"], args.json)  # fmt: skip
     return 0
 
 

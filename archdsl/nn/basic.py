@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from archdsl.nn.act import make_act
-from archdsl.nn.conv_bn import ConvBN, shortcut
+from archdsl.nn.conv_bn import ConvBN, residual_sum, shortcut
 from archdsl.nn.drop_path import DropPath
 
 __all__ = ["BasicBlock"]
@@ -35,7 +35,6 @@ class BasicBlock(nn.Module):
         self.conv1 = ConvBN(in_channels, out_channels, kernel_size, stride, act=act)
         self.conv2 = ConvBN(out_channels, out_channels, kernel_size, 1, act=None, zero_init=zero_init_last)
         self.attention = attention if attention is not None else nn.Identity()
-        # attached attention is arbitrary code whose backward may need its output; plain blocks sum in place
         self.sum_in_place = attention is None or isinstance(attention, nn.Identity)
         self.shortcut = shortcut(in_channels, out_channels, stride)
         self.drop_path = DropPath(drop_path)
@@ -43,6 +42,4 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.drop_path(self.attention(self.conv2(self.conv1(x))))
-        if self.sum_in_place:  # the BN output is not needed for the backward pass: add onto it (no new tensor)
-            return self.act(y.add_(self.shortcut(x)))
-        return self.act(self.shortcut(x) + y)
+        return self.act(residual_sum(y, self.shortcut(x), self.sum_in_place))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from archdsl.nn.act import make_act
 
-__all__ = ["ConvBN", "shortcut"]
+__all__ = ["ConvBN", "residual_sum", "shortcut"]
 
 
 class ConvBN(nn.Sequential):
@@ -41,3 +42,9 @@ def shortcut(in_channels: int, out_channels: int, stride: int) -> nn.Module:
     if stride == 1 and in_channels == out_channels:
         return nn.Identity()
     return ConvBN(in_channels, out_channels, 1, stride, act=None)
+
+
+def residual_sum(branch: torch.Tensor, skip: torch.Tensor, in_place: bool) -> torch.Tensor:
+    """``branch + skip``; in place onto ``branch`` when the caller knows no backward needs that tensor (a BN
+    output: no new tensor). Attached attention is arbitrary code whose backward may need its output."""
+    return branch.add_(skip) if in_place else skip + branch

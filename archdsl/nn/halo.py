@@ -64,6 +64,11 @@ class HaloAttention(nn.Module):
         gh, gw = self.grid
         rows = torch.arange(gh).unsqueeze(1) * b - h + torch.arange(self.window)  # (gh, window)
         cols = torch.arange(gw).unsqueeze(1) * b - h + torch.arange(self.window)  # (gw, window)
+        # eager CPU runs the attention in chunks of images that keep every logit tensor under CHUNK_LOGITS
+        # elements, small enough for the allocator to reuse its memory (a fresh multi-MB tensor costs a page
+        # fault per 4 KiB) and warm in cache; small maps (digits) are one chunk, without a loop per image
+        per_image = num_heads * gh * gw * (b // s) ** 2 * self.window**2
+        self.chunk = max(1, CHUNK_LOGITS // per_image)
         outside = float("-inf")
         self.register_buffer("mask_h", torch.zeros(gh, self.window).masked_fill((rows < 0) | (rows >= height), outside),
                              persistent=False)  # fmt: skip
@@ -75,11 +80,7 @@ class HaloAttention(nn.Module):
         if x.is_cuda:
             q = q * self.scale
         kv = F.pad(self.kv(x), (self.halo,) * 4)  # (B, n*(dq+dv), H+2h, W+2h)
-        # eager CPU: the attention in chunks of images keeps every logit tensor under CHUNK_LOGITS elements,
-        # small enough for the allocator to reuse its memory (a fresh multi-MB tensor costs a page fault per
-        # 4 KiB) and warm in cache; small maps (digits) stay one chunk, without a Python loop per image
-        per_image = self.heads * self.grid[0] * self.grid[1] * (self.block // self.stride) ** 2 * self.window**2
-        chunk = max(1, CHUNK_LOGITS // per_image)
+        chunk = self.chunk
         if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] <= chunk:
             return self._attend(q, kv)
         return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(chunk), kv.split(chunk), strict=True)])

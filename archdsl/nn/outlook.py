@@ -56,7 +56,8 @@ class OutlookAttention(nn.Module):
         k, p, s = self.kernel_size, self.padding, self.stride
         k2 = k * k
         v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
-        if torch.compiler.is_compiling():
+        compiling = torch.compiler.is_compiling()
+        if compiling:
             # gather + index_add: inductor (torch 2.13, CPU) corrupts memory when it fuses F.fold
             index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
             v = F.pad(v, (p, p, p, p)).flatten(2)[:, :, index]  # (B, C, k², L): every window's k² values
@@ -68,7 +69,7 @@ class OutlookAttention(nn.Module):
         a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
         a = (a * self.scale).softmax(dim=-1)
         y = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in F.unfold's order
-        if torch.compiler.is_compiling():
+        if compiling:
             # fold: scatter-add every window back onto the padded map, overlaps summed, crop the padding
             out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
             out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
