@@ -8,6 +8,7 @@ from typing import cast
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from archdsl import ShapeError, build_model, plan_model, spec_from_text
 from archdsl.compiler.count import measure
@@ -15,6 +16,7 @@ from archdsl.nn.class_attention import ClassAttentionBlock, ClassAttentionHead
 from archdsl.nn.drop_path import DropPath
 from archdsl.nn.outlook import OutlookAttention, Outlooker
 from archdsl.nn.transformer import TransformerBlock
+from archdsl.nn.windows import fold, windows
 
 
 def _reference_outlook(attn: OutlookAttention, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +78,46 @@ def test_outlook_attention_matches_loop_reference(
     want = _reference_outlook(attn, x)
     assert got.shape == (2, h, w, c)
     assert (got - want).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize(("h", "w", "c", "heads", "k", "p", "s", "bias"), CASES[:4])
+def test_outlook_attention_gradients_match_loop_reference(
+    h: int, w: int, c: int, heads: int, k: int, p: int, s: int, bias: bool
+) -> None:
+    """The windows/fold pair has its own backward (each is the other's): input and weight gradients equal the
+    loop reference's autograd gradients."""
+    torch.manual_seed(1)
+    attn = OutlookAttention(c, heads, k, p, s, qkv_bias=bias).double()
+    x = torch.randn(2, h, w, c, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, h, w, c, dtype=torch.float64)
+    params = [x, *attn.parameters()]
+    got = torch.autograd.grad(attn(x), params, g)
+    want = torch.autograd.grad(_reference_outlook(attn, x), params, g)
+    for a, b in zip(got, want, strict=True):
+        assert (a - b).abs().max().item() <= 1e-6
+
+
+@pytest.mark.parametrize(("hp", "wp", "k", "s"), [(9, 7, 3, 2), (8, 8, 3, 1), (11, 10, 5, 3)])
+def test_windows_are_unfold_and_fold_is_their_adjoint(hp: int, wp: int, k: int, s: int) -> None:
+    """windows() gives F.unfold's values in the channels-last layout; fold() is its adjoint (<W x, y> = <x, F y>);
+    autograd's backward of each is the other, and second derivatives pass gradgradcheck."""
+    torch.manual_seed(0)
+    heads, d = 2, 3
+    x = torch.randn(2, hp, wp, heads * d, dtype=torch.float64, requires_grad=True)
+    win = windows(x, k, s, heads)  # (B, nh, nw, heads, k², d)
+    ref = F.unfold(x.permute(0, 3, 1, 2), k, stride=s)  # (B, C*k², L), C major then k²
+    nh, nw = win.shape[1:3]
+    ref = ref.reshape(2, heads, d, k * k, nh, nw).permute(0, 4, 5, 1, 3, 2)
+    assert torch.equal(win, ref)
+    y = torch.randn_like(win)
+    assert torch.allclose((win * y).sum(), (x * fold(y, (hp, wp), k, s)).sum())
+    # a linear map's backward is its adjoint: windows' backward is fold and fold's is windows
+    assert torch.equal(torch.autograd.grad(win, x, y)[0], fold(y, (hp, wp), k, s))
+    yg = y.detach().requires_grad_(True)
+    z = torch.randn(2, hp, wp, heads * d, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad(fold(yg, (hp, wp), k, s), yg, z)[0], windows(z, k, s, heads))
+    tiny = torch.randn(1, 5, 4, 2, dtype=torch.float64, requires_grad=True)  # second derivatives, numerically
+    assert torch.autograd.gradgradcheck(lambda t: windows(t, 3, 2, 2), (tiny,))
 
 
 def _ln(x: torch.Tensor, norm: torch.nn.LayerNorm) -> torch.Tensor:

@@ -8,10 +8,12 @@ the k x k window centred there (zero-padded at the borders); the windows are fol
 overlapping contributions summed, and projected by ``Linear(C, C)``.
 No deviation from the paper; weights use PyTorch's default initialisation.
 
-Eager, unfold and fold are ``F.unfold``/``F.fold`` (native im2col/col2im, the fastest on CPU). Under
-``torch.compile`` they are a gather and an ``index_add`` over precomputed window indices of the padded map,
-the same arithmetic: torch 2.13's inductor CPU backend corrupts memory when it fuses ``F.fold`` (stride 2)
-with the preceding ops (``benchmarks/fold_repro.py``), and the index form compiles cleanly.
+Eager, the windows are k² strided copies of the channels-last map straight into the layout the k²xk²
+product takes, and the fold is their adjoint (``archdsl.nn.windows``): no NCHW im2col/col2im and no permute
+copies around them, each the other's backward. Under ``torch.compile`` they are a gather and an
+``index_add`` over precomputed window indices of the padded map, the same arithmetic: torch 2.13's
+inductor CPU backend corrupts memory when it fuses ``F.fold`` (stride 2) with the preceding ops
+(``benchmarks/fold_repro.py``), and the index form compiles cleanly.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 
 from archdsl.nn.drop_path import DropPath
 from archdsl.nn.mlp import Mlp
+from archdsl.nn.windows import fold, windows
 
 __all__ = ["OutlookAttention", "Outlooker", "window_index"]
 
@@ -52,29 +55,34 @@ class OutlookAttention(nn.Module):
         self.pool = nn.AvgPool2d(stride, stride, ceil_mode=True) if stride > 1 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[1:3]
+        k, p, s, n = self.kernel_size, self.padding, self.stride, self.num_heads
+        k2 = k * k
+        a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
+        a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
+        if torch.compiler.is_compiling():
+            return self._compiled(x, a)
+        v = F.pad(self.v(x), (0, 0, p, p, p, p))  # (B, Hp, Wp, C), zero-padded
+        v = windows(v, k, s, n)  # (B, nh, nw, heads, k², d)
+        a = a.reshape(*v.shape[:4], k2, k2)  # (B, nh, nw, heads, k², k²)
+        y = (a * self.scale).softmax(dim=-1) @ v  # (B, nh, nw, heads, k², d)
+        out = fold(y, (h + 2 * p, w + 2 * p), k, s)[:, p : p + h, p : p + w]  # (B, H, W, C)
+        return self.proj(out)
+
+    def _compiled(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """The same arithmetic as a gather and an ``index_add`` over precomputed window indices, for
+        inductor (torch 2.13's CPU backend corrupts memory when it fuses ``F.fold``)."""
         b, h, w, c = x.shape
         k, p, s = self.kernel_size, self.padding, self.stride
         k2 = k * k
-        v = self.v(x).permute(0, 3, 1, 2)  # (B, C, H, W)
-        compiling = torch.compiler.is_compiling()
-        if compiling:
-            # gather + index_add: inductor (torch 2.13, CPU) corrupts memory when it fuses F.fold
-            index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
-            v = F.pad(v, (p, p, p, p)).flatten(2)[:, :, index]  # (B, C, k², L): every window's k² values
-        else:  # eager: the native im2col / col2im kernels are the fastest
-            v = F.unfold(v, kernel_size=k, padding=p, stride=s)  # (B, C*k², L)
+        index, hp, wp = window_index(h, w, k, p, s, x.device)  # (k², L) into the padded (Hp*Wp) map
+        v = F.pad(self.v(x).permute(0, 3, 1, 2), (p, p, p, p)).flatten(2)[:, :, index]  # (B, C, k², L)
         v = v.reshape(b, self.num_heads, self.head_dim, k2, -1).permute(0, 1, 4, 3, 2)  # (B, heads, L, k², d)
-        a = self.pool(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)  # (B, H/s, W/s, C) (ceil)
-        a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
         a = a.reshape(b, -1, self.num_heads, k2, k2).permute(0, 2, 1, 3, 4)  # (B, heads, L, k², k²)
-        a = (a * self.scale).softmax(dim=-1)
-        y = (a @ v).permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L) in F.unfold's order
-        if compiling:
-            # fold: scatter-add every window back onto the padded map, overlaps summed, crop the padding
-            out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
-            out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
-        else:
-            out = F.fold(y.reshape(b, c * k2, -1), output_size=(h, w), kernel_size=k, padding=p, stride=s)
+        y = ((a * self.scale).softmax(dim=-1) @ v).permute(0, 1, 4, 3, 2).reshape(b, c, -1)  # (B, C, k²*L)
+        # fold: scatter-add every window back onto the padded map, overlaps summed, crop the padding
+        out = y.new_zeros(b, c, hp * wp).index_add(2, index.flatten(), y)  # (B, C, Hp*Wp)
+        out = out.view(b, c, hp, wp)[:, :, p : p + h, p : p + w]  # (B, C, H, W)
         return self.proj(out.permute(0, 2, 3, 1))  # (B, H, W, C)
 
 
