@@ -62,12 +62,10 @@ class OutlookAttention(nn.Module):
         a = self.attn(a)  # (B, H/s, W/s, heads*k⁴)
         if torch.compiler.is_compiling():
             return self._compiled(x, a)
-        v = F.pad(self.v(x), (0, 0, p, p, p, p))  # (B, Hp, Wp, C), zero-padded
-        v = windows(v, k, s, n)  # (B, nh, nw, heads, k², d)
+        v = windows(self.v(x), k, p, s, n)  # (B, nh, nw, heads, k², d), zero outside the map
         a = a.reshape(*v.shape[:4], k2, k2)  # (B, nh, nw, heads, k², k²)
         y = (a * self.scale).softmax(dim=-1) @ v  # (B, nh, nw, heads, k², d)
-        out = fold(y, (h + 2 * p, w + 2 * p), k, s)[:, p : p + h, p : p + w]  # (B, H, W, C)
-        return self.proj(out)
+        return self.proj(fold(y, (h, w), k, p, s))  # (B, H, W, C)
 
     def _compiled(self, x: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """The same arithmetic as a gather and an ``index_add`` over precomputed window indices, for

@@ -1,10 +1,13 @@
-"""Overlapping k x k windows (stride s) of a channels-last map, and their adjoint, the overlap-adding fold.
+"""Overlapping k x k windows (padding p, stride s) of a channels-last map, and their adjoint, the overlap-adding
+fold.
 
-``windows(x)`` takes a zero-padded (B, Hp, Wp, C) map and returns every window's k² vectors, split into
-heads, as (B, nh, nw, heads, k², C/heads): the layout outlook attention multiplies with, so the product
-needs no permute copy. ``fold(y)`` sums such windows back onto a (B, Hp, Wp, C) map. Each is k² strided
-copies (or adds) of a (B, nh, nw, C) view, where ``F.unfold``/``F.fold`` go through im2col/col2im on NCHW
-and need a permute copy on each side; the two are each other's backward, so neither gradient scatters.
+``windows(x)`` takes a (B, H, W, C) map and returns every window's k² vectors, split into heads, as
+(B, nh, nw, heads, k², C/heads), zero where a window reaches into the padding: the layout outlook attention
+multiplies with, so the product needs no permute copy. ``fold(y)`` sums such windows back onto the (B, H, W, C)
+map, dropping what falls on the padding. Each is k² strided copies (or adds) between a (B, nh, nw, C) slab of
+the windows and the pixels at one window offset, clipped to the map, so no padded copy of the map exists;
+``F.unfold``/``F.fold`` instead go through im2col/col2im on NCHW with a permute copy on each side. The two
+are each other's backward, so neither gradient scatters.
 """
 
 from __future__ import annotations
@@ -15,60 +18,78 @@ import torch
 
 __all__ = ["fold", "windows"]
 
-
-def _view(x: torch.Tensor, u: int, w: int, s: int, nh: int, nw: int) -> torch.Tensor:
-    """The (B, nh, nw, C) view of the map's pixels at window offset (u, w)."""
-    return x[:, u : u + s * (nh - 1) + 1 : s, w : w + s * (nw - 1) + 1 : s]
+_Geometry = tuple[int, int, int, int, int, int, int]  # (H, W, k, p, s, nh, nw)
 
 
-def _windows(x: torch.Tensor, k: int, s: int, nh: int, nw: int, heads: int) -> torch.Tensor:
-    b, _, _, c = x.shape
-    out = x.new_empty(b, nh, nw, heads, k * k, c // heads)
+def _span(size: int, offset: int, p: int, s: int, n: int) -> tuple[slice, slice]:
+    """Windows i whose pixel at kernel offset ``offset`` (row i*s + offset - p) lies inside [0, size), and those
+    pixels: (window slice, map slice)."""
+    lo = max(0, -((offset - p) // s))  # first i with i*s + offset - p >= 0
+    hi = min(n - 1, (size - 1 + p - offset) // s)  # last i with i*s + offset - p <= size - 1
+    if hi < lo:
+        return slice(0, 0), slice(0, 0)
+    start = lo * s + offset - p
+    return slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)
+
+
+def _pairs(g: _Geometry) -> list[tuple[int, slice, slice, slice, slice]]:
+    h, w, k, p, s, nh, nw = g
+    out = []
     for u in range(k):
-        for w in range(k):
-            out[:, :, :, :, u * k + w].copy_(_view(x, u, w, s, nh, nw).unflatten(3, (heads, c // heads)))
+        win_r, map_r = _span(h, u, p, s, nh)
+        for v in range(k):
+            win_c, map_c = _span(w, v, p, s, nw)
+            out.append((u * k + v, win_r, win_c, map_r, map_c))
     return out
 
 
-def _fold(y: torch.Tensor, size: tuple[int, int], k: int, s: int) -> torch.Tensor:
-    b, nh, nw, heads, _, d = y.shape
-    out = y.new_zeros(b, size[0], size[1], heads * d)
-    for u in range(k):
-        for w in range(k):
-            _view(out, u, w, s, nh, nw).add_(y[:, :, :, :, u * k + w].flatten(3))
+def _windows(x: torch.Tensor, g: _Geometry, heads: int) -> torch.Tensor:
+    b, _, _, c = x.shape
+    out = x.new_zeros(b, g[5], g[6], heads, g[2] ** 2, c // heads)
+    for t, win_r, win_c, map_r, map_c in _pairs(g):
+        out[:, win_r, win_c, :, t].copy_(x[:, map_r, map_c].unflatten(3, (heads, c // heads)))
+    return out
+
+
+def _fold(y: torch.Tensor, g: _Geometry) -> torch.Tensor:
+    b, _, _, heads, _, d = y.shape
+    out = y.new_zeros(b, g[0], g[1], heads * d)
+    for t, win_r, win_c, map_r, map_c in _pairs(g):
+        out[:, map_r, map_c].add_(y[:, win_r, win_c, :, t].flatten(3))
     return out
 
 
 class _Windows(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, k: int, s: int, nh: int, nw: int, heads: int) -> torch.Tensor:
-        ctx.args = (x.shape[1], x.shape[2], k, s)
-        return _windows(x, k, s, nh, nw, heads)
+    def forward(ctx: Any, x: torch.Tensor, g: _Geometry, heads: int) -> torch.Tensor:
+        ctx.g = g
+        return _windows(x, g, heads)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        hp, wp, k, s = ctx.args
-        return _Fold.apply(grad, (hp, wp), k, s), None, None, None, None, None
+        return _Fold.apply(grad, ctx.g), None, None
 
 
 class _Fold(torch.autograd.Function):
     @staticmethod
-    def forward(ctx: Any, y: torch.Tensor, size: tuple[int, int], k: int, s: int) -> torch.Tensor:
-        ctx.args = (k, s, y.shape[1], y.shape[2], y.shape[3])
-        return _fold(y, size, k, s)
+    def forward(ctx: Any, y: torch.Tensor, g: _Geometry) -> torch.Tensor:
+        ctx.g, ctx.heads = g, y.shape[3]
+        return _fold(y, g)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        k, s, nh, nw, heads = ctx.args
-        return _Windows.apply(grad.contiguous(), k, s, nh, nw, heads), None, None, None
+        return _Windows.apply(grad.contiguous(), ctx.g, ctx.heads), None
 
 
-def windows(x: torch.Tensor, kernel_size: int, stride: int, heads: int) -> torch.Tensor:
-    """(B, Hp, Wp, C) padded map -> (B, nh, nw, heads, k², C/heads), nh = (Hp - k)//s + 1 (as ``F.unfold``)."""
-    nh, nw = (x.shape[1] - kernel_size) // stride + 1, (x.shape[2] - kernel_size) // stride + 1
-    return _Windows.apply(x, kernel_size, stride, nh, nw, heads)
+def _geometry(h: int, w: int, k: int, p: int, s: int) -> _Geometry:
+    return h, w, k, p, s, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
 
 
-def fold(y: torch.Tensor, size: tuple[int, int], kernel_size: int, stride: int) -> torch.Tensor:
-    """(B, nh, nw, heads, k², d) windows -> the (B, Hp, Wp, heads*d) map they tile, overlaps summed."""
-    return _Fold.apply(y, size, kernel_size, stride)
+def windows(x: torch.Tensor, kernel_size: int, padding: int, stride: int, heads: int) -> torch.Tensor:
+    """(B, H, W, C) -> (B, nh, nw, heads, k², C/heads), nh = (H + 2p - k)//s + 1 (``F.unfold``'s windows)."""
+    return _Windows.apply(x, _geometry(x.shape[1], x.shape[2], kernel_size, padding, stride), heads)
+
+
+def fold(y: torch.Tensor, size: tuple[int, int], kernel_size: int, padding: int, stride: int) -> torch.Tensor:
+    """(B, nh, nw, heads, k², d) windows -> the (B, H, W, heads*d) map of ``size`` they tile, overlaps summed."""
+    return _Fold.apply(y, _geometry(size[0], size[1], kernel_size, padding, stride))
