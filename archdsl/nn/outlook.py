@@ -9,7 +9,7 @@ overlapping contributions summed, and projected by ``Linear(C, C)``.
 No deviation from the paper; weights use PyTorch's default initialisation.
 
 Eager, the windows are k² strided copies of the channels-last map straight into the layout the k²xk²
-product takes, and the fold is their adjoint (``archdsl.nn.windows``): no NCHW im2col/col2im and no permute
+product takes, and the fold is their adjoint (``windows`` and ``fold``): no NCHW im2col/col2im and no permute
 copies around them, each the other's backward. Under ``torch.compile`` they are a gather and an
 ``index_add`` over precomputed window indices of the padded map, the same arithmetic: torch 2.13's
 inductor CPU backend corrupts memory when it fuses ``F.fold`` (stride 2) with the preceding ops
