@@ -98,26 +98,26 @@ def test_outlook_attention_gradients_match_loop_reference(
 
 
 @pytest.mark.parametrize(
-    ("hp", "wp", "k", "p", "s"), [(9, 7, 3, 1, 2), (8, 8, 3, 0, 1), (11, 10, 5, 2, 3), (2, 3, 3, 1, 2)]
+    ("h", "w", "k", "p", "s"), [(9, 7, 3, 1, 2), (8, 8, 3, 0, 1), (11, 10, 5, 2, 3), (2, 3, 3, 1, 2)]
 )
-def test_windows_are_unfold_and_fold_is_their_adjoint(hp: int, wp: int, k: int, p: int, s: int) -> None:
+def test_windows_are_unfold_and_fold_is_their_adjoint(h: int, w: int, k: int, p: int, s: int) -> None:
     """windows() gives F.unfold's values in the channels-last layout; fold() is its adjoint (<W x, y> = <x, F y>);
     autograd's backward of each is the other, and second derivatives pass gradgradcheck."""
     torch.manual_seed(0)
     heads, d = 2, 3
-    x = torch.randn(2, hp, wp, heads * d, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(2, h, w, heads * d, dtype=torch.float64, requires_grad=True)
     win = windows(x, k, p, s, heads)  # (B, nh, nw, heads, k², d)
     ref = F.unfold(x.permute(0, 3, 1, 2), k, padding=p, stride=s)  # (B, C*k², L), C major then k²
     nh, nw = win.shape[1:3]
     ref = ref.reshape(2, heads, d, k * k, nh, nw).permute(0, 4, 5, 1, 3, 2)
     assert torch.equal(win, ref)
     y = torch.randn_like(win)
-    assert torch.allclose((win * y).sum(), (x * fold(y, (hp, wp), k, p, s)).sum())
+    assert torch.allclose((win * y).sum(), (x * fold(y, (h, w), k, p, s)).sum())
     # a linear map's backward is its adjoint: windows' backward is fold and fold's is windows
-    assert torch.equal(torch.autograd.grad(win, x, y)[0], fold(y, (hp, wp), k, p, s))
+    assert torch.equal(torch.autograd.grad(win, x, y)[0], fold(y, (h, w), k, p, s))
     yg = y.detach().requires_grad_(True)
-    z = torch.randn(2, hp, wp, heads * d, dtype=torch.float64)
-    assert torch.equal(torch.autograd.grad(fold(yg, (hp, wp), k, p, s), yg, z)[0], windows(z, k, p, s, heads))
+    z = torch.randn(2, h, w, heads * d, dtype=torch.float64)
+    assert torch.equal(torch.autograd.grad(fold(yg, (h, w), k, p, s), yg, z)[0], windows(z, k, p, s, heads))
     tiny = torch.randn(1, 5, 4, 2, dtype=torch.float64, requires_grad=True)  # second derivatives, numerically
     assert torch.autograd.gradgradcheck(lambda t: windows(t, 3, 1, 2, 2), (tiny,))
 

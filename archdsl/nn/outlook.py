@@ -24,7 +24,7 @@ from torch import nn
 
 from archdsl.nn.drop_path import DropPath
 from archdsl.nn.mlp import Mlp
-from archdsl.nn.windows import fold, windows
+from archdsl.nn.windows import fold, window_count, windows
 
 __all__ = ["OutlookAttention", "Outlooker", "window_index"]
 
@@ -88,7 +88,7 @@ def window_index(h: int, w: int, k: int, p: int, s: int, device: torch.device) -
     """Flat indices (k², L) of each k x k window (stride s) in the map zero-padded by p, as ``F.unfold``
     orders them: kernel offset (u, v) major, window (i, j) row-major. Returns (index, Hp, Wp)."""
     hp, wp = h + 2 * p, w + 2 * p
-    nh, nw = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    nh, nw = window_count(h, k, p, s), window_count(w, k, p, s)
     off = torch.arange(k, device=device)
     rows = (torch.arange(nh, device=device) * s)[None, :] + off[:, None]  # (k, nh)
     cols = (torch.arange(nw, device=device) * s)[None, :] + off[:, None]  # (k, nw)

@@ -12,11 +12,12 @@ are each other's backward, so neither gradient scatters.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import torch
 
-__all__ = ["fold", "windows"]
+__all__ = ["fold", "window_count", "windows"]
 
 _Geometry = tuple[int, int, int, int, int, int, int]  # (H, W, k, p, s, nh, nw)
 
@@ -32,7 +33,14 @@ def _span(size: int, offset: int, p: int, s: int, n: int) -> tuple[slice, slice]
     return slice(lo, hi + 1), slice(start, start + (hi - lo) * s + 1, s)
 
 
-def _pairs(g: _Geometry) -> list[tuple[int, slice, slice, slice, slice]]:
+def window_count(size: int, kernel_size: int, padding: int, stride: int) -> int:
+    """Windows along one side (``F.unfold``'s arithmetic)."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+@lru_cache(maxsize=64)
+def _pairs(g: _Geometry) -> tuple[tuple[int, slice, slice, slice, slice], ...]:
+    """Per kernel offset t: the window slices and the map slices it copies between (one geometry, computed once)."""
     h, w, k, p, s, nh, nw = g
     out = []
     for u in range(k):
@@ -40,7 +48,7 @@ def _pairs(g: _Geometry) -> list[tuple[int, slice, slice, slice, slice]]:
         for v in range(k):
             win_c, map_c = _span(w, v, p, s, nw)
             out.append((u * k + v, win_r, win_c, map_r, map_c))
-    return out
+    return tuple(out)
 
 
 def _windows(x: torch.Tensor, g: _Geometry, heads: int) -> torch.Tensor:
@@ -82,7 +90,7 @@ class _Fold(torch.autograd.Function):
 
 
 def _geometry(h: int, w: int, k: int, p: int, s: int) -> _Geometry:
-    return h, w, k, p, s, (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    return h, w, k, p, s, window_count(h, k, p, s), window_count(w, k, p, s)
 
 
 def windows(x: torch.Tensor, kernel_size: int, padding: int, stride: int, heads: int) -> torch.Tensor:
