@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from archdsl.nn.relpos import RelativePosition2d
+from archdsl.nn.windows import block_windows
 
 __all__ = ["HaloAttention"]
 
@@ -76,41 +77,47 @@ class HaloAttention(nn.Module):
                              persistent=False)  # fmt: skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q = self.q(x)  # (B, n*dq, H/s, W/s), unscaled: the scale multiplies the logits inside baddbmm
-        if x.is_cuda:
-            q = q * self.scale
-        kv = F.pad(self.kv(x), (self.halo,) * 4)  # (B, n*(dq+dv), H+2h, W+2h)
+        q = self.q(x) * self.scale  # (B, n*dq, H/s, W/s); scaling q scales the content and position logits alike
+        kv = self.kv(x)  # (B, n*(dq+dv), H, W)
         chunk = self.chunk
         if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] <= chunk:
             return self._attend(q, kv)
         return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(chunk), kv.split(chunk), strict=True)])
 
+    def _key_windows(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every block's (b+2h)² window of keys and of values, zero outside the map:
+        (B, n, gh, gw, dq, win, win) and (B, n, gh, gw, dv, win, win)."""
+        n, dq, dv, b, h, win = self.heads, self.qk_dim, self.v_dim, self.block, self.halo, self.window
+        if torch.compiler.is_compiling():  # views of the padded map, which inductor fuses into their consumers
+            windows = F.pad(kv, (h,) * 4).unfold(2, win, b).unfold(3, win, b)  # (B, C, gh, gw, win, win)
+            k, v = windows.split([n * dq, n * dv], dim=1)
+            order = (0, 1, 3, 4, 2, 5, 6)  # (B, n, d, gh, gw, win, win) -> (B, n, gh, gw, d, win, win)
+            return k.unflatten(1, (n, dq)).permute(order), v.unflatten(1, (n, dv)).permute(order)
+        # eager: one clipped copy per window, whose backward adds them back (no padded copy, no unfold scatter)
+        return block_windows(kv[:, : n * dq], win, h, b, n), block_windows(kv[:, n * dq :], win, h, b, n)
+
     def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        """Queries (B, n*dq, H/s, W/s; scaled on CUDA) and the zero-padded keys/values (B, n*(dq+dv), H+2h, W+2h)."""
+        """Scaled queries (B, n*dq, H/s, W/s) and the keys/values (B, n*(dq+dv), H, W)."""
         bsz = q.shape[0]
         n, dq, dv = self.heads, self.qk_dim, self.v_dim
         gh, gw = self.grid
         bq = self.block // self.stride  # query block side
-        win, nq, nk = self.window, bq * bq, self.window**2
+        nq, nk = bq * bq, self.window**2
         m = bsz * n * gh * gw  # one attention problem per (image, head, block)
         q = q.reshape(bsz, n, dq, gh, bq, gw, bq).permute(0, 1, 3, 5, 4, 6, 2)  # (B, n, gh, gw, bq, bq, dq)
         logits_h, logits_w = self.relpos.factors(q)  # (B, n, gh, gw, bq, bq, win) each
         logits_h = logits_h + self.mask_h[:, None, None, None, :]  # padded key rows -> -inf
         logits_w = logits_w + self.mask_w[None, :, None, None, :]  # padded key columns -> -inf
         bias = (logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)).reshape(m, nq, nk)  # (M, bq^2, win^2)
-        kv = kv.unfold(2, win, self.block).unfold(3, win, self.block)  # (B, n*(dq+dv), gh, gw, win, win)
-        k, v = kv.split([n * dq, n * dv], dim=1)
-        k_t = k.reshape(bsz, n, dq, gh, gw, win, win).permute(0, 1, 3, 4, 2, 5, 6).reshape(m, dq, nk)
-        v_t = v.reshape(bsz, n, dv, gh, gw, win, win).permute(0, 1, 3, 4, 2, 5, 6).reshape(m, dv, nk)
+        k, v = self._key_windows(kv)
+        k_t, v_t = k.reshape(m, dq, nk), v.reshape(m, dv, nk)
         q = q.reshape(m, nq, dq)
         if q.is_cuda:  # fused attention (memory-efficient kernel, bias gradient included)
-            out_t = F.scaled_dot_product_attention(
-                q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias, scale=1.0
-            ).transpose(1, 2)  # (M, dv, bq^2)
+            out = F.scaled_dot_product_attention(q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias,
+                                                 scale=1.0)  # fmt: skip
         else:
-            attn = torch.baddbmm(bias, q, k_t, beta=self.scale, alpha=self.scale).softmax(dim=-1)  # (M, bq^2, win^2)
-            out_t = torch.bmm(v_t, attn.transpose(1, 2))  # (M, dv, bq^2)
-        out = out_t.reshape(bsz, n, gh, gw, dv, bq, bq).permute(0, 1, 4, 2, 5, 3, 6)  # (B, n, dv, gh, bq, gw, bq)
+            out = torch.bmm(torch.baddbmm(bias, q, k_t).softmax(dim=-1), v_t.transpose(1, 2))  # (M, bq^2, dv)
+        out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5)  # (B, n, dv, gh, bq, gw, bq)
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 
     def extra_repr(self) -> str:

@@ -8,6 +8,10 @@ map, dropping what falls on the padding. Each is k² strided copies (or adds) be
 the windows and the pixels at one window offset, clipped to the map, so no padded copy of the map exists;
 ``F.unfold``/``F.fold`` instead go through im2col/col2im on NCHW with a permute copy on each side. The two
 are each other's backward, so neither gradient scatters.
+
+``block_windows(x)`` is the same windows of a (B, C, H, W) map for few, large windows (halo attention's
+blocks with their halos): one clipped copy per window instead of per kernel offset, straight into the
+(B, groups, nh, nw, C/groups, k, k) layout, with ``block_fold`` its adjoint and backward.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["fold", "window_count", "windows"]
+__all__ = ["block_fold", "block_windows", "fold", "window_count", "windows"]
 
 _Geometry = tuple[int, int, int, int, int, int, int]  # (H, W, k, p, s, nh, nw)
 
@@ -101,3 +105,67 @@ def windows(x: torch.Tensor, kernel_size: int, padding: int, stride: int, heads:
 def fold(y: torch.Tensor, size: tuple[int, int], kernel_size: int, padding: int, stride: int) -> torch.Tensor:
     """(B, nh, nw, heads, k², d) windows -> the (B, H, W, heads*d) map of ``size`` they tile, overlaps summed."""
     return _Fold.apply(y, _geometry(size[0], size[1], kernel_size, padding, stride))
+
+
+@lru_cache(maxsize=64)
+def _blocks(g: _Geometry) -> tuple[tuple[int, int, slice, slice, slice, slice], ...]:
+    """Per window (i, j): the part of its k x k extent inside the map and those map pixels:
+    (i, j, window rows, window cols, map rows, map cols)."""
+    h, w, k, p, s, nh, nw = g
+    out = []
+    for i in range(nh):
+        r = i * s - p  # map row of the window's first row
+        rows, map_r = slice(max(0, -r), min(k, h - r)), slice(max(0, r), min(h, r + k))
+        for j in range(nw):
+            c = j * s - p
+            out.append((i, j, rows, slice(max(0, -c), min(k, w - c)), map_r, slice(max(0, c), min(w, c + k))))
+    return tuple(out)
+
+
+def _block_windows(x: torch.Tensor, g: _Geometry, groups: int) -> torch.Tensor:
+    b, c = x.shape[:2]
+    out = x.new_zeros(b, groups, g[5], g[6], c // groups, g[2], g[2])
+    xg = x.unflatten(1, (groups, c // groups))  # (B, groups, d, H, W)
+    for i, j, rows, cols, map_r, map_c in _blocks(g):
+        out[:, :, i, j, :, rows, cols].copy_(xg[:, :, :, map_r, map_c])
+    return out
+
+
+def _block_fold(y: torch.Tensor, g: _Geometry) -> torch.Tensor:
+    b, groups, _, _, d = y.shape[:5]
+    out = y.new_zeros(b, groups, d, g[0], g[1])
+    for i, j, rows, cols, map_r, map_c in _blocks(g):
+        out[:, :, :, map_r, map_c].add_(y[:, :, i, j, :, rows, cols])
+    return out.flatten(1, 2)
+
+
+class _BlockWindows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, g: _Geometry, groups: int) -> torch.Tensor:
+        ctx.g = g
+        return _block_windows(x, g, groups)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _BlockFold.apply(grad, ctx.g), None, None
+
+
+class _BlockFold(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx: Any, y: torch.Tensor, g: _Geometry) -> torch.Tensor:
+        ctx.g, ctx.groups = g, y.shape[1]
+        return _block_fold(y, g)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return _BlockWindows.apply(grad, ctx.g, ctx.groups), None
+
+
+def block_windows(x: torch.Tensor, kernel_size: int, padding: int, stride: int, groups: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, groups, nh, nw, C/groups, k, k): ``F.unfold``'s windows, channels split into groups."""
+    return _BlockWindows.apply(x, _geometry(x.shape[2], x.shape[3], kernel_size, padding, stride), groups)
+
+
+def block_fold(y: torch.Tensor, size: tuple[int, int], kernel_size: int, padding: int, stride: int) -> torch.Tensor:
+    """(B, groups, nh, nw, d, k, k) windows -> the (B, groups*d, H, W) map of ``size`` they tile, overlaps summed."""
+    return _BlockFold.apply(y, _geometry(size[0], size[1], kernel_size, padding, stride))
