@@ -41,17 +41,19 @@ class GlobalAttention(nn.Module):
         hh, ww = self.size
         qkv = self.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2)  # (B, 3, n, HW, d)
         q, k, v = qkv.unbind(1)  # each (B, n, HW, d)
+        q = q * self.scale  # scaled once, content and position logits alike; contiguous, so the reshapes are views
+        bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
         if x.is_cuda:  # fused kernel (memory-efficient attention, bias gradient included)
-            q = q * self.scale
-            bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
         else:  # CPU: SDPA takes its unfused math path for a bias that needs a gradient; one baddbmm
-            # (scale * (bias + q k^T)) and one bmm do the same with fewer passes over the logits and q
+            # (bias + q k^T, no scale factors whose backward would allocate scaled gradient copies) and one bmm
+            # do the same with fewer passes over the logits
             m, t = bsz * n, hh * ww
-            bias = self.relpos(q.reshape(bsz, n, hh, ww, d)).reshape(m, t, t)  # unscaled (B*n, HW, HW)
-            qf, kf, vf = q.reshape(m, t, d), k.reshape(m, t, d), v.reshape(m, t, d)
-            logits = torch.baddbmm(bias, qf, kf.transpose(1, 2), beta=self.scale, alpha=self.scale)
-            out = torch.bmm(logits.softmax(dim=-1), vf).reshape(bsz, n, t, d)
+            logits = torch.baddbmm(bias.reshape(m, t, t), q.reshape(m, t, d), k.reshape(m, t, d).transpose(1, 2))
+            del bias  # neither (HW x HW) temporary is saved for backward: free each once its consumer is done
+            attn = logits.softmax(dim=-1)
+            del logits
+            out = torch.bmm(attn, v.reshape(m, t, d)).reshape(bsz, n, t, d)
         out = out.transpose(-1, -2).reshape(bsz, n * d, hh, ww)  # (B, w, H, W)
         return self.pool(out)  # (B, w, H/s, W/s)
 

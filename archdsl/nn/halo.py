@@ -116,7 +116,11 @@ class HaloAttention(nn.Module):
             out = F.scaled_dot_product_attention(q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias,
                                                  scale=1.0)  # fmt: skip
         else:
-            out = torch.bmm(torch.baddbmm(bias, q, k_t).softmax(dim=-1), v_t.transpose(1, 2))  # (M, bq^2, dv)
+            logits = torch.baddbmm(bias, q, k_t)
+            del bias  # neither temporary is saved for backward: free each once its consumer is done
+            attn = logits.softmax(dim=-1)
+            del logits
+            out = torch.bmm(attn, v_t.transpose(1, 2))  # (M, bq^2, dv)
         out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5)  # (B, n, dv, gh, bq, gw, bq)
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 

@@ -65,7 +65,9 @@ class RelativePosition2d(nn.Module):
         r_w = self.table_w[self.index_w]  # (Nq_w, Nk_w, d)
         logits_h = torch.einsum("...yxd,ykd->...yxk", q, r_h)  # (..., Nq_h, Nq_w, Nk_h)
         logits_w = torch.einsum("...yxd,xkd->...yxk", q, r_w)  # (..., Nq_h, Nq_w, Nk_w)
-        return logits_h, logits_w
+        # einsum returns its batched-product layout (strides permuted); in row-major order the broadcast sum
+        # of the two, the full (Nq, Nk) bias, comes out contiguous, so its reshape is a view, not a second copy
+        return logits_h.contiguous(), logits_w.contiguous()
 
     def forward(self, q: torch.Tensor) -> torch.Tensor:
         logits_h, logits_w = self.factors(q)
