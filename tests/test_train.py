@@ -318,3 +318,22 @@ def test_compiled_training_matches_eager_and_keeps_plain_checkpoint_keys(tmp_pat
     keys = set(torch.load(compiled_dir / "best.ckpt", weights_only=True)["state_dict"])
     assert keys == set(torch.load(eager_dir / "best.ckpt", weights_only=True)["state_dict"])
     assert all(k.startswith("backbone.") and "_orig_mod" not in k for k in keys)
+
+
+def test_tensor_splits_batch_like_the_default_loader() -> None:
+    """Tensor-backed splits are indexed once per batch; the loader yields the default loader's batches, in order."""
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from archdsl.train.data.base import TensorDataModule, tensor_splits
+
+    torch.manual_seed(0)
+    xs = tuple(torch.randn(n, 1, 4, 4) for n in (70, 20, 10))
+    ys = tuple(torch.randint(0, 10, (n,)) for n in (70, 20, 10))
+    splits = tensor_splits(xs, ys)  # type: ignore[arg-type]
+    data = TensorDataModule(lambda: splits, batch_size=16, seed=3)
+    reference = DataLoader(TensorDataset(xs[0], ys[0]), batch_size=16, shuffle=True,
+                           generator=torch.Generator().manual_seed(3))  # fmt: skip
+    got, want = list(data.train_dataloader()), list(reference)
+    assert [len(b[0]) for b in got] == [16, 16, 16, 16, 6]
+    assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want, strict=True))
+    assert torch.equal(torch.cat([b[0] for b in data.val_dataloader()]), xs[1])  # unshuffled, whole split

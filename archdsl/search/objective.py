@@ -162,6 +162,7 @@ class Objective:
                 allow_import=self.allow_import,
                 callbacks=[callback, StopAtBatch(self.context.guard)],
                 placement=self.context.placement,
+                resumable=False,  # a retried trial starts over: no last.ckpt to write every epoch
             )
         except Abandoned as stop:
             trial.set_user_attr("epochs", stop.epoch + 1)

@@ -15,6 +15,7 @@ again) and the worker returns with ``stopped="preempted"``; the CLI then exits 0
 
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable
@@ -157,6 +158,10 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                             objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=True
                         ),
                     )
+                    # Optuna's collection after the trial freed its cycles; what survives is the long-lived
+                    # state (modules, registries, the study): moved out of the collector's reach, the next
+                    # trial's full collection scans only that trial's objects (~175 ms -> a few ms per trial)
+                    gc.freeze()
                 except optuna.exceptions.UpdateFinishedTrialError as err:
                     # This worker's trial was failed by another: its heartbeat went stale while the storage
                     # was out of reach. Its retry runs elsewhere; carry on.

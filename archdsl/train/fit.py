@@ -117,6 +117,19 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=r".*callbacks used to create the checkpoint need to be provided.*")
 
 
+class _CSVLogger(CSVLogger):
+    """Lightning's CSV logger, writing ``hparams.yaml`` once: Lightning logs the hyperparameters again at the
+    start of every stage (fit, validate, test), and each pure-Python YAML dump of the spec costs a search
+    trial about 15 ms."""
+
+    _logged = False
+
+    def log_hyperparams(self, *args: Any, **kwargs: Any) -> None:
+        if not self._logged:
+            super().log_hyperparams(*args, **kwargs)
+            self._logged = True
+
+
 class _QuietRanks(Callback):
     """Quiet Lightning in DDP-spawned ranks too: they start from a fresh interpreter, so the filters of
     :func:`fit` do not reach them; unpickling this callback there installs them (for the rank's lifetime)."""
@@ -136,7 +149,8 @@ def fit(spec: ModelSpec, out: str | Path, **kwargs: Any) -> FitResult:
     """Train ``spec`` into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``).
 
     Keyword arguments: ``resume``, ``force``, ``allow_import``, ``progress``, ``callbacks``, ``test``,
-    ``placement`` (a ``--device`` choice over the spec's accelerator and devices). Several devices train
+    ``placement`` (a ``--device`` choice over the spec's accelerator and devices), ``resumable`` (False: no
+    ``last.ckpt``, for runs nothing resumes, such as search trials, which restart from scratch). Several devices train
     with ``ddp_spawn``; the final validation and test then run in this process on one device.
     Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
     :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
@@ -168,6 +182,7 @@ def _fit(
     callbacks: Sequence[Callback] = (),
     test: bool = True,
     placement: Placement | None = None,
+    resumable: bool = True,
 ) -> FitResult:
     out = Path(out)
     plan = plan_model(spec)  # a spec (or --set) the planner refuses leaves no directory behind
@@ -207,6 +222,7 @@ def _fit(
     # Lightning's save_last copies only when the best improved; this one rewrites last.ckpt every epoch.
     latest = ModelCheckpoint(dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1,
                              enable_version_counter=False)  # fmt: skip
+    resume_points = [latest, _InitialCheckpoint(last)] if resumable else []
     accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
     trainer = L.Trainer(
         default_root_dir=out,
@@ -216,8 +232,8 @@ def _fit(
         strategy="ddp_spawn" if processes > 1 else "auto",
         precision=PRECISION[t.precision],  # type: ignore[arg-type]
         gradient_clip_val=t.grad_clip,
-        logger=CSVLogger(out, name="", version=""),
-        callbacks=[checkpoint, latest, _InitialCheckpoint(last), _EpochCount(), _QuietRanks(), *callbacks],
+        logger=_CSVLogger(out, name="", version=""),
+        callbacks=[checkpoint, *resume_points, _EpochCount(), _QuietRanks(), *callbacks],
         plugins=[AtomicCheckpointIO()],
         enable_progress_bar=progress,
         enable_model_summary=False,
@@ -253,7 +269,11 @@ def _fit(
     if _ABANDONED in trainer.callback_metrics:
         raise Abandoned(int(trainer.callback_metrics[_ABANDONED]))
     epochs = int(trainer.callback_metrics.get(_EPOCHS, trainer.current_epoch))
-    best = checkpoint.best_model_path or str(last)
+    best = checkpoint.best_model_path
+    if not best:  # no epoch gave a val/acc to rank (never finite): the run's result is its last weights
+        if not resumable:
+            trainer.save_checkpoint(last)
+        best = str(last)
     if processes > 1:  # evaluate once, here, on the first device: no spawn, no padded distributed sampler
         trainer = L.Trainer(
             accelerator=accelerator,
@@ -267,7 +287,8 @@ def _fit(
     val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)[0]
     test_acc = float("nan")
     if test:
-        test_acc = float(trainer.test(module, datamodule=data, ckpt_path=best, verbose=False)[0]["test/acc"])
+        # validate() above restored the best weights into the module: test them without loading the file again
+        test_acc = float(trainer.test(module, datamodule=data, ckpt_path=None, verbose=False)[0]["test/acc"])
     result = FitResult(
         val_acc=float(val["val/acc"]),
         val_loss=float(val["val/loss"]),

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from archdsl.errors import SpecError
 
-__all__ = ["DataRequest", "TensorDataModule", "make_datamodule", "random_shift_flip"]
+__all__ = ["BatchedTensorDataset", "DataRequest", "TensorDataModule", "make_datamodule", "random_shift_flip"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,20 @@ def random_shift_flip(x: torch.Tensor, max_shift: int, flip: bool) -> torch.Tens
     return x
 
 
+class BatchedTensorDataset(TensorDataset):
+    """A ``TensorDataset`` the DataLoader indexes once per batch (its ``__getitems__`` protocol): one gather per
+    tensor instead of one indexing per sample and a stack. The batches are the same, in the same order."""
+
+    def __getitems__(self, indices: list[int]) -> list[torch.Tensor]:
+        index = torch.as_tensor(indices)
+        return [t[index] for t in self.tensors]
+
+
+def _whole_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The collate step of a :class:`BatchedTensorDataset`: its batch is already stacked."""
+    return batch
+
+
 class TensorDataModule(L.LightningDataModule):
     """Train/val/test splits held as tensors; augmentation runs on whole batches on the device."""
 
@@ -93,8 +107,10 @@ class TensorDataModule(L.LightningDataModule):
         self.setup()
         assert self.splits is not None
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None
+        split = self.splits[i]
         return DataLoader(
-            self.splits[i],
+            split,
+            collate_fn=_whole_batch if isinstance(split, BatchedTensorDataset) else None,
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=gen,
@@ -133,5 +149,5 @@ def normalise_split(train: torch.Tensor, *others: torch.Tensor) -> tuple[torch.T
 def tensor_splits(
     xs: tuple[torch.Tensor, torch.Tensor, torch.Tensor], ys: tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 ) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-    a, b, c = (TensorDataset(x, y) for x, y in zip(xs, ys, strict=True))
+    a, b, c = (BatchedTensorDataset(x, y) for x, y in zip(xs, ys, strict=True))
     return a, b, c
