@@ -136,12 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(args.batch, *plan.input, device=device)
         y = torch.randint(0, plan.output[-1], (args.batch,), device=device)
         variants = [False, True] if args.compile else [False]
+        torch._dynamo.reset()
         for compiled in variants:
             for mode in args.modes:
                 steps = {}
                 for impl, model in models.items():
                     model.train(mode == "train")
-                    m = torch.compile(model) if compiled else model
+                    # static shapes, a fresh dynamo cache per model: archdsl's models share their forward code, and
+                    # a second input size would otherwise recompile it with symbolic sizes inductor can fail on
+                    m = torch.compile(model, dynamic=False) if compiled else model
                     steps[impl] = train_step(m, x, y, autocast) if mode == "train" else eval_step(m, x, autocast)
                 ms = alternate(steps, rounds=rounds, warmup=warmup + (2 if compiled else 0), device=device)
                 flops = plan.flops * (3 if mode == "train" else 1) * args.batch

@@ -91,7 +91,8 @@ def test_gradients_match_float64_reference(c: int, cv: int, hh: int, ww: int, b:
 
 
 def test_compiled_path_equals_eager(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The padded-unfold windows that torch.compile traces give the eager block windows' output and gradients."""
+    """The padded-unfold windows (the CUDA path and what torch.compile traces) give the CPU block windows' output
+    and gradients."""
     torch.manual_seed(3)
     m = HaloAttention(8, 16, 8, 12, 4, 2, 2, 2).double()
     x = torch.randn(2, 8, 8, 12, dtype=torch.float64, requires_grad=True)

@@ -88,12 +88,13 @@ class HaloAttention(nn.Module):
         """Every block's (b+2h)² window of keys and of values, zero outside the map:
         (B, n, gh, gw, dq, win, win) and (B, n, gh, gw, dv, win, win)."""
         n, dq, dv, b, h, win = self.heads, self.qk_dim, self.v_dim, self.block, self.halo, self.window
-        if torch.compiler.is_compiling():  # views of the padded map, which inductor fuses into their consumers
+        if kv.is_cuda or torch.compiler.is_compiling():  # views of the padded map: one copy kernel on CUDA, and
+            # what inductor fuses into the consumers (the per-window copies below would be a kernel launch each)
             windows = F.pad(kv, (h,) * 4).unfold(2, win, b).unfold(3, win, b)  # (B, C, gh, gw, win, win)
             k, v = windows.split([n * dq, n * dv], dim=1)
             order = (0, 1, 3, 4, 2, 5, 6)  # (B, n, d, gh, gw, win, win) -> (B, n, gh, gw, d, win, win)
             return k.unflatten(1, (n, dq)).permute(order), v.unflatten(1, (n, dv)).permute(order)
-        # eager: one clipped copy per window, whose backward adds them back (no padded copy, no unfold scatter)
+        # eager CPU: one clipped copy per window, whose backward adds them back (no padded copy, no unfold scatter)
         return block_windows(kv[:, : n * dq], win, h, b, n), block_windows(kv[:, n * dq :], win, h, b, n)
 
     def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
