@@ -41,7 +41,7 @@ class GlobalAttention(nn.Module):
         hh, ww = self.size
         qkv = self.qkv(x).reshape(bsz, 3, n, d, hh * ww).transpose(-1, -2)  # (B, 3, n, HW, d)
         q, k, v = qkv.unbind(1)  # each (B, n, HW, d)
-        q = q * self.scale  # scaled once, content and position logits alike; contiguous, so the reshapes are views
+        q = q * self.scale  # scaled once: the content and the position logits alike
         bias = self.relpos(q.reshape(bsz, n, hh, ww, d))  # (B, n, HW, HW)
         if x.is_cuda:  # fused kernel (memory-efficient attention, bias gradient included)
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)  # (B, n, HW, d)
