@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         x = torch.randn(args.batch, *plan.input, device=device)
         y = torch.randint(0, plan.output[-1], (args.batch,), device=device)
         variants = [False, True] if args.compile else [False]
-        torch._dynamo.reset()
+        if args.compile:
+            torch._dynamo.reset()
         for compiled in variants:
             for mode in args.modes:
                 steps = {}

@@ -107,6 +107,12 @@ def fold(y: torch.Tensor, size: tuple[int, int], kernel_size: int, padding: int,
     return _Fold.apply(y, _geometry(size[0], size[1], kernel_size, padding, stride))
 
 
+def _clip(start: int, k: int, size: int) -> tuple[slice, slice]:
+    """A window of k pixels starting at map pixel ``start`` (negative: in the padding), clipped to [0, size):
+    (its slice of the window, its slice of the map)."""
+    return slice(max(0, -start), min(k, size - start)), slice(max(0, start), min(size, start + k))
+
+
 @lru_cache(maxsize=64)
 def _blocks(g: _Geometry) -> tuple[tuple[int, int, slice, slice, slice, slice], ...]:
     """Per window (i, j): the part of its k x k extent inside the map and those map pixels:
@@ -114,11 +120,10 @@ def _blocks(g: _Geometry) -> tuple[tuple[int, int, slice, slice, slice, slice], 
     h, w, k, p, s, nh, nw = g
     out = []
     for i in range(nh):
-        r = i * s - p  # map row of the window's first row
-        rows, map_r = slice(max(0, -r), min(k, h - r)), slice(max(0, r), min(h, r + k))
+        rows, map_r = _clip(i * s - p, k, h)
         for j in range(nw):
-            c = j * s - p
-            out.append((i, j, rows, slice(max(0, -c), min(k, w - c)), map_r, slice(max(0, c), min(w, c + k))))
+            cols, map_c = _clip(j * s - p, k, w)
+            out.append((i, j, rows, cols, map_r, map_c))
     return tuple(out)
 
 
