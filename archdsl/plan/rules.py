@@ -5,7 +5,14 @@ from __future__ import annotations
 from archdsl.errors import ShapeError
 from archdsl.plan.shapes import Ctx
 
-__all__ = ["mlp_hidden", "require", "require_divisible", "require_token_block", "same_size"]
+__all__ = [
+    "mlp_hidden",
+    "require",
+    "require_context_block",
+    "require_divisible",
+    "require_token_block",
+    "same_size",
+]
 
 
 def require(ok: bool, path: str, message: str) -> None:
@@ -51,4 +58,21 @@ def require_token_block(ctx: Ctx, name: str, num_heads: int, mlp_ratio: float) -
         mlp_hidden(c, mlp_ratio) >= 1,
         ctx.path + ".mlp_ratio",
         f"mlp_ratio={mlp_ratio} gives an empty MLP at {c} channels",
+    )
+
+
+def require_context_block(ctx: Ctx, name: str) -> None:
+    """Rules of context blocks (residual blocks that keep the map): same channels in and out, no stride."""
+    c = ctx.in_shape[0]
+    require(
+        ctx.out_channels in (0, c),
+        ctx.path,
+        f"a {name} block keeps its {c} input channels but the stage declares {ctx.out_channels}; "
+        "put a conv block before it in the stage (e.g. `{type: bottleneck}`) to change channels",
+    )
+    require(
+        ctx.stride == 1,
+        ctx.path,
+        f"a {name} block cannot apply the stage's stride {ctx.stride}; "
+        "put a conv block before it in the stage (e.g. `{type: bottleneck}`) to down-sample",
     )
