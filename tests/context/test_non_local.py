@@ -20,7 +20,7 @@ def _maxpool2(x: torch.Tensor) -> torch.Tensor:
 
 
 def _reference(x: torch.Tensor, m: NonLocal, subsample: bool) -> torch.Tensor:
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     pool = _maxpool2 if subsample else (lambda t: t)
     g = pool(conv1x1(x, m.g)).flatten(2)  # (B, Ci, Nj)
     if m.mode == "gaussian":
