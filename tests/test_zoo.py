@@ -21,6 +21,9 @@ def test_zoo_is_complete() -> None:
         "botnet50",
         *(f"halonet_h{i}" for i in range(8)),
         *(f"volo_d{i}" for i in range(1, 6)),
+        "se_resnet50",
+        "cbam_resnet50",
+        "nonlocal_resnet50",
     }
     assert expected <= names
     assert {"tradeoff_conv_none", "tradeoff_conv_1", "tradeoff_conv_1_2", "tradeoff_conv_1_2_3"} <= names
@@ -68,6 +71,32 @@ def test_resnet50_matches_torchvision_layout() -> None:
 
 
 @pytest.mark.slow
+def _nonlocal_params(c: int) -> int:
+    """One embedded-Gaussian block at C channels, inner C/2 (Wang et al. section 4.1): theta, phi, g are 1x1
+    convs with bias, W_z a 1x1 conv without bias, then BN (scale and shift)."""
+    inner = c // 2
+    return 3 * (c * inner + inner) + inner * c + 2 * c
+
+
+@pytest.mark.parametrize(
+    ("name", "params"),
+    [
+        ("se_resnet50", 28_088_024),  # torchvision/timm's SE-ResNet-50 count (reduction 16)
+        ("cbam_resnet50", 28_088_024 + 16 * (2 * 7 * 7 + 2)),  # SE's MLP + 7x7 conv (2 -> 1) and BN per block
+        ("nonlocal_resnet50", 25_557_032 + 2 * _nonlocal_params(512) + 3 * _nonlocal_params(1024)),
+    ],
+)
+def test_attention_resnets_have_the_counted_parameters(name: str, params: int) -> None:
+    plan = archdsl.plan_model(archdsl.load_spec(SPECS[IDS.index(name)]))
+    assert plan.params == params
+    kinds = [n.type for n in plan.nodes()]
+    if name == "nonlocal_resnet50":
+        assert kinds.count("nonlocal") == 5
+        assert [s.out_shape for s in plan.stages][1:3] == [(512, 28, 28), (1024, 14, 14)]
+    else:
+        assert kinds.count(name.split("_")[0]) == 16
+
+
 def test_default_backend_compiles_a_small_hybrid() -> None:
     torch.manual_seed(0)
     spec = archdsl.load_spec(SPECS[IDS.index("hybrid_tiny")])
