@@ -29,4 +29,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {name}: {why}")
     if report.tradeoff:
         print(report.tradeoff)
+    if report.ranking:
+        print(report.ranking)
     return 0

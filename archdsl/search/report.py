@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.atomic import atomic_write_text
 from archdsl.search.budget import tally
 from archdsl.search.labels import short_labels
+from archdsl.search.ranking import ranking_table
 from archdsl.search.study import best_trials
 
 __all__ = ["MIN_TRIALS", "PAGE_ROWS", "PAPER_TRADEOFF", "Report", "importances", "tradeoff_table", "write_report"]
@@ -44,6 +45,7 @@ class Report:
     directory: Path
     plots: list[str]
     tradeoff: str | None = None
+    ranking: str | None = None
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
@@ -263,6 +265,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     few = len(complete) < MIN_TRIALS
     plots, skipped = _plots(study, out, labels, few)
     table = tradeoff_table(study)
+    ranking = ranking_table(study, _metrics(study)[0])
     said = []
     if few and complete:
         n = len(complete)
@@ -296,6 +299,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         *head,
         *(f"<img src='{p}' alt='{p}'{' class=wide' if p.startswith('parallel') else ''}>" for p in plots),
         *(["<h2>Conv/attention trade-off (HaloNet)</h2>", _markdown_to_html(table)] if table else []),
+        *(["<h2>Modules ranked (per named choice)</h2>", _markdown_to_html(ranking)] if ranking else []),
         f"<h2>Trials (best first by {html.escape(metric)})</h2>", nav,
         _table(pages[0], names, labels, best),
         nav,
@@ -306,7 +310,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         body = [f"<h1>Study {html.escape(study.study_name)}: trials, page {k}</h1>", nav,
                 _table(rows, names, labels, best), nav]  # fmt: skip
         atomic_write_text(out / f"trials-{k}.html", _page(f"archdsl study {study.study_name}, page {k}", body))
-    return Report(out, plots, table, skipped, said, files)
+    return Report(out, plots, table, ranking, skipped, said, files)
 
 
 def _markdown_to_html(table: str) -> str:
