@@ -300,10 +300,13 @@ def test_killed_search_resumes_without_repeating_or_losing(tmp_path: Path, sig: 
             pytest.fail(f"the search ended early: {proc.communicate()[1][-2000:]}")
         try:
             watched = watched or optuna.load_study(study_name="search", storage=f"sqlite:///{db}")
-            states = [t.state for t in watched.get_trials(deepcopy=False)]
+            trials = watched.get_trials(deepcopy=False)
         except Exception:  # the study is not created yet
             continue
-        if states.count(TrialState.COMPLETE) >= 1 and states.count(TrialState.RUNNING) == 1:
+        done = [t for t in trials if t.state == TrialState.COMPLETE]
+        live = [t for t in trials if t.state == TrialState.RUNNING]
+        # the running trial must have resolved its spec: it samples its parameters one by one before that
+        if done and len(live) == 1 and "spec" in live[0].user_attrs:
             break
     else:
         proc.kill()
