@@ -5,7 +5,7 @@ from __future__ import annotations
 from archdsl.errors import ArchDSLError, ShapeError
 from archdsl.kinds import BLOCKS, HEADS, STEMS, TRANSITIONS
 from archdsl.plan import cost
-from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node
+from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node, stride_at
 from archdsl.spec.model import ModelSpec
 
 __all__ = ["plan_model"]
@@ -31,9 +31,9 @@ def _plan(spec: ModelSpec) -> ModelPlan:
     size = spec.input.size
     shape: Shape = (spec.input.channels, size, size)
 
-    def ctx(path: str, channels: int = 0, stride: int = 1, repeat: int = 0, drop: float = 0.0) -> Ctx:
-        in_stride = max(1, round(size / shape[-1])) if len(shape) == 3 else 1
-        return Ctx(shape, path, channels, stride, repeat, size, in_stride, drop)
+    def ctx(path: str, channels: int = 0, stride: int = 1, repeat: int = 0, drop: float = 0.0, up: int = 1) -> Ctx:
+        in_stride = stride_at(size, shape[-1]) if len(shape) == 3 else 1
+        return Ctx(shape, path, channels, stride, repeat, size, in_stride, drop, up)
 
     stem = STEMS.get(spec.stem.type).plan(spec.stem, ctx("stem"))
     shape = stem.out_shape
@@ -43,11 +43,18 @@ def _plan(spec: ModelSpec) -> ModelPlan:
     for i, stage in enumerate(spec.stages):
         stage_in = shape
         parts: list[Node] = []
-        stride = stage.stride
+        stride, up = stage.downsample, stage.upsample
         if stage.transition is not None:
             t = stage.transition
-            parts.append(TRANSITIONS.get(t.type).plan(t, ctx(f"stages.{i}.transition", stage.channels, stride)))
+            parts.append(TRANSITIONS.get(t.type).plan(t, ctx(f"stages.{i}.transition", stage.channels, stride, up=up)))
+            _check_upsampled(i, stage.stride, up, shape, parts[-1])
             shape, stride = parts[-1].out_shape, 1
+        elif up > 1:
+            raise ShapeError.at(
+                f"stages.{i}.stride",
+                f"stride {stage.stride} up-samples the map, which only a transition that up-samples can apply "
+                "(e.g. `transition: {type: carafe}`); the stage has no transition",
+            )
         if stage.pos_embed:
             parts.append(_pos_embed(ctx(f"stages.{i}.pos_embed", stage.channels)))
         for j, block in enumerate(stage.blocks):
@@ -64,3 +71,17 @@ def _plan(spec: ModelSpec) -> ModelPlan:
         stages.append(StagePlan(i, stage_in, shape, tuple(parts)))
     head = HEADS.get(spec.head.type).plan(spec.head, ctx("head"))
     return ModelPlan(spec.name, (spec.input.channels, size, size), stem, tuple(stages), head, head.out_shape)
+
+
+def _check_upsampled(i: int, stride: int | str, up: int, before: Shape, transition: Node) -> None:
+    """An up-sampling stage's transition must have made the map ``up`` times larger (a transition kind that
+    only down-samples ignores ``Ctx.upsample``, so its output says whether it applied it)."""
+    _, h, w = before
+    got = transition.out_shape[1:]
+    if up > 1 and got != (h * up, w * up):
+        raise ShapeError.at(
+            f"stages.{i}.stride",
+            f"stride {stride} up-samples the {h}x{w} map to {h * up}x{w * up}, which only a transition that "
+            f"up-samples can apply (e.g. `transition: {{type: carafe}}`); {transition.type} gives "
+            f"{'x'.join(map(str, got))}",
+        )

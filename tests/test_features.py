@@ -37,6 +37,33 @@ def test_feature_info_matches_the_stages(name: str) -> None:
         assert model.get_submodule(str(f["module"])) is model.stages[i]
 
 
+def test_feature_info_after_up_sampling() -> None:
+    """A stage with stride 1/2 (a CARAFE transition) halves the reduction; a map up-sampled past the input's
+    size has the reduction 1/k, a float, in the plan, the built model and the exported source alike."""
+    spec = archdsl.load_spec(ROOT / "specs" / "digits_carafe.yaml")
+    model = archdsl.build_model(spec, device="meta")
+    assert [(f["num_chs"], f["reduction"]) for f in model.feature_info] == [(48, 1), (64, 2), (96, 4), (64, 2)]
+    with torch.no_grad():
+        features = model.forward_features(torch.zeros(1, 1, 16, 16, device="meta"))
+    assert [tuple(f.shape[1:]) for f in features] == [(48, 16, 16), (64, 8, 8), (96, 4, 4), (64, 8, 8)]
+    from archdsl.spec.load import spec_from_text
+
+    text = (
+        "name: up\ninput: {channels: 3, size: 8}\nstem: {type: conv, channels: 8}\nstages:\n"
+        "  - {channels: 8, stride: 1/2, transition: {type: carafe, compressed_channels: 4}, blocks: [{type: basic}]}\n"
+        "  - {channels: 8, stride: 1/2, transition: {type: carafe, compressed_channels: 4}, blocks: [{type: basic}]}\n"
+        "  - {channels: 8, stride: 4, blocks: [{type: basic}]}\n"
+        "head: {type: classifier, num_classes: 2}\n"
+    )
+    spec = spec_from_text(text)
+    plan = archdsl.plan_model(spec)
+    assert [f["reduction"] for f in plan.feature_info] == [0.5, 0.25, 1]
+    assert [f["reduction"] for f in archdsl.build_model(spec, device="meta").feature_info] == [0.5, 0.25, 1]
+    from archdsl.export.source import generate_source
+
+    assert "feature_reductions=[0.5, 0.25, 1]," in generate_source(plan)
+
+
 def test_forward_features_feed_the_head() -> None:
     torch.manual_seed(0)
     model = archdsl.build_model(archdsl.load_spec(ROOT / "specs" / "digits_hybrid.yaml")).eval()

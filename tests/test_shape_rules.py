@@ -114,6 +114,39 @@ CASES = {
         _spec("[{channels: 16, stride: 3, transition: {type: patch_merge}, blocks: [{type: basic}]}]"),
         "stages.0.transition: feature map 16x16 must be divisible by the stage stride 3",
     ),
+    "up-sampling without a transition": (
+        _spec("[{channels: 16, stride: 1/2, blocks: [{type: basic}]}]"),
+        "stages.0.stride: stride 1/2 up-samples the map, which only a transition that up-samples can apply (e.g. "
+        "`transition: {type: carafe}`); the stage has no transition",
+    ),
+    "patch merge cannot up-sample": (
+        _spec("[{channels: 16, stride: 1/4, transition: {type: patch_merge}, blocks: [{type: basic}]}]"),
+        "stages.0.stride: stride 1/4 up-samples the 16x16 map to 64x64, which only a transition that up-samples "
+        "can apply (e.g. `transition: {type: carafe}`); patch_merge gives 16x16",
+    ),
+    "carafe cannot down-sample": (
+        _spec("[{channels: 16, stride: 2, transition: {type: carafe}, blocks: [{type: basic}]}]"),
+        "stages.0.stride: a carafe transition up-samples, so the stage's stride must be 1/2 or 1/4, got 2",
+    ),
+    "stride after up-sampling": (
+        _spec(
+            "[{channels: 16, stride: 1/2, transition: {type: carafe}, blocks: [{type: basic}]}, "
+            "{channels: 32, blocks: [{type: bottleneck, width: 8, mixer: " + HALO % (5, 2, "") + "}]}]"
+        ),
+        "stages.1.blocks.0.mixer: feature map 32x32 is not divisible by block_size=5 (input 16 px, stride 1/2)",
+    ),
+    "stride down then up": (
+        _spec(
+            "[{channels: 16, stride: 4, blocks: [{type: basic}]}, {channels: 16, stride: 1/2, transition: "
+            "{type: carafe}, blocks: [{type: stn, pool_size: 9}]}]"
+        ),
+        "stages.1.blocks.0.pool_size: pool_size=9 must be at most the sides of the 8x8 feature map (input 16 px, "
+        "stride 2)",
+    ),
+    "stn stride": (
+        _spec("[{channels: 16, stride: 2, blocks: [{type: stn}]}]"),
+        "stages.0.blocks.0: a stn block cannot apply the stage's stride 2",
+    ),
     "class attention heads": (
         _spec(BASIC, head="{type: class_attention, num_classes: 4, num_heads: 3}"),
         "head.num_heads: num_heads=3 must divide the feature channels 16",

@@ -124,3 +124,19 @@ def test_indentation_mistakes_are_said_at_the_line_to_edit(text: str, expected: 
         assert re.match(r"s\.yaml:\d+:\d+: invalid YAML: ", line), line
     else:
         assert line == expected
+
+
+def test_stride_is_an_integer_or_an_up_sampling_fraction() -> None:
+    assert _problems(GOOD.replace("stride: 2", "stride: 3/4")) == [
+        "s.yaml:6:13: stages.0.stride: must be an integer 1 to 4 (down-sampling) or '1/2' or '1/4' (up-sampling by "
+        "a transition that up-samples, e.g. carafe), got '3/4'"
+    ]
+    assert _problems(GOOD.replace("stride: 2", "stride: 5")) == [
+        "s.yaml:6:13: stages.0.stride: must be an integer 1 to 4 (down-sampling) or '1/2' or '1/4' (up-sampling by "
+        "a transition that up-samples, e.g. carafe), got 5"
+    ]
+    up = spec_from_text(GOOD.replace("stride: 2", "stride: 1/4\n    transition: {type: carafe}"))
+    assert (up.stages[0].stride, up.stages[0].upsample, up.stages[0].downsample) == ("1/4", 4, 1)
+    from archdsl.spec.load import dump_spec
+
+    assert "stride: 1/4\n" in dump_spec(up) and spec_from_text(dump_spec(up)) == up

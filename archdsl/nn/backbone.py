@@ -2,7 +2,8 @@
 
 ``feature_info`` describes every stage's output as timm models do (``num_chs``, ``reduction``: the stride
 from the input, ``module``: the attribute path), and ``forward_features`` returns those maps, so a detection
-or segmentation model can take the backbone without its head.
+or segmentation model can take the backbone without its head. A map that up-sampling stages made k times
+wider than the input has the reduction 1/k, a float (0.5).
 
 ``channels_last=True`` keeps weights and activations in NHWC memory layout (the input is converted once on
 entry): oneDNN and cuDNN convolutions run without layout reorders, a measured gain for conv-dominated models
@@ -26,14 +27,14 @@ class Backbone(nn.Module):
         stages: list[nn.Module],
         head: nn.Module,
         feature_channels: list[int] | None = None,
-        feature_reductions: list[int] | None = None,
+        feature_reductions: list[float] | None = None,
         channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.stem = stem
         self.stages = nn.Sequential(*stages)
         self.head = head
-        self.feature_info: list[dict[str, int | str]] = [
+        self.feature_info: list[dict[str, int | float | str]] = [
             {"num_chs": c, "reduction": r, "module": f"stages.{i}"}
             for i, (c, r) in enumerate(zip(feature_channels or [], feature_reductions or [], strict=True))
         ]

@@ -12,15 +12,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from fractions import Fraction
 from typing import Any
 
 from archdsl.plan.cost import Cost
 from archdsl.plan.recipe import Recipe
 
-__all__ = ["Ctx", "ModelPlan", "Node", "Shape", "StagePlan", "make_node"]
+__all__ = ["Ctx", "ModelPlan", "Node", "Shape", "StagePlan", "make_node", "stride_at"]
 
 Shape = tuple[int, ...]
 """(C, H, W) at block boundaries; (num_classes,) after the head."""
+
+
+def stride_at(size: int, side: int) -> int | Fraction:
+    """The model's total stride where its ``size`` px input has become a map ``side`` wide: ``size / side``
+    rounded (at least 1), or ``1/k`` where up-sampling stages made the map k times wider than the input."""
+    if side > size and round(side / size) > 1:
+        return Fraction(1, round(side / size))
+    return max(1, round(size / side))
 
 
 @dataclass(frozen=True)
@@ -34,15 +43,17 @@ class Ctx:
     out_channels: int = 0
     """The stage's output channels (blocks and transitions); 0 where it does not apply."""
     stride: int = 1
-    """Spatial stride this part must apply."""
+    """Spatial stride this part must apply (1 in an up-sampling stage, whose transition sees ``upsample``)."""
     repeat: int = 0
     """0-based repeat index of a block entry."""
     input_size: int = 0
     """The model's input size in pixels, for messages."""
-    in_stride: int = 1
-    """Total stride of the model at this part's input, for messages."""
+    in_stride: int | Fraction = 1
+    """Total stride of the model at this part's input, for messages (``1/2`` past an up-sampling stage)."""
     drop_path: float = 0.0
     """Stochastic-depth probability of this block's residual branch."""
+    upsample: int = 1
+    """Up-sampling factor k this part must apply: the transition of a stage with ``stride: 1/k``."""
 
     def where(self) -> str:
         """`` (input 600 px, stride 8)`` for messages."""
@@ -175,12 +186,14 @@ class ModelPlan:
         yield from self.head.walk()
 
     @property
-    def feature_info(self) -> list[dict[str, int | str]]:
-        """Each stage's output as timm describes it: channels, stride from the input, module path."""
+    def feature_info(self) -> list[dict[str, int | float | str]]:
+        """Each stage's output as timm describes it: channels, stride from the input, module path; the stride is
+        an integer, or a float 1/k (0.5) for a map that up-sampling stages made k times wider than the input."""
         size = self.input[-1]
+        reductions = [stride_at(size, s.out_shape[-1]) for s in self.stages]
         return [
-            {"num_chs": s.out_shape[0], "reduction": max(1, round(size / s.out_shape[-1])), "module": f"stages.{i}"}
-            for i, s in enumerate(self.stages)
+            {"num_chs": s.out_shape[0], "reduction": r if isinstance(r, int) else float(r), "module": f"stages.{i}"}
+            for i, (s, r) in enumerate(zip(self.stages, reductions, strict=True))
         ]
 
     @property
@@ -205,7 +218,7 @@ class ModelPlan:
                 "stages": stages,
                 "head": self.head.recipe,
                 "feature_channels": [int(f["num_chs"]) for f in info],
-                "feature_reductions": [int(f["reduction"]) for f in info],
+                "feature_reductions": [f["reduction"] for f in info],
                 "channels_last": self.channels_last,
             },
         )

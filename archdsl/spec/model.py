@@ -7,9 +7,9 @@ plug-ins); nothing here imports torch.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, PrivateAttr
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
 from archdsl.kinds import (
     ATTENTION,
@@ -30,7 +30,7 @@ from archdsl.spec.train import TrainSpec
 if TYPE_CHECKING:
     from archdsl.spec.source import SourceDoc
 
-__all__ = ["InputSpec", "ModelSpec", "StageSpec"]
+__all__ = ["InputSpec", "ModelSpec", "StageSpec", "Stride"]
 
 if TYPE_CHECKING:  # the unions of the registered kinds, filled in below by _build_models()
     BlockSpec = Any
@@ -48,19 +48,52 @@ class InputSpec(SpecModel):
     """Square image side in pixels."""
 
 
+def _stride(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One problem line for a bad stride instead of one per member of the union."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(
+            "must be an integer 1 to 4 (down-sampling) or '1/2' or '1/4' (up-sampling by a transition that "
+            f"up-samples, e.g. carafe), got {value!r}"
+        ) from None
+
+
+Stride = Annotated[Annotated[int, Field(ge=1, le=4)] | Literal["1/2", "1/4"], WrapValidator(_stride)]
+"""A stage's stride: an integer s shrinks the map s times; ``1/2`` or ``1/4`` grows it 2 or 4 times.
+
+Up-sampling is written as a fractional stride rather than a separate ``upsample: k`` field because a stage
+has one scale change: one field cannot say two contradictory things (``stride: 2`` with ``upsample: 2``),
+``stride 1/2`` is the usual name of an up-sampling (fractionally strided) layer, and the quantities derived
+from it stay one quantity, the total stride of the model (1/2 of a 16 px input is a 32x32 map, a feature
+``reduction`` of 0.5). YAML reads ``1/2`` unquoted as the string ``"1/2"``, and the canonical dump writes it
+back the same way; integer strides keep their meaning.
+"""
+
+
 class StageSpec(SpecModel):
     """A stage: optional transition, optional position embedding, then blocks; output has ``channels``."""
 
     channels: int = Field(gt=0)
     """Output channels of the stage."""
-    stride: int = Field(1, ge=1, le=4)
-    """Spatial stride, applied by the transition if there is one, else by the first block."""
+    stride: Stride = 1
+    """Stride 1 to 4 (by the transition if any, else the first block), or 1/2, 1/4 (by an up-sampling transition)."""
     transition: TransitionSpec | None = None
-    """Explicit down-sampling layer at the stage start (e.g. VOLO's patch merge)."""
+    """Explicit layer at the stage start that applies the stride (VOLO's patch merge; CARAFE up-samples)."""
     pos_embed: bool = False
     """Add a learned absolute position embedding (C, H, W) after the transition."""
     blocks: list[BlockSpec] = Field(min_length=1)
     """Block entries, each repeated ``repeat`` times."""
+
+    @property
+    def downsample(self) -> int:
+        """The integer stride s (1 for an up-sampling stage)."""
+        return self.stride if isinstance(self.stride, int) else 1
+
+    @property
+    def upsample(self) -> int:
+        """The factor k of ``stride: 1/k`` (1 for an integer stride)."""
+        return int(self.stride.removeprefix("1/")) if isinstance(self.stride, str) else 1
 
 
 class ModelSpec(SpecModel):
