@@ -29,6 +29,26 @@ def test_zoo_is_complete() -> None:
     assert {"tradeoff_conv_none", "tradeoff_conv_1", "tradeoff_conv_1_2", "tradeoff_conv_1_2_3"} <= names
 
 
+NOT_LITERATURE = {"block": {"basic", "bottleneck", "mbconv", "outlooker", "transformer"},
+                  "attention": {"none"}, "transition": {"patch_merge"}}  # fmt: skip
+
+
+def test_every_attention_module_has_a_digits_spec() -> None:
+    """One small 16-px digits spec per module of the attention literature, using that module."""
+    from archdsl.kinds import ATTENTION, BLOCKS, TRANSITIONS, load_kinds
+
+    load_kinds()
+    modules = [(role, name) for role, table in (("block", BLOCKS), ("attention", ATTENTION),
+               ("transition", TRANSITIONS)) for name in table.names() if name not in NOT_LITERATURE[role]]  # fmt: skip
+    assert len(modules) >= 20
+    for role, name in modules:
+        assert f"digits_{name}" in IDS, f"no specs/digits_{name}.yaml for the {role} '{name}'"
+        spec = archdsl.load_spec(SPECS[IDS.index(f"digits_{name}")])
+        plan = archdsl.plan_model(spec)
+        assert plan.input == (1, 16, 16) and spec.train is not None and spec.train.data.name == "digits"
+        assert name in {n.type for n in plan.nodes()}, f"specs/digits_{name}.yaml does not use '{name}'"
+
+
 @pytest.mark.parametrize("path", SPECS, ids=IDS)
 def test_plan_equals_meta_build(path: Path) -> None:
     spec = archdsl.load_spec(path)
