@@ -36,8 +36,14 @@ class Problem:
 
     def __str__(self) -> str:
         where = f"{self.location}: " if self.location is not None else ""
-        path = f"{self.path}: " if self.path else ""
-        return f"{where}{path}{self.message}"
+        path = f"{_cut(self.path, 160)}: " if self.path else ""
+        return f"{where}{path}{_cut(self.message, 2000)}"
+
+
+def _cut(text: str, width: int) -> str:
+    """A problem stays one readable line, whatever a hostile file put in its keys or values."""
+    text = text.replace("\n", "\\n")
+    return text if len(text) <= width else f"{text[: width - 30]}... ({len(text):,} characters)"
 
 
 class ArchDSLError(Exception):

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from archdsl.errors import SpecError
-from archdsl.spec.source import MAX_NODES, read_yaml, read_yaml_text
+from archdsl.limits import YAML_NODES
+from archdsl.spec.source import read_yaml, read_yaml_text
 
 
 def test_scalars_follow_yaml_1_2() -> None:
-    doc = read_yaml_text("a: 1e-4\nb: no\nc: 1.10\nd: 2_000\ne: true\nf: ~\ng: -3.5E+2\n")
-    assert doc.data == {"a": 1e-4, "b": "no", "c": 1.1, "d": 2000, "e": True, "f": None, "g": -350.0}
+    doc = read_yaml_text("a: 1e-4\nb: no\nc: 1.10\nd: 2_000\ne: true\nf: ~\ng: -3.5E+2\nh: 032\ni: 1:30\nj: 0b101\n"
+                         "k: 0o17\nl: 0x1f\nm: -.5\n")  # fmt: skip
+    assert doc.data == {"a": 1e-4, "b": "no", "c": 1.1, "d": 2000, "e": True, "f": None, "g": -350.0,
+                        "h": 32, "i": "1:30", "j": "0b101", "k": 15, "l": 31, "m": -0.5}  # fmt: skip
     assert isinstance(doc.data["a"], float)
 
 
@@ -48,7 +51,7 @@ def test_alias_bomb_is_refused() -> None:
     for name in "bcdefghi":
         lines.append(f"{name}: &{name} [" + ",".join(f"*{prev}" for _ in range(9)) + "]")
         prev = name
-    with pytest.raises(SpecError, match=f"more than {MAX_NODES} nodes"):
+    with pytest.raises(SpecError, match=f"over the ceiling of {YAML_NODES.default:,} "):
         read_yaml_text("\n".join(lines) + "\n")
 
 

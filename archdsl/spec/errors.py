@@ -9,6 +9,7 @@ from typing import Any, Union
 from pydantic import BaseModel, ValidationError
 
 from archdsl.errors import Problem
+from archdsl.limits import brief
 from archdsl.registry import suggest
 from archdsl.spec.source import PathKey, SourceDoc, dotted
 
@@ -63,14 +64,14 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
     if kind == "union_tag_invalid":
         ctx = e.get("ctx", {})
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",") if t.strip()]
-        tag = str(ctx.get("tag", given))
+        tag = str(ctx.get("tag", given))[:60]
         return f"unknown type '{tag}'{suggest(tag, tags)}; expected one of: {', '.join(tags)}"
     if kind == "literal_error":
         raw = str(e.get("ctx", {}).get("expected", "")).replace(" or ", ",").split(",")
         expected = [t.strip().strip("'") for t in raw if t.strip()]
         what = "type" if path and path[-1] == "type" else "value"
-        hint = suggest(str(given), expected)
-        return f"unknown {what} {given!r}{hint}; expected one of: {', '.join(expected)}"
+        hint = suggest(str(given)[:100], expected)
+        return f"unknown {what} {brief(given)}{hint}; expected one of: {', '.join(expected)}"
     if kind == "union_tag_not_found":
         return "a 'type' key is required to say which kind this is"
     msg = str(e["msg"])
@@ -78,7 +79,7 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
     msg = msg.replace("input should", "must")
     if kind.startswith("value_error"):
         return msg.removeprefix("value error, ")
-    return f"{msg}, got {given!r}" if not isinstance(given, dict | list) else msg
+    return f"{msg}, got {brief(given)}" if not isinstance(given, dict | list) else msg
 
 
 def _unwrap(tp: Any, data: Any) -> Any:

@@ -24,6 +24,7 @@ from archdsl.kinds import (
     load_kinds,
     tagged_union,
 )
+from archdsl.limits import brief
 from archdsl.spec.base import SpecModel
 from archdsl.spec.train import TrainSpec
 
@@ -55,7 +56,7 @@ def _stride(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     except ValidationError:
         raise ValueError(
             "must be an integer 1 to 4 (down-sampling) or '1/2' or '1/4' (up-sampling by a transition that "
-            f"up-samples, e.g. carafe), got {value!r}"
+            f"up-samples, e.g. carafe), got {brief(value)}"
         ) from None
 
 
