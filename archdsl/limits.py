@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from archdsl.errors import UsageError
 
-__all__ = ["FILE_BYTES", "INT_DIGITS", "LIMITS", "YAML_DEPTH", "YAML_NODES", "Limit", "brief"]
+__all__ = ["FILE_BYTES", "GRID_POINTS", "INT_DIGITS", "LIMITS", "PARAMS", "YAML_DEPTH", "YAML_NODES", "Limit", "brief"]
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,12 @@ YAML_DEPTH = Limit("yaml_depth", 64, "levels")
 INT_DIGITS = Limit("int_digits", 24, "digits")
 """Digits of one integer written in YAML (10^24 is far beyond any count, seed or budget)."""
 
-LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS)
+GRID_POINTS = Limit("grid_points", 1_000_000, "grid points")
+"""Points of a grid sampler's Cartesian product (Optuna's grid sampler holds them all in memory)."""
+PARAMS = Limit("params", 5_000_000_000, "parameters")
+"""Parameters of one planned model (20 GB of float32 weights; VOLO-D5, the zoo's largest, has 0.3 billion)."""
+
+LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS, GRID_POINTS, PARAMS)
 
 
 def brief(value: object, width: int = 60) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archdsl.errors import ArchDSLError, ShapeError
 from archdsl.kinds import BLOCKS, HEADS, STEMS, TRANSITIONS
+from archdsl.limits import PARAMS
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node, stride_at
 from archdsl.spec.model import ModelSpec
@@ -14,11 +15,21 @@ __all__ = ["plan_model"]
 def plan_model(spec: ModelSpec) -> ModelPlan:
     """The plan tree of ``spec``; a broken shape rule raises a :class:`ShapeError` located in its file."""
     try:
-        return _plan(spec)
+        return _bounded(_plan(spec))
     except ArchDSLError as err:
         if spec.source is None:
             raise
         raise err.located(spec.source.locate) from None
+
+
+def _bounded(plan: ModelPlan) -> ModelPlan:
+    """Refuse a model too large to allocate, at the part holding most of its parameters, before any weight
+    exists (a spec with ``channels: 1000000000000`` plans in microseconds and would fail only at allocation)."""
+    if plan.params <= PARAMS.value:
+        return plan
+    parts = [plan.stem, *(p for s in plan.stages for p in s.parts), plan.head]
+    big = max(parts, key=lambda n: n.params)
+    raise ShapeError.at(big.path, f"the model has {PARAMS.over(plan.params)}; {big.params:,} of them are here")
 
 
 def _pos_embed(ctx: Ctx) -> Node:

@@ -137,3 +137,92 @@ def test_validate_goes_on_past_a_hostile_file(tmp_path: Path, capsys: pytest.Cap
     captured = capsys.readouterr()
     assert captured.err.count("\n") == 2 and "Traceback" not in captured.err
     assert f"ok  {good}" in captured.out
+
+
+BASE = (ROOT / "specs" / "digits_search_base.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    ("line", "path", "says"),
+    [
+        ("  optimizer: {name: adamw, lr: .inf}", "train.optimizer.lr", "must be a finite number"),
+        ("  optimizer: {name: adamw, weight_decay: .nan}", "train.optimizer.weight_decay", "must be a finite number"),
+        ("  optimizer: {name: adamw, betas: [2.0, -1.0]}", "train.optimizer.betas.0", "must be less than 1"),
+        ("  schedule: {warmup_epochs: .inf}", "train.schedule.warmup_epochs", "must be a finite number"),
+        ("  grad_clip: .inf", "train.grad_clip", "must be a finite number"),
+        ("  seed: 4294967296", "train.seed", "must be less than or equal to 4294967295"),
+        ("  devices: 0", "train.devices", "must be greater than or equal to 1"),
+        ("  data: {name: synthetic, num_samples: 1e12}", "train.data.num_samples", "must be a valid integer"),
+    ],
+)
+def test_values_that_would_fail_at_run_time_fail_at_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                             line: str, path: str, says: str) -> None:  # fmt: skip
+    lines = [row for row in BASE.splitlines() if not row.startswith(f"  {line.split(':')[0].strip()}:")]
+    text = "\n".join(lines) + "\n" + line + "\n"
+    spec = tmp_path / "s.yaml"
+    spec.write_text(text)
+    assert main(["validate", str(spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"{spec}:{len(lines) + 1}:") and f": {path}: {says}" in err, err
+
+
+def test_sampler_seed_must_fit_32_bits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    search = tmp_path / "s.yaml"
+    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{seed: 4294967296}}\n"
+                      "params:\n  train.optimizer.lr: {float: [1.0e-3, 2.0e-3]}\n")  # fmt: skip
+    assert main(["validate", str(search)]) == 2
+    assert f"{search}:2:" in capsys.readouterr().err
+
+
+def test_a_model_too_large_to_allocate_is_refused_where_its_weights_are(tmp_path: Path) -> None:
+    import archdsl
+
+    text = BASE.replace("channels: 64", "channels: 1000000000000", 1)
+    row = next(i for i, r in enumerate(text.splitlines(), 1) if "1000000000000" in r)
+    path = tmp_path / "huge.yaml"
+    path.write_text(text)
+    tracemalloc.start()
+    try:
+        with pytest.raises(Exception) as err:
+            archdsl.plan_model(archdsl.load_spec(path))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    message = str(err.value)
+    assert message.startswith(f"{path}:") and "over the ceiling of 5,000,000,000 (raise it with ARCHDSL_MAX_PARAMS=N)" \
+        in message  # fmt: skip
+    assert int(message.split(":")[1]) >= row - 1 and peak / 2**20 < PEAK_MB
+
+
+@pytest.mark.parametrize(
+    ("params", "sampler", "says"),
+    [
+        ("  conv_stages: {int: [0, 10000000]}", "tpe",
+         "params.conv_stages: must lie in 0..3 (stages - 1), got [0, 10000000]"),
+        ("  stages.2.channels: {int: [1, 30000000]}", "grid",
+         "params: the grid has 30,000,000 grid points, over the ceiling of 1,000,000"),
+        ("  stages.2.channels: {int: [1, 1000000000000]}", "grid", "params: the grid has 1,000,000,000,000 grid"),
+        ('  "": {choice: [1]}', "tpe", "a parameter is named by a dotted spec path such as stages.0.channels, got ''"),
+    ],
+)  # fmt: skip
+def test_search_ranges_are_counted_not_listed(tmp_path: Path, params: str, sampler: str, says: str) -> None:
+    from archdsl.errors import ArchDSLError
+    from archdsl.search.space import load_search
+
+    search = tmp_path / "s.yaml"
+    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{name: {sampler}}}\n"
+                      f"params:\n{params}\n")  # fmt: skip
+    line, peak = _refused_by(ArchDSLError, lambda: load_search(search))
+    assert line.startswith(f"{search}:") and says in line, line
+    assert peak < PEAK_MB
+
+
+def _refused_by(kind: type[Exception], read: Callable[[], object]) -> tuple[str, float]:
+    tracemalloc.start()
+    try:
+        with pytest.raises(kind) as err:
+            read()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return str(err.value), peak / 2**20

@@ -17,7 +17,7 @@ class SyntheticData(SpecModel):
     """Seeded random tensors of the spec's input shape, for smoke tests and benchmarks."""
 
     name: Literal["synthetic"]
-    num_samples: int = Field(256, ge=8)
+    num_samples: int = Field(256, ge=8, le=10_000_000)
     """Training samples (validation and test get a quarter each)."""
     num_classes: int | None = Field(None, ge=2)
     """Classes; default: the head's."""

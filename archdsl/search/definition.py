@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Discriminator, Field, Tag, model_validator
 
 from archdsl.spec.base import SpecModel
+from archdsl.spec.train import SEED_MAX
 
 __all__ = [
     "CONV_STAGES",
@@ -171,7 +172,7 @@ class SamplerSpec(SpecModel):
 
     name: Literal["tpe", "random", "grid", "nsga2"] = "tpe"
     """``tpe`` (default), ``random``, ``grid`` (choices and int ranges only), ``nsga2`` (several objectives)."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     """Sampler seed."""
     startup_trials: int = Field(8, ge=0)
     """Random trials before TPE starts modelling."""

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from archdsl.errors import Problem, SearchError, SpecError
+from archdsl.limits import GRID_POINTS, brief
 from archdsl.search.conv_stages import apply_conv_stages
 from archdsl.search.definition import (
     CONV_STAGES,
@@ -114,6 +115,10 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
         variants.append(converted)
     for key, param in definition.params.items():
         where = doc.locate_key(("params", key))
+        if not key or "" in key.split("."):
+            problems.append(Problem(f"params.{key}", f"a parameter is named by a dotted spec path such as "
+                                    f"stages.0.channels, got {brief(key)}", where))  # fmt: skip
+            continue
         if key == CONV_STAGES:
             problems += _check_conv_stages(param, data, where, base.file)
             continue
@@ -153,14 +158,18 @@ def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: 
     path = f"params.{CONV_STAGES}"
     if not isinstance(param, IntParam | ChoiceParam):
         return [Problem(path, "conv_stages is an int parameter ({int: [lo, hi]} or {choice: [...]})", where)]
-    values: list[Any] = (
-        list(range(param.int_range[0], param.int_range[1] + 1)) if isinstance(param, IntParam) else list(param.choice)
-    )
     stages = data.get("stages", [])
-    bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages) - 1]
-    if bad:
-        return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got {bad}", where)]
-    top = max(values)
+    if isinstance(param, IntParam):  # the range's ends decide, without listing what lies between them
+        lo, hi = param.int_range
+        if not 0 <= lo <= hi <= len(stages) - 1:
+            return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got [{lo}, {hi}]", where)]
+        top = lo + (hi - lo) // param.step * param.step
+    else:
+        values: list[Any] = list(param.choice)
+        bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages) - 1]
+        if bad:
+            return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got {brief(bad)}", where)]
+        top = max(values)
     for i in range(top):
         types = [b.get("type") for b in stages[i].get("blocks", [])]
         if "bottleneck" not in types:
@@ -177,6 +186,7 @@ def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: 
 
 def _check_grid(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
     problems = []
+    points = 1
     for key, param in definition.params.items():
         if isinstance(param, BlockChoiceParam) and param.params:
             problems.append(
@@ -194,4 +204,15 @@ def _check_grid(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
                     doc.locate_key(("params", key)),
                 )
             )
+        else:
+            points *= grid_size(param)
+    if not problems and points > GRID_POINTS.value:  # counted, never listed
+        problems.append(Problem("params", f"the grid has {GRID_POINTS.over(points)}", doc.locate_key(("params",))))
     return problems
+
+
+def grid_size(param: IntParam | ChoiceParam | BlockChoiceParam) -> int:
+    """How many values a grid parameter takes, without listing them."""
+    if isinstance(param, IntParam):
+        return (param.int_range[1] - param.int_range[0]) // param.step + 1
+    return len(param.choice)

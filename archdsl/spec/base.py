@@ -26,7 +26,12 @@ class SpecModel(BaseModel):
     """Strict frozen pydantic model; every field is typed and documented."""
 
     model_config = ConfigDict(
-        strict=True, frozen=True, extra="forbid", use_attribute_docstrings=True, validate_default=True
+        strict=True,
+        frozen=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_default=True,
+        allow_inf_nan=False,  # no field means anything with .inf or .nan: refuse them when the file is read
     )
 
 

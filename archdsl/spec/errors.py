@@ -47,7 +47,9 @@ def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
 
 
 def _is_tag(cur: dict[str, Any], part: str) -> bool:
-    return cur.get("type") == part or part.startswith(("function-", "tagged-union", "union["))
+    """Whether pydantic's ``part`` is the tag of the union member it chose (blocks are tagged by ``type``,
+    datasets by ``name``) or a validator's name, neither of which is a key the user wrote."""
+    return part in (cur.get("type"), cur.get("name")) or part.startswith(("function-", "tagged-union", "union["))
 
 
 def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:

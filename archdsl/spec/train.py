@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
 from archdsl.spec.base import SpecModel
 
-__all__ = ["OptimSpec", "ScheduleSpec", "TrainSpec"]
+__all__ = ["SEED_MAX", "OptimSpec", "ScheduleSpec", "TrainSpec"]
 
 if TYPE_CHECKING:  # the union of the registered datasets (``archdsl/datasets``), filled in with the spec models
     DataSpec = Any
+
+
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
+SEED_MAX = 2**32 - 1
+"""Seeds are handed to NumPy and torch generators, which take 32-bit seeds."""
 
 
 class OptimSpec(SpecModel):
@@ -27,8 +32,8 @@ class OptimSpec(SpecModel):
     """SGD momentum."""
     nesterov: bool = False
     """SGD Nesterov momentum."""
-    betas: tuple[float, float] = Field((0.9, 0.999), strict=False)
-    """AdamW betas."""
+    betas: tuple[Beta, Beta] = Field((0.9, 0.999), strict=False)
+    """AdamW betas, each in [0, 1)."""
 
 
 class ScheduleSpec(SpecModel):
@@ -36,7 +41,7 @@ class ScheduleSpec(SpecModel):
 
     name: Literal["cosine", "constant"] = "cosine"
     """Decay after warm-up."""
-    warmup_epochs: float = Field(0.0, ge=0.0)
+    warmup_epochs: float = Field(0.0, ge=0.0, le=100_000)
     """Linear warm-up length in epochs (fractions allowed)."""
     min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
     """Final learning rate as a fraction of ``optimizer.lr``."""
@@ -45,9 +50,9 @@ class ScheduleSpec(SpecModel):
 class TrainSpec(SpecModel):
     """How to train the model."""
 
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, le=100_000)
     """Training epochs."""
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, le=1_000_000)
     """Batch size per device."""
     optimizer: OptimSpec = Field(default_factory=OptimSpec)
     """Optimiser."""
@@ -59,13 +64,13 @@ class TrainSpec(SpecModel):
     """Clip the global gradient norm to this value."""
     precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
     """Numeric precision (``16-mixed`` needs CUDA)."""
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seed of weights, data order and augmentation."""
     drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
     """Stochastic depth: rate of the last block, linearly increasing from 0 over the blocks."""
     accelerator: Literal["auto", "cpu", "cuda", "gpu", "mps"] = "auto"
     """Lightning accelerator (``auto``: CUDA when present)."""
-    devices: int | Literal["auto"] = "auto"
+    devices: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = "auto"
     """Devices per node."""
     compile: bool = False
     """``torch.compile`` the model for training and evaluation (inductor, whole graph). Off by default: the
