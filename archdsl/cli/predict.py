@@ -16,6 +16,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="invert the grey levels: auto (when the image's background is not the training images', "
                    "e.g. dark ink on white paper for digits), yes, or no (default: the manifest's "
                    "preprocessing.invert)")
+    p.add_argument("--trust", action="store_true",
+                   help="use the artifact even if model.py, the weights or spec.yaml no longer match the SHA-256 "
+                   "its manifest.json lists (checked by default before anything in it runs)")  # fmt: skip
     p.add_argument("--json", action="store_true", help='one JSON line: {"predictions": [{"image", "top"}, ...]}')
 
 
@@ -23,7 +26,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from archdsl.export.predict import predict_images
 
-    predictions = predict_images(args.dir, args.images, args.top, args.invert)
+    predictions = predict_images(args.dir, args.images, args.top, args.invert, args.trust)
     if args.json:
         rows = [{"image": pred.image, "top": [{"class": c, "p": p} for c, p in pred.top]} for pred in predictions]
         emit_json({"predictions": rows})

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -25,7 +24,8 @@ import torch
 from torch import nn
 
 from archdsl.errors import Location, SpecError, UsageError
-from archdsl.export.source import class_name, generate_source
+from archdsl.export.source import generate_source, model_class_name
+from archdsl.export.verify import MANIFEST, sha256_file, verify_artifact
 from archdsl.planner import plan_model
 from archdsl.spec.load import dump_spec
 from archdsl.spec.model import ModelSpec
@@ -34,7 +34,6 @@ __all__ = ["DEFAULT_FORMATS", "FORMATS", "ExportResult", "ExportSource", "export
 
 FORMATS = ("source", "state_dict", "pt2", "onnx", "torchscript")
 DEFAULT_FORMATS = ("source", "state_dict", "pt2")
-MANIFEST = "manifest.json"
 ONNX_SINGLE_FILE_LIMIT = 2 * 1024**3
 """Bytes of float32 weights from which ONNX keeps them in a ``.data`` file beside the graph (protobuf's limit)."""
 
@@ -47,6 +46,9 @@ class ExportSource:
     state_dict: dict[str, torch.Tensor] | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     origin: str = ""
+    reads: tuple[Path, ...] = ()
+    """Files and directories the export reads from (a checkpoint, a spec, a study's directory): ``--out``
+    may never replace them or a directory holding them."""
 
 
 @dataclass(frozen=True)
@@ -54,14 +56,6 @@ class ExportResult:
     directory: Path
     files: list[str]
     manifest: dict[str, Any]
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dataset(spec: ModelSpec) -> Any:
@@ -93,8 +87,7 @@ def export_model(
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise UsageError.option("--format", f"unknown format(s) {unknown}; choose from {', '.join(FORMATS)}")
-    if out.exists() and not force:
-        raise UsageError.option("--out", f"'{out}' exists; pass --force to replace it")
+    _check_target(out, source, force)
     spec = source.spec
     plan = plan_model(spec)
     torch.manual_seed(spec.train.seed)
@@ -117,6 +110,33 @@ def export_model(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return ExportResult(out, sorted([*files, MANIFEST]), manifest)
+
+
+def _check_target(out: Path, source: ExportSource, force: bool) -> None:
+    """``--out`` may name a new directory, or (with ``--force``) an earlier artifact, and nothing else: never
+    the directory the model comes from (``export run/best.ckpt --out run --force`` would delete the run), a
+    file, or a directory that is not an artifact."""
+    target = out.resolve()
+    for read in source.reads:
+        read = read.resolve()
+        if read == target or target in read.parents:
+            raise UsageError.option("--out", f"'{out}' holds what is being exported ({read}); replacing it would "
+                                    "delete the source: choose another directory")  # fmt: skip
+    if not out.exists() and not out.is_symlink():
+        return
+    if not force:
+        raise UsageError.option("--out", f"'{out}' exists; pass --force to replace it")
+    if out.is_symlink() or not out.is_dir() or not _is_artifact(out):
+        raise UsageError.option("--out", f"'{out}' exists and is not an artifact written by archdsl export (no "
+                                f"{MANIFEST} with file hashes); --force replaces only an earlier artifact")  # fmt: skip
+
+
+def _is_artifact(directory: Path) -> bool:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and isinstance(manifest.get("sha256"), dict)
 
 
 def written_files(directory: Path) -> list[str]:
@@ -149,7 +169,7 @@ def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, format
         f"# fully resolved spec of {spec.name} (every default written out)\n" + dump_spec(spec)
     )
     if "source" in formats:
-        header = f"{class_name(spec.name)}: {plan.params:,} parameters, input {tuple(plan.input)}"
+        header = f"{model_class_name(plan)}: {plan.params:,} parameters, input {tuple(plan.input)}"
         (out / "model.py").write_text(generate_source(plan, header))
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if "state_dict" in formats:
@@ -186,10 +206,10 @@ def _manifest(source: ExportSource, plan: Any, out: Path, files: list[str]) -> d
     import archdsl
 
     spec = source.spec
-    hashes = {name: _sha256_file(out / name) for name in files}
+    hashes = {name: sha256_file(out / name) for name in files}
     return {
         "name": spec.name,
-        "class": class_name(spec.name),
+        "class": model_class_name(plan),
         "input_shape": list(plan.input),
         "num_classes": plan.output[0],
         "class_names": _class_names(spec),
@@ -205,24 +225,37 @@ def _manifest(source: ExportSource, plan: Any, out: Path, files: list[str]) -> d
     }
 
 
-def load_model(directory: str | Path) -> nn.Module:
-    """The exported model as a plain ``nn.Module`` (eval mode), built by its own ``model.py``."""
+def load_model(directory: str | Path, trust: bool = False) -> nn.Module:
+    """The exported model as a plain ``nn.Module`` (eval mode), built by its own ``model.py`` once its code,
+    weights and spec match the manifest's SHA-256 (``trust=True`` skips that check)."""
     directory = Path(directory)
     path = directory / "model.py"
     if not path.is_file():
         raise SpecError.at(
             "", f"no model.py in '{directory}' (was it exported with --format source?)", Location(str(directory))
         )
+    verify_artifact(directory, trust)
     name = f"archdsl_export_{uuid.uuid4().hex[:8]}"
     module_spec = importlib.util.spec_from_file_location(name, path)
     assert module_spec is not None and module_spec.loader is not None
     module = importlib.util.module_from_spec(module_spec)
     sys.modules[name] = module
-    module_spec.loader.exec_module(module)
-    model: nn.Module = module.build()
+    try:
+        module_spec.loader.exec_module(module)
+        model: nn.Module = module.build()
+    except Exception as exc:  # only reachable with trust=True or an archdsl bug: the code matched its hash
+        raise SpecError.at("", f"model.py does not build the model: {type(exc).__name__}: {exc}",
+                           Location(str(path))) from None  # fmt: skip
+    finally:
+        sys.modules.pop(name, None)
     weights = directory / "weights.safetensors"
     if weights.is_file():
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        try:
+            model.load_state_dict(load_file(str(weights)), strict=True)
+        except (SafetensorError, RuntimeError, OSError) as exc:
+            raise SpecError.at("", f"the weights do not load into model.py's model: {exc}",
+                               Location(str(weights))) from None  # fmt: skip
     return model.eval()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,7 +9,8 @@ import numpy as np
 import torch
 
 from archdsl.errors import UsageError
-from archdsl.export.artifact import MANIFEST, load_model
+from archdsl.export.artifact import load_model
+from archdsl.export.verify import read_manifest
 
 __all__ = ["INVERT", "Prediction", "inverts", "predict_images", "preprocess"]
 
@@ -65,13 +65,13 @@ def preprocess(path: str | Path, prep: dict, invert: str | None = None) -> torch
 
 
 @torch.no_grad()
-def predict_images(directory: str | Path, images: list[str], k: int = 5, invert: str | None = None) -> list[Prediction]:
-    """Top-``k`` classes per image; ``invert`` (``auto``/``yes``/``no``) overrides the manifest's."""
-    manifest_path = Path(directory) / MANIFEST
-    if not manifest_path.is_file():
-        raise UsageError.option("DIR", f"no {MANIFEST} in '{directory}': give a directory written by archdsl export")
-    manifest = json.loads(manifest_path.read_text())
-    model = load_model(directory)
+def predict_images(
+    directory: str | Path, images: list[str], k: int = 5, invert: str | None = None, trust: bool = False
+) -> list[Prediction]:
+    """Top-``k`` classes per image; ``invert`` (``auto``/``yes``/``no``) overrides the manifest's. The artifact
+    is checked against its manifest first (``trust=True`` skips the check)."""
+    model = load_model(directory, trust)
+    manifest = read_manifest(Path(directory))
     batch = torch.stack([preprocess(p, manifest["preprocessing"], invert) for p in images])
     probs = model(batch).softmax(dim=1)
     k = min(k, probs.shape[1])

@@ -11,6 +11,7 @@ a loop. Nothing is patched, recorded or built to write it, so it is the plan, pr
 from __future__ import annotations
 
 import ast
+import builtins
 import importlib
 import inspect
 import keyword
@@ -23,7 +24,7 @@ from archdsl.compiler.instantiate import resolve_target
 from archdsl.plan.recipe import Recipe, target_allowed
 from archdsl.plan.shapes import BACKBONE, STAGE, ModelPlan, Node
 
-__all__ = ["class_name", "generate_source", "nn_files"]
+__all__ = ["class_name", "generate_source", "model_class_name", "nn_files"]
 
 _WIDTH = 110
 _TORCH_NN = "torch.nn."
@@ -212,16 +213,38 @@ def _stage_lines(parts: Sequence[Node], level: int) -> list[str]:
     return lines
 
 
+_TAKEN = {*dir(builtins), "build", "Model", "INPUT_SHAPE", "NUM_CLASSES", "annotations"}
+"""Names the generated file's class must not take: Python's built-ins (a class named ``ValueError`` would be
+raised by the copied code's checks) and the module-level names of ``model.py`` itself."""
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    """``name``, or ``name`` + ``Model`` until it is neither a keyword (``none`` gives ``None``) nor taken."""
+    while keyword.iskeyword(name) or name in taken or name in _TAKEN:
+        name += "Model"
+    return name
+
+
+def model_class_name(plan: ModelPlan) -> str:
+    """The class name ``model.py`` gives the model (``class_name`` of the spec, moved off any name it would
+    shadow or that would not parse)."""
+    files = nn_files(plan.recipe)
+    imports = ["from torch import nn", *(i for f in files for i in f.imports)]
+    return _free_name(class_name(plan.name), {n for f in files for n in f.names} | _imported(imports))
+
+
+def _imported(imports: list[str]) -> set[str]:
+    return {i.split(" as ")[-1].split()[-1].strip() for i in imports}
+
+
 def generate_source(plan: ModelPlan, header: str = "") -> str:
     """The text of ``model.py``: the module classes, ``INPUT_SHAPE``, ``NUM_CLASSES`` and ``build()``."""
     recipe = plan.recipe
     files = nn_files(recipe)
     defined = {n for f in files for n in f.names}
     imports = list(dict.fromkeys(["from torch import nn", *(i for f in files for i in f.imports)]))
-    imported = {i.split(" as ")[-1].split()[-1].strip() for i in imports}
-    name = class_name(plan.name)
-    while name in defined or name in imported or keyword.iskeyword(name.lower()) or name in ("build", "Model"):
-        name += "Model"
+    imported = _imported(imports)
+    name = _free_name(class_name(plan.name), defined | imported)
     stages = []
     for stage in plan.stages:
         stages += [f"    stage{stage.index} = {_name(STAGE)}(", "        blocks=[",

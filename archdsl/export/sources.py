@@ -30,7 +30,7 @@ def from_checkpoint(path: str | Path, metrics: dict[str, float] | None = None) -
         if path.name == "best.ckpt" and result.is_file():
             saved = json.loads(result.read_text())
             metrics = {k: saved[k] for k in ("val/acc", "val/loss", "test/acc") if k in saved}
-    return ExportSource(spec, state, metrics, f"checkpoint {path.resolve()}")
+    return ExportSource(spec, state, metrics, f"checkpoint {path.resolve()}", (path,))
 
 
 def from_study(storage: str | None, study_name: str | None, directory: Path | None, trial: int | None) -> ExportSource:
@@ -61,7 +61,9 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
         k: float(chosen.user_attrs[k]) for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs
     }
     source = from_checkpoint(path, metrics)
-    return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}")
+    reads = (path, *((directory,) if directory is not None else ()))
+    return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}",
+                        reads)  # fmt: skip
 
 
 def from_path(path: str | Path, trial: int | None = None) -> ExportSource:
@@ -74,4 +76,4 @@ def from_path(path: str | Path, trial: int | None = None) -> ExportSource:
         return from_study(None, None, path, trial)
     if path.suffix == ".ckpt":
         return from_checkpoint(path)
-    return ExportSource(load_spec(path), None, {}, f"spec {path.resolve()} (untrained)")
+    return ExportSource(load_spec(path), None, {}, f"spec {path.resolve()} (untrained)", (path,))
