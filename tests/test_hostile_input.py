@@ -226,3 +226,21 @@ def _refused_by(kind: type[Exception], read: Callable[[], object]) -> tuple[str,
     finally:
         tracemalloc.stop()
     return str(err.value), peak / 2**20
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["search", "S", "--trials", "0"], "argument --trials: must be at least 1, got 0"),
+        (["search", "S", "--timeout", "-1"], "argument --timeout: must be a finite number of minutes > 0, got -1"),
+        (["search", "S", "--timeout", "inf"], "argument --timeout: must be a finite number of minutes > 0"),
+        (["worker", "S", "--storage", "sqlite:///x.db", "--threads", "0"], "argument --threads: must be at least 1"),
+        (["predict", "D", "I", "--top", "-3"], "argument --top: must be at least 1, got -3"),
+        (["train", "S", "--epochs", "many"], "argument --epochs: must be an integer, got 'many'"),
+    ],
+)
+def test_numbers_on_the_command_line_are_checked(args: list[str], says: str,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        main(args)
+    assert stop.value.code == 2 and says in capsys.readouterr().err

@@ -459,3 +459,25 @@ def test_short_labels_keep_the_part_of_the_path_that_tells_parameters_apart() ->
         "stages.0.blocks.0[glob].mixer.num_heads": "stage 0 [glob].mixer.num_heads",
     }
     assert short_labels(list(expected)) == expected
+
+
+def test_a_failed_trial_keeps_its_error_and_a_short_traceback() -> None:
+    from archdsl.search.objective import Objective
+
+    def deep(n: int) -> None:
+        if n == 0:
+            raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB" + "!" * 10_000)
+        deep(n - 1)
+
+    study = optuna.create_study()
+    trial = study.ask()
+    try:
+        deep(30)
+    except RuntimeError as err:
+        Objective._record_error(trial, err)
+    attrs = study.trials[0].user_attrs
+    assert attrs["error"].startswith("RuntimeError: CUDA out of memory.") and len(attrs["error"]) <= 4000
+    tb = attrs["traceback"]
+    # the innermost 8 frames (Python folds the repeated ones), not the outer ones; the message cut
+    assert 'raise RuntimeError("CUDA' in tb and "test_a_failed_trial" not in tb and len(tb) <= 4000
+    assert "RuntimeError: CUDA out of memory" in tb

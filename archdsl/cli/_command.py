@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["COMMANDS", "Command", "command"]
+__all__ = ["COMMANDS", "Command", "at_least", "command", "minutes"]
 
 
 @dataclass(frozen=True)
@@ -32,3 +33,30 @@ def command(
         return run
 
     return register
+
+
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``low`` (``--trials 0`` is refused, not read as "no limit")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text[:40]!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def minutes(text: str) -> float:
+    """An argparse type: a finite number of minutes > 0 (``--timeout -1`` is refused, not a search that runs
+    nothing and exits 0)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number of minutes, got {text[:40]!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of minutes > 0, got {text[:40]}")
+    return value

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="the study's database, reachable from every node (no password: workers read "
                    "ARCHDSL_STORAGE_PASSWORD)")
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
-    p.add_argument("--trials", type=int, metavar="N",
+    p.add_argument("--trials", type=at_least(1), metavar="N",
                    help="finished trials of the whole study (default: budget.trials)")
     p.add_argument("--out", metavar="FILE", help="write the launch file here (default: standard output)")
 
@@ -26,9 +26,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                        description="Writes an sbatch script: an array of --nodes tasks, each running one "
                        "`archdsl worker` per GPU (per train.devices GPUs for multi-GPU trials).")
     _common(s)
-    s.add_argument("--nodes", type=int, required=True, metavar="N", help="array tasks, one node each")
-    s.add_argument("--gpus-per-node", type=int, required=True, metavar="G")
-    s.add_argument("--cpus-per-gpu", type=int, default=4, metavar="C")
+    s.add_argument("--nodes", type=at_least(1), required=True, metavar="N", help="array tasks, one node each")
+    s.add_argument("--gpus-per-node", type=at_least(1), required=True, metavar="G")
+    s.add_argument("--cpus-per-gpu", type=at_least(1), default=4, metavar="C")
     s.add_argument("--dir", metavar="DIR", help="the workers' --out, on a filesystem every node reads "
                    "(default: runs/search/NAME, made absolute)")
     s.add_argument("--time", metavar="HH:MM:SS", help="time limit per array task (requeued before it runs out)")
@@ -40,8 +40,9 @@ def _args(p: argparse.ArgumentParser) -> None:
                        description="Writes a ConfigMap (the search definition and base spec) and an Indexed Job "
                        "of --workers pods running `archdsl worker`.")
     _common(k)
-    k.add_argument("--workers", type=int, required=True, metavar="N", help="worker pods")
-    k.add_argument("--gpus-per-worker", type=int, required=True, metavar="G", help="nvidia.com/gpu limit per pod")
+    k.add_argument("--workers", type=at_least(1), required=True, metavar="N", help="worker pods")
+    k.add_argument("--gpus-per-worker", type=at_least(1), required=True, metavar="G",
+                   help="nvidia.com/gpu limit per pod")
     k.add_argument("--image", required=True, metavar="IMAGE", help="container image with archdsl installed")
     k.add_argument("--secret", default="archdsl-storage", metavar="NAME", help="Secret with key 'password'")
     k.add_argument("--pvc", default="archdsl-runs", metavar="NAME", help="ReadWriteMany claim for trial directories")

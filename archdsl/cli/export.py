@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command
 from archdsl.cli.output import emit_json
 from archdsl.errors import UsageError
 
@@ -18,7 +18,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help="comma-separated: source, state_dict, pt2, onnx, torchscript (default: source,state_dict,pt2)",
     )
-    p.add_argument("--trial", type=int, metavar="N", help="export trial N instead of the best")
+    p.add_argument("--trial", type=at_least(0), metavar="N", help="export trial N instead of the best")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL (with --study, instead of SOURCE)")
     p.add_argument("--study", metavar="NAME", help="study name")
     p.add_argument("--force", action="store_true", help="replace an existing DIR")

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command
 from archdsl.cli.output import emit_json
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="an artifact directory written by `archdsl export`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    p.add_argument("--top", type=int, default=5, metavar="K", help="classes per image (default 5)")
+    p.add_argument("--top", type=at_least(1), default=5, metavar="K", help="classes per image (default 5)")
     p.add_argument("--invert", choices=("auto", "yes", "no"), default=None,
                    help="invert the grey levels: auto (when the image's background is not the training images', "
                    "e.g. dark ink on white paper for digits), yes, or no (default: the manifest's "

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--indent", type=int, default=2, help="JSON indentation (default 2; 0 for one line)")
+    p.add_argument("--indent", type=at_least(0), default=2, help="JSON indentation (default 2; 0 for one line)")
     p.add_argument("--search", action="store_true", help="the schema of search files instead of model specs")
 
 

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command, minutes
 from archdsl.cli.output import emit_json
 from archdsl.errors import UsageError
 
@@ -26,9 +26,9 @@ def _args(p: argparse.ArgumentParser) -> None:
         "journal:PATH; the password from the URL or ARCHDSL_STORAGE_PASSWORD",
     )
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
-    p.add_argument("--trials", type=int, metavar="N", help="trial budget (default: budget.trials)")
-    p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
-    p.add_argument("--workers", type=int, metavar="N",
+    p.add_argument("--trials", type=at_least(1), metavar="N", help="trial budget (default: budget.trials)")
+    p.add_argument("--timeout", type=minutes, metavar="MIN", help="stop starting trials after MIN minutes")
+    p.add_argument("--workers", type=at_least(1), metavar="N",
                    help="local worker processes on the study (threads split between them, one GPU each)")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
     p.add_argument("--ray", metavar="ADDRESS", help="run the workers as Ray tasks: a cluster address, auto, or "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command
 from archdsl.cli.output import emit_json
 
 
@@ -20,7 +20,7 @@ def _args(p: argparse.ArgumentParser) -> None:
         metavar="PATH=VALUE",
         help="override a spec value, e.g. --set train.optimizer.lr=3e-3 (repeatable)",
     )
-    p.add_argument("--epochs", type=int, metavar="N", help="shorthand for --set train.epochs=N")
+    p.add_argument("--epochs", type=at_least(1), metavar="N", help="shorthand for --set train.epochs=N")
     p.add_argument("--resume", action="store_true", help="continue from DIR/last.ckpt")
     p.add_argument("--force", action="store_true", help="start over in a DIR that holds an earlier run")
     p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from archdsl.cli._command import command
+from archdsl.cli._command import at_least, command, minutes
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -16,11 +16,11 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
     p.add_argument("--out", metavar="DIR",
                    help="trial directories, on a filesystem every worker can read (default: runs/search/NAME)")
-    p.add_argument("--trials", type=int, metavar="N",
+    p.add_argument("--trials", type=at_least(1), metavar="N",
                    help="finished trials of the whole study (default: budget.trials)")
-    p.add_argument("--timeout", type=float, metavar="MIN", help="stop starting trials after MIN minutes")
+    p.add_argument("--timeout", type=minutes, metavar="MIN", help="stop starting trials after MIN minutes")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads of this worker")
+    p.add_argument("--threads", type=at_least(1), metavar="N", help="torch threads of this worker")
     p.add_argument("--label", metavar="NAME", help="this worker's name in the trials (default: HOST:PID)")
     p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,11 +86,14 @@ class Objective:
 
     @staticmethod
     def _record_error(trial: optuna.Trial, err: Exception) -> None:
-        """Optuna keeps no reason for a failed trial: record it."""
+        """Optuna keeps no reason for a failed trial: record it, with the innermost frames of an unexpected
+        error (``traceback``: at most 8 frames, 4,000 characters) for ``archdsl status`` and the report."""
         if isinstance(err, ArchDSLError):
-            trial.set_user_attr("error", "; ".join(str(p) for p in err.problems))
+            trial.set_user_attr("error", "; ".join(str(p) for p in err.problems)[:4000])
         else:
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}")
+            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:4000])
+            frames = "".join(traceback.format_tb(err.__traceback__, limit=-8))[-3400:]
+            trial.set_user_attr("traceback", f"{frames}{type(err).__name__}: {str(err)[:500]}")
 
     def _me(self, trial: optuna.Trial) -> tuple[FrozenTrial, list[FrozenTrial]]:
         trials = trial.study.get_trials(deepcopy=False)
