@@ -135,3 +135,20 @@ def test_spec_names_that_collide_still_give_working_source(tmp_path: Path, name:
     model = archdsl.load_model(out)
     assert type(model).__name__ == manifest["class"]
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_export_leaves_the_global_random_generator_alone(tmp_path: Path) -> None:
+    spec = archdsl.load_spec(ROOT / "specs" / "hybrid_tiny.yaml")
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    export_model(ExportSource(spec), tmp_path / "a", ("source",))
+    assert torch.equal(torch.rand(3), expected)
+    # and the untrained weights are still the spec seed's, whatever the caller's generator held
+    torch.manual_seed(7)
+    export_model(ExportSource(spec), tmp_path / "b", ("source", "state_dict"))
+    from safetensors.torch import load_file
+
+    export_model(ExportSource(spec), tmp_path / "c", ("source", "state_dict"))
+    b, c = (load_file(str(tmp_path / d / "weights.safetensors")) for d in "bc")
+    assert b.keys() == c.keys() and all(torch.equal(b[k], c[k]) for k in b)

@@ -90,18 +90,19 @@ def export_model(
     _check_target(out, source, force)
     spec = source.spec
     plan = plan_model(spec)
-    torch.manual_seed(spec.train.seed)
     from archdsl.compiler.build import build_from_plan
 
-    model = build_from_plan(plan, "cpu")
-    if source.state_dict is not None:
-        model.load_state_dict(source.state_dict, strict=True)
-    model.eval()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        _write_files(model, plan, spec, tmp, formats)
+        # the spec's seed for fresh weights and the trace inputs; the caller's generator is left as it was
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.train.seed)
+            model = build_from_plan(plan, "cpu")
+            if source.state_dict is not None:
+                model.load_state_dict(source.state_dict, strict=True)
+            _write_files(model.eval(), plan, spec, tmp, formats)
         files = written_files(tmp)
         manifest = _manifest(source, plan, tmp, files)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
