@@ -9,28 +9,14 @@ import torch
 from torch import nn
 
 from archdsl.nn.carafe import CARAFE
-from tests.context.common import SHAPES, check, conv1x1
-
-
-def _conv_same(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``b_o + sum_{c,u,v} W[o, c, u, v] x[c, i + u - p, j + v - p]``, zero outside the map."""
-    b, c, h, w = x.shape
-    k = conv.kernel_size[0]
-    p = k // 2
-    padded = torch.zeros(b, c, h + 2 * p, w + 2 * p, dtype=x.dtype)
-    padded[:, :, p : p + h, p : p + w] = x
-    out = conv.bias.view(1, -1, 1, 1).expand(b, -1, h, w).clone()
-    for u in range(k):
-        for v in range(k):
-            out += torch.einsum("oc,bchw->bohw", conv.weight[:, :, u, v], padded[:, :, u : u + h, v : v + w])
-    return out
+from tests.context.common import SHAPES, check, conv1x1, conv_same
 
 
 def _reference(x: torch.Tensor, m: CARAFE) -> torch.Tensor:
     b, c, h, w = x.shape
     s, k = m.scale, m.up_kernel
     r = k // 2
-    enc = _conv_same(conv1x1(x, m.compressor), m.encoder)  # (B, s^2 k^2, H, W)
+    enc = conv_same(conv1x1(x, m.compressor), m.encoder)  # (B, s^2 k^2, H, W)
     kernels = torch.empty(b, k * k, s * h, s * w, dtype=x.dtype)
     for n in range(k * k):  # pixel shuffle: channel n*s^2 + dy*s + dx -> kernel n of pixel (s*i + dy, s*j + dx)
         for dy in range(s):

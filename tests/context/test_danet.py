@@ -11,7 +11,14 @@ from archdsl.compiler.count import measure
 from archdsl.errors import ShapeError
 from archdsl.nn.danet import DANET_BRANCHES, DANET_CHANNEL_LOGITS, DualAttention
 from archdsl.spec.load import spec_from_text
-from tests.context.common import SHAPES, check, conv1x1
+from tests.context.common import (
+    SHAPES,
+    assert_batch_independent,
+    assert_exports_and_runs_channels_last,
+    check,
+    conv1x1,
+    spec_text,
+)
 
 
 def _softmax(logits: torch.Tensor) -> torch.Tensor:
@@ -133,20 +140,7 @@ def test_every_constructor_argument_reaches_the_module() -> None:
 def test_samples_of_a_batch_do_not_mix() -> None:
     """Every softmax runs over one sample's keys or channels (a softmax without ``dim`` would mix the batch)."""
     m = _module(8, 2, "both", "max_minus_energy")
-    x = torch.randn(3, 8, 4, 5, dtype=torch.float64)
-    x2 = x.clone()
-    x2[1:] = torch.randn(2, 8, 4, 5, dtype=torch.float64)
-    with torch.no_grad():
-        torch.testing.assert_close(m(x2)[0], m(x)[0], rtol=0, atol=0)
-        torch.testing.assert_close(m(x[:1])[0], m(x)[0])
-
-
-def _spec_text(block: str, size: int = 16) -> str:
-    return (
-        f"name: da\ninput: {{channels: 3, size: {size}}}\nstem: {{type: conv, channels: 16}}\n"
-        f"stages: [{{channels: 24, blocks: [{{type: bottleneck, width: 8}}, {block}]}}]\n"
-        "head: {type: classifier, num_classes: 4}\n"
-    )
+    assert_batch_independent(m, (3, 8, 4, 5))
 
 
 @pytest.mark.parametrize(
@@ -159,7 +153,7 @@ def _spec_text(block: str, size: int = 16) -> str:
     ],
 )
 def test_spec_fields_reach_the_module_and_counts_match(block: str) -> None:
-    spec = spec_from_text(_spec_text(block, size=12))
+    spec = spec_from_text(spec_text(block, size=12, name="da"))
     plan = archdsl.plan_model(spec)
     (node,) = [n for n in plan.nodes() if n.type == "danet"]
     block_spec = spec.stages[0].blocks[1]
@@ -182,14 +176,14 @@ def test_spec_fields_reach_the_module_and_counts_match(block: str) -> None:
 
 def test_a_reduction_that_leaves_no_channels_is_located() -> None:
     with pytest.raises(ShapeError) as err:
-        archdsl.plan_model(spec_from_text(_spec_text("{type: danet, reduction: 32}"), "da.yaml"))
+        archdsl.plan_model(spec_from_text(spec_text("{type: danet, reduction: 32}", name="da"), "da.yaml"))
     (problem,) = err.value.problems
     assert str(problem).startswith("da.yaml:")
     assert "stages.0.blocks.1.reduction: reduction=32 leaves no channels of 24" in str(problem), str(problem)
 
 
 def test_a_stride_is_refused() -> None:
-    text = _spec_text("{type: danet}").replace("{channels: 24, blocks: [{type: bottleneck, width: 8}, ",
+    text = spec_text("{type: danet}", name="da").replace("{channels: 24, blocks: [{type: bottleneck, width: 8}, ",
                                                "{channels: 16, stride: 2, blocks: [")  # fmt: skip
     with pytest.raises(ShapeError, match="cannot apply the stage's stride 2"):
         archdsl.plan_model(spec_from_text(text, "da.yaml"))
@@ -202,9 +196,4 @@ def test_channels_last_and_torch_export_with_nonzero_gammas() -> None:
     with torch.no_grad():
         expected = m(x)
         assert not torch.allclose(expected, x)
-        torch.testing.assert_close(m(x.to(memory_format=torch.channels_last)), expected, rtol=1e-5, atol=1e-5)
-    exported = torch.export.export(m, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=16)},))
-    x3 = torch.randn(3, 8, 5, 7)
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(x), expected)
-        torch.testing.assert_close(exported.module()(x3), m(x3))
+    assert_exports_and_runs_channels_last(m, (2, 8, 5, 7))

@@ -14,7 +14,7 @@ from archdsl.compiler.count import measure
 from archdsl.errors import ShapeError
 from archdsl.nn.dgmn import DynamicGraphMessagePassing
 from archdsl.spec.load import spec_from_text
-from tests.context.common import SHAPES, bn_eval, check, conv1x1, randomise_norms
+from tests.context.common import SHAPES, assert_exports_and_runs_channels_last, bn_eval, check, conv1x1, randomise_norms
 
 
 def _conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -157,10 +157,4 @@ def test_learned_offsets_export_with_a_dynamic_batch_and_run_channels_last() -> 
         m.offset.weight.normal_(0.0, 0.3)
         m.offset.bias.normal_(0.0, 1.5)
     m.eval()
-    x = torch.randn(2, 8, 5, 7)
-    exported = torch.export.export(m, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
-    x3 = torch.randn(3, 8, 5, 7)
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(x3), m(x3))
-        last = m.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-        torch.testing.assert_close(last, m(x), rtol=1e-5, atol=1e-5)
+    assert_exports_and_runs_channels_last(m, (2, 8, 5, 7))

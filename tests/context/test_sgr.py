@@ -14,7 +14,7 @@ from archdsl.compiler.count import measure
 from archdsl.errors import ShapeError, SpecError
 from archdsl.nn.sgr import SGR_COMPATIBILITY, SymbolicGraphReasoning
 from archdsl.spec.load import spec_from_text
-from tests.context.common import SHAPES, check, conv1x1
+from tests.context.common import SHAPES, assert_exports_and_runs_channels_last, check, conv1x1
 
 NODES = 4
 RING = [[1.0 if abs(i - j) in (1, NODES - 1) else 0.0 for j in range(NODES)] for i in range(NODES)]
@@ -182,10 +182,4 @@ def test_misspelt_learned_suggests() -> None:
 def test_every_variant_exports_with_a_dynamic_batch_and_runs_channels_last(adjacency: str, compatibility: str) -> None:
     torch.manual_seed(0)
     m = SymbolicGraphReasoning(8, NODES, 6, 3, ADJACENCIES[adjacency], compatibility).eval()
-    x = torch.randn(2, 8, 5, 7)
-    exported = torch.export.export(m, (x,), dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=64)},))
-    x3 = torch.randn(3, 8, 5, 7)
-    with torch.no_grad():
-        torch.testing.assert_close(exported.module()(x3), m(x3))
-        last = m.to(memory_format=torch.channels_last)(x.to(memory_format=torch.channels_last))
-        torch.testing.assert_close(last, m(x), rtol=1e-5, atol=1e-5)
+    assert_exports_and_runs_channels_last(m, (2, 8, 5, 7))

@@ -11,21 +11,7 @@ import torch
 from torch import nn
 
 from archdsl.nn.stn import SpatialTransformer
-from tests.context.common import SHAPES, check
-
-
-def _conv_same(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``b_o + sum_{c,u,v} W[o, c, u, v] x[c, i + u - p, j + v - p]``, zero outside the map."""
-    b, c, h, w = x.shape
-    k = conv.kernel_size[0]
-    p = k // 2
-    padded = torch.zeros(b, c, h + 2 * p, w + 2 * p, dtype=x.dtype)
-    padded[:, :, p : p + h, p : p + w] = x
-    out = conv.bias.view(1, -1, 1, 1).expand(b, -1, h, w).clone()
-    for u in range(k):
-        for v in range(k):
-            out += torch.einsum("oc,bchw->bohw", conv.weight[:, :, u, v], padded[:, :, u : u + h, v : v + w])
-    return out
+from tests.context.common import SHAPES, check, conv_same
 
 
 def _adaptive_avg(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -46,7 +32,7 @@ def _linear(x: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
 
 def _reference(x: torch.Tensor, m: SpatialTransformer, pool: int) -> torch.Tensor:
     b, _, h, w = x.shape
-    loc = _adaptive_avg(torch.relu(_conv_same(x, m.conv)), pool).reshape(b, -1)
+    loc = _adaptive_avg(torch.relu(conv_same(x, m.conv)), pool).reshape(b, -1)
     theta = _linear(torch.relu(_linear(loc, m.fc)), m.theta).reshape(b, 2, 3)
     ac = m.align_corners
 
