@@ -481,3 +481,13 @@ def test_a_failed_trial_keeps_its_error_and_a_short_traceback() -> None:
     # the innermost 8 frames (Python folds the repeated ones), not the outer ones; the message cut
     assert 'raise RuntimeError("CUDA' in tb and "test_a_failed_trial" not in tb and len(tb) <= 4000
     assert "RuntimeError: CUDA out of memory" in tb
+
+
+def test_the_study_and_every_trial_record_the_library_versions(finished: tuple[Path, Path]) -> None:
+    from importlib.metadata import version
+
+    _, out = finished
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    expected = {name: version(name) for name in ("archdsl", "torch", "lightning", "optuna", "pydantic")}
+    assert study.user_attrs["archdsl_versions"] == expected
+    assert study.trials and all(t.user_attrs["versions"] == expected for t in study.trials)

@@ -17,6 +17,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archdsl.versions import library_versions
+
 __all__ = ["WorkerIdentity", "fail_dead_local_trials", "process_alive", "process_start_time"]
 
 
@@ -56,6 +58,7 @@ class WorkerIdentity:
         """Recorded when a trial starts (``device`` again once its spec says where it trains)."""
         attrs: dict[str, object] = {"host": self.host, "pid": self.pid, "pid_started": self.started}
         attrs["worker"] = self.worker
+        attrs["versions"] = library_versions()  # workers of one study may run different installs
         if self.device is not None:
             attrs["device"] = self.device
         return attrs

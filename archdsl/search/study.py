@@ -16,12 +16,16 @@ from archdsl.search.budget import Tally
 from archdsl.search.sampler import make_pruner, make_sampler
 from archdsl.search.space import SearchSpace
 from archdsl.search.storage import StorageRef
+from archdsl.versions import library_versions
 
-__all__ = ["FINGERPRINT", "OUT_DIR", "SEARCH", "SearchResult", "best_trials", "open_study"]
+__all__ = ["FINGERPRINT", "OUT_DIR", "SEARCH", "VERSIONS", "SearchResult", "best_trials", "open_study"]
 
 FINGERPRINT = "archdsl_fingerprint"
 SEARCH = "archdsl_search"
 OUT_DIR = "archdsl_out"
+VERSIONS = "archdsl_versions"
+"""The versions (archdsl, torch, lightning, optuna, pydantic) of the process that created the study; each trial
+records those of the worker that ran it under ``versions``."""
 
 
 def open_study(
@@ -55,6 +59,7 @@ def open_study(
     if stored is None:
         study.set_user_attr(SEARCH, space.to_data())
         study.set_user_attr(OUT_DIR, str(out.resolve()))
+        study.set_user_attr(VERSIONS, library_versions())
         study.set_user_attr(FINGERPRINT, mine)
         stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get(FINGERPRINT)
     if stored != mine:
