@@ -337,3 +337,22 @@ def test_tensor_splits_batch_like_the_default_loader() -> None:
     assert [len(b[0]) for b in got] == [16, 16, 16, 16, 6]
     assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want, strict=True))
     assert torch.equal(torch.cat([b[0] for b in data.val_dataloader()]), xs[1])  # unshuffled, whole split
+
+
+def test_the_same_spec_seed_and_data_give_the_same_plan_and_first_epoch(tmp_path: Path) -> None:
+    """On the CPU, training is bit-reproducible: same plan, same weights after one epoch, same metrics."""
+    import archdsl
+
+    spec_path = tiny(tmp_path)
+    plans = [archdsl.plan_model(load_spec(spec_path)).to_data() for _ in range(2)]
+    assert plans[0] == plans[1]
+    torch.manual_seed(1234)  # the caller's generator must not matter: fit seeds from train.seed
+    first = fit(load_spec(spec_path), tmp_path / "a", progress=False)
+    torch.manual_seed(99)
+    second = fit(load_spec(spec_path), tmp_path / "b", progress=False)
+    assert (first.val_acc, first.val_loss, first.test_acc) == (second.val_acc, second.val_loss, second.test_acc)
+    a, b = (torch.load(tmp_path / d / "best.ckpt", weights_only=True)["state_dict"] for d in "ab")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    seeded = fit(load_spec(spec_path, ["train.seed=1"]), tmp_path / "c", progress=False)
+    c = torch.load(tmp_path / "c" / "best.ckpt", weights_only=True)["state_dict"]
+    assert not all(torch.equal(a[k], c[k]) for k in a) and seeded.epochs == 1
