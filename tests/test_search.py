@@ -491,3 +491,20 @@ def test_the_study_and_every_trial_record_the_library_versions(finished: tuple[P
     expected = {name: version(name) for name in ("archdsl", "torch", "lightning", "optuna", "pydantic")}
     assert study.user_attrs["archdsl_versions"] == expected
     assert study.trials and all(t.user_attrs["versions"] == expected for t in study.trials)
+
+
+def test_a_diverging_trial_fails_at_once_with_its_reason_and_is_not_retried(tmp_path: Path) -> None:
+    """A loss that turns NaN fails its trial at the step it happens (not at the next validation); the trial
+    is not queued again with the same parameters, and a study whose trials all diverge stops on its
+    failure budget (exit 1) instead of running on."""
+    base = BASE.replace("optimizer: {lr: 3.0e-3}", "optimizer: {name: sgd, lr: 1.0e+30}")
+    text = SEARCH.replace("  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}\n", "")
+    path = write_search(tmp_path, text, trials=2, base=base)
+    out = tmp_path / "out"
+    assert main(["search", str(path), "--out", str(out), "--json"]) == 1
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3
+    for t in study.trials:
+        assert "training stopped: loss is nan at epoch 0, step " in t.user_attrs["error"]
+        assert "last good checkpoint" not in t.user_attrs["error"]  # trials keep no last.ckpt
+        assert retry_history(t) == [] and "retry" not in str(t.system_attrs)  # not queued again

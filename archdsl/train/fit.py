@@ -254,11 +254,11 @@ def _fit(
             raise KeyboardInterrupt from None
         raise
     except NonFiniteLossError as err:
+        kept = f"; the last good checkpoint is kept at {last}" if last.is_file() else ""  # trials keep none
         raise TrainingError(
             Problem(
                 "train.optimizer.lr",
-                f"training stopped: {err}; the last good checkpoint is kept at {last} "
-                f"(lower the learning rate {t.optimizer.lr:g} or set train.grad_clip)",
+                f"training stopped: {err}{kept} (lower the learning rate {t.optimizer.lr:g} or set train.grad_clip)",
             )
         ) from None
     finally:
