@@ -508,3 +508,27 @@ def test_a_diverging_trial_fails_at_once_with_its_reason_and_is_not_retried(tmp_
         assert "training stopped: loss is nan at epoch 0, step " in t.user_attrs["error"]
         assert "last good checkpoint" not in t.user_attrs["error"]  # trials keep no last.ckpt
         assert retry_history(t) == [] and "retry" not in str(t.system_attrs)  # not queued again
+
+
+def test_an_out_of_memory_trial_fails_with_its_error_and_is_not_retried_in_a_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CUDA out-of-memory error (simulated: this machine has no GPU) fails the trial with the error and a
+    short traceback; the same parameters are not queued again, and three in a row stop the search."""
+    import torch
+
+    import archdsl.train.fit as fit_module
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB (GPU 0; 79.19 GiB total)")
+
+    monkeypatch.setattr(fit_module, "fit", out_of_memory)
+    path = write_search(tmp_path, trials=5)
+    result = run_search(load_search(path), tmp_path / "out", progress=False)
+    assert result.stopped == "failures" and result.exit_code == 1
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")
+    assert [t.state for t in study.trials] == [TrialState.FAIL] * 3
+    for t in study.trials:
+        assert t.user_attrs["error"].startswith("OutOfMemoryError: CUDA out of memory. Tried to allocate 20.00 GiB")
+        assert "raise torch.OutOfMemoryError" in t.user_attrs["traceback"]
+        assert retry_history(t) == []
