@@ -13,7 +13,18 @@ from dataclasses import dataclass
 
 from archdsl.errors import UsageError
 
-__all__ = ["FILE_BYTES", "GRID_POINTS", "INT_DIGITS", "LIMITS", "PARAMS", "YAML_DEPTH", "YAML_NODES", "Limit", "brief"]
+__all__ = [
+    "ACTIVATION_BYTES",
+    "FILE_BYTES",
+    "GRID_POINTS",
+    "INT_DIGITS",
+    "LIMITS",
+    "PARAMS",
+    "YAML_DEPTH",
+    "YAML_NODES",
+    "Limit",
+    "brief",
+]
 
 
 @dataclass(frozen=True)
@@ -61,7 +72,11 @@ GRID_POINTS = Limit("grid_points", 1_000_000, "grid points")
 PARAMS = Limit("params", 5_000_000_000, "parameters")
 """Parameters of one planned model (20 GB of float32 weights; VOLO-D5, the zoo's largest, has 0.3 billion)."""
 
-LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS, GRID_POINTS, PARAMS)
+ACTIVATION_BYTES = Limit("activation_bytes", 1 << 40, "bytes")
+"""A lower bound of the activations one training step keeps: every part's float32 output at the spec's batch
+size (HaloNet-H7 at 640 px and batch 64 keeps 16 GiB by this count)."""
+
+LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS, GRID_POINTS, PARAMS, ACTIVATION_BYTES)
 
 
 def brief(value: object, width: int = 60) -> str:

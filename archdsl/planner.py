@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 from archdsl.errors import ArchDSLError, ShapeError
 from archdsl.kinds import BLOCKS, HEADS, STEMS, TRANSITIONS
-from archdsl.limits import PARAMS
+from archdsl.limits import ACTIVATION_BYTES, PARAMS
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node, stride_at
 from archdsl.spec.model import ModelSpec
@@ -15,21 +17,29 @@ __all__ = ["plan_model"]
 def plan_model(spec: ModelSpec) -> ModelPlan:
     """The plan tree of ``spec``; a broken shape rule raises a :class:`ShapeError` located in its file."""
     try:
-        return _bounded(_plan(spec))
+        return _bounded(_plan(spec), spec.train.batch_size if spec.train is not None else 1)
     except ArchDSLError as err:
         if spec.source is None:
             raise
         raise err.located(spec.source.locate) from None
 
 
-def _bounded(plan: ModelPlan) -> ModelPlan:
-    """Refuse a model too large to allocate, at the part holding most of its parameters, before any weight
-    exists (a spec with ``channels: 1000000000000`` plans in microseconds and would fail only at allocation)."""
-    if plan.params <= PARAMS.value:
-        return plan
+def _bounded(plan: ModelPlan, batch: int) -> ModelPlan:
+    """Refuse a model too large to allocate or to train, at the part holding most of its parameters or its
+    largest output, before any weight exists (``channels: 1000000000000`` or ``size: 1000000`` plan in
+    microseconds and would fail only at allocation)."""
     parts = [plan.stem, *(p for s in plan.stages for p in s.parts), plan.head]
-    big = max(parts, key=lambda n: n.params)
-    raise ShapeError.at(big.path, f"the model has {PARAMS.over(plan.params)}; {big.params:,} of them are here")
+    if plan.params > PARAMS.value:
+        big = max(parts, key=lambda n: n.params)
+        raise ShapeError.at(big.path, f"the model has {PARAMS.over(plan.params)}; {big.params:,} of them are here")
+    outputs = [math.prod(n.out_shape) for n in parts]
+    activations = 4 * batch * (math.prod(plan.input) + sum(outputs))
+    if activations > ACTIVATION_BYTES.value:
+        big = parts[outputs.index(max(outputs))]
+        raise ShapeError.at(big.path, f"one training step at batch {batch} keeps float32 activations of at least "
+                            f"{ACTIVATION_BYTES.over(activations)}; this part's output is "
+                            f"{'x'.join(map(str, big.out_shape))} per image")  # fmt: skip
+    return plan
 
 
 def _pos_embed(ctx: Ctx) -> Node:

@@ -238,3 +238,14 @@ def test_numbers_on_the_command_line_are_checked(args: list[str], says: str,
     with pytest.raises(SystemExit) as stop:
         main(args)
     assert stop.value.code == 2 and says in capsys.readouterr().err
+
+
+def test_an_input_too_large_to_train_is_refused_at_its_largest_output(tmp_path: Path) -> None:
+    import archdsl
+
+    path = tmp_path / "big.yaml"
+    path.write_text((ROOT / "specs" / "digits_se.yaml").read_text().replace("size: 16", "size: 1000000"))
+    line, peak = _refused_by(Exception, lambda: archdsl.plan_model(archdsl.load_spec(path)))
+    assert line.startswith(f"{path}:") and ": stages.0.blocks.0: one training step at batch 64 keeps" in line
+    assert "(raise it with ARCHDSL_MAX_ACTIVATION_BYTES=N); this part's output is 48x1000000x1000000" in line
+    assert peak < PEAK_MB
