@@ -242,7 +242,10 @@ def test_the_rest_of_the_zoo_exports_source_with_the_compiled_outputs(tmp_path: 
 
     from archdsl.export.source import generate_source
 
-    rest = sorted(p for p in (ROOT / "specs").glob("*.yaml") if p.stem not in ZOO)
+    # the trade-off rows are HaloNet-H7 (checked here) with conv mixers (ResNet-50's, checked above) in leading
+    # stages: four more 640-px forwards (a third of this test's time) would add no recipe not compared already;
+    # their keys and shapes are compared with every other spec's in the state-dict test below
+    rest = sorted(p for p in (ROOT / "specs").glob("*.yaml") if p.stem not in ZOO and "tradeoff" not in p.stem)
     assert len(rest) >= 11
     for spec_path in rest:
         spec = archdsl.load_spec(spec_path)

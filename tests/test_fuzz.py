@@ -5,7 +5,7 @@ Seeds are the repository's own specs and search files; hypothesis mutates them a
 deleted or replaced, lines dropped, duplicated or re-indented) and as data (a value anywhere replaced by one
 from a hostile pool: huge, negative and non-finite numbers, long strings, deep or empty containers, null; a
 key dropped or added), then ``validate_file`` reads, validates and plans the file, and a valid search space
-resolves and plans one random trial. CI runs about 2,600 cases (``ARCHDSL_FUZZ_EXAMPLES`` scales them, e.g.
+resolves and plans one random trial. CI runs 2,000 cases (``ARCHDSL_FUZZ_EXAMPLES`` scales them, e.g.
 ``ARCHDSL_FUZZ_EXAMPLES=40000 python -m pytest tests/test_fuzz.py`` for a long campaign).
 """
 
@@ -29,7 +29,7 @@ from archdsl.validate import validate_file
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 SEARCHES = sorted((ROOT / "search").glob("*.yaml"))
-EXAMPLES = int(os.environ.get("ARCHDSL_FUZZ_EXAMPLES", "650"))
+EXAMPLES = int(os.environ.get("ARCHDSL_FUZZ_EXAMPLES", "500"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="ARCHDSL_FUZZ_EXAMPLES" not in os.environ,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
 
