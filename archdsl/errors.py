@@ -6,10 +6,11 @@ form ``FILE:LINE:COL: dotted.path: what must hold, what was given``.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
-__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError", "UsageError"]
+__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError", "UsageError", "brief"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,22 @@ def _cut(text: str, width: int) -> str:
     """A problem stays one readable line, whatever a hostile file put in its keys or values."""
     text = text.replace("\n", "\\n")
     return text if len(text) <= width else f"{text[: width - 30]}... ({len(text):,} characters)"
+
+
+def brief(value: object, width: int = 60) -> str:
+    """``repr(value)`` cut to about ``width`` characters, for messages that quote what was given: a 20 MB string
+    or a list of a million items is named, not printed, and is never turned into text whole."""
+    if isinstance(value, bool) or value is None:
+        return repr(value)
+    if isinstance(value, int) and value.bit_length() > 3 * width:  # str() of a huge int is slow or refused
+        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
+    if isinstance(value, str) and len(value) > width:
+        return f"{value[: width - 20]!r}... ({len(value):,} characters)"
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = short.maxlong = width
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxlevel = 3
+    return short.repr(value)
 
 
 class ArchDSLError(Exception):

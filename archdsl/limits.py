@@ -8,7 +8,6 @@ that names the value, the ceiling and the variable that raises it, before the wo
 from __future__ import annotations
 
 import os
-import reprlib
 from dataclasses import dataclass
 
 from archdsl.errors import UsageError
@@ -23,7 +22,6 @@ __all__ = [
     "YAML_DEPTH",
     "YAML_NODES",
     "Limit",
-    "brief",
 ]
 
 
@@ -77,19 +75,3 @@ ACTIVATION_BYTES = Limit("activation_bytes", 1 << 40, "bytes")
 size (HaloNet-H7 at 640 px and batch 64 keeps 16 GiB by this count)."""
 
 LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS, GRID_POINTS, PARAMS, ACTIVATION_BYTES)
-
-
-def brief(value: object, width: int = 60) -> str:
-    """``repr(value)`` cut to about ``width`` characters, for error messages that quote what was given: a
-    20 MB string or a list of a million items is named, not printed, and is never turned into text whole."""
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    if isinstance(value, int) and value.bit_length() > 3 * width:  # str() of a huge int is slow or refused
-        return f"an integer of about {int(value.bit_length() * 0.30103):,} digits"
-    if isinstance(value, str) and len(value) > width:
-        return f"{value[: width - 20]!r}... ({len(value):,} characters)"
-    short = reprlib.Repr()
-    short.maxstring = short.maxother = short.maxlong = width
-    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
-    short.maxlevel = 3
-    return short.repr(value)

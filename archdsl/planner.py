@@ -28,7 +28,7 @@ def _bounded(plan: ModelPlan, batch: int) -> ModelPlan:
     """Refuse a model too large to allocate or to train, at the part holding most of its parameters or its
     largest output, before any weight exists (``channels: 1000000000000`` or ``size: 1000000`` plan in
     microseconds and would fail only at allocation)."""
-    parts = [plan.stem, *(p for s in plan.stages for p in s.parts), plan.head]
+    parts = plan.parts()
     if plan.params > PARAMS.value:
         big = max(parts, key=lambda n: n.params)
         raise ShapeError.at(big.path, f"the model has {PARAMS.over(plan.params)}; {big.params:,} of them are here")

@@ -25,7 +25,7 @@ from torch import nn
 
 from archdsl.errors import Location, SpecError, UsageError
 from archdsl.export.source import generate_source, model_class_name
-from archdsl.export.verify import MANIFEST, sha256_file, verify_artifact
+from archdsl.export.verify import MANIFEST, read_manifest, sha256_file, verify_artifact
 from archdsl.planner import plan_model
 from archdsl.spec.load import dump_spec
 from archdsl.spec.model import ModelSpec
@@ -102,9 +102,10 @@ def export_model(
             model = build_from_plan(plan, "cpu")
             if source.state_dict is not None:
                 model.load_state_dict(source.state_dict, strict=True)
-            _write_files(model.eval(), plan, spec, tmp, formats)
+            cls = model_class_name(plan)
+            _write_files(model.eval(), plan, spec, cls, tmp, formats)
         files = written_files(tmp)
-        manifest = _manifest(source, plan, tmp, files)
+        manifest = _manifest(source, plan, cls, tmp, files)
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
         _readable(tmp)
         _replace_dir(tmp, out)
@@ -134,10 +135,10 @@ def _check_target(out: Path, source: ExportSource, force: bool) -> None:
 
 def _is_artifact(directory: Path) -> bool:
     try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
+        read_manifest(directory)
+    except SpecError:
         return False
-    return isinstance(manifest, dict) and isinstance(manifest.get("sha256"), dict)
+    return True
 
 
 def written_files(directory: Path) -> list[str]:
@@ -165,12 +166,14 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, formats: Sequence[str]) -> None:
+def _write_files(
+    model: nn.Module, plan: Any, spec: ModelSpec, cls: str, out: Path, formats: Sequence[str]
+) -> None:
     (out / "spec.yaml").write_text(
         f"# fully resolved spec of {spec.name} (every default written out)\n" + dump_spec(spec)
     )
     if "source" in formats:
-        header = f"{model_class_name(plan)}: {plan.params:,} parameters, input {tuple(plan.input)}"
+        header = f"{cls}: {plan.params:,} parameters, input {tuple(plan.input)}"
         (out / "model.py").write_text(generate_source(plan, header))
     state = {k: v.detach().contiguous().clone() for k, v in model.state_dict().items()}
     if "state_dict" in formats:
@@ -203,14 +206,14 @@ def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, out: Path, format
             torch.jit.trace(model, x).save(str(out / "model.ts"))
 
 
-def _manifest(source: ExportSource, plan: Any, out: Path, files: list[str]) -> dict[str, Any]:
+def _manifest(source: ExportSource, plan: Any, cls: str, out: Path, files: list[str]) -> dict[str, Any]:
     import archdsl
 
     spec = source.spec
     hashes = {name: sha256_file(out / name) for name in files}
     return {
         "name": spec.name,
-        "class": model_class_name(plan),
+        "class": cls,
         "input_shape": list(plan.input),
         "num_classes": plan.output[0],
         "class_names": _class_names(spec),

@@ -218,33 +218,32 @@ _TAKEN = {*dir(builtins), "build", "Model", "INPUT_SHAPE", "NUM_CLASSES", "annot
 raised by the copied code's checks) and the module-level names of ``model.py`` itself."""
 
 
-def _free_name(name: str, taken: set[str]) -> str:
-    """``name``, or ``name`` + ``Model`` until it is neither a keyword (``none`` gives ``None``) nor taken."""
-    while keyword.iskeyword(name) or name in taken or name in _TAKEN:
+def _imports(files: list[_File]) -> list[str]:
+    """The import statements of ``model.py``: ``from torch import nn`` and those of the copied files, once each."""
+    return list(dict.fromkeys(["from torch import nn", *(i for f in files for i in f.imports)]))
+
+
+def _class_for(spec_name: str, files: list[_File]) -> str:
+    """``class_name`` of the spec, + ``Model`` until it is neither a keyword (``none`` gives ``None``), a
+    built-in, a name of ``model.py`` itself, nor a name the copied files define or import."""
+    taken = _TAKEN | {n for f in files for n in f.names} | {i.split(" as ")[-1].split()[-1] for i in _imports(files)}
+    name = class_name(spec_name)
+    while keyword.iskeyword(name) or name in taken:
         name += "Model"
     return name
 
 
 def model_class_name(plan: ModelPlan) -> str:
-    """The class name ``model.py`` gives the model (``class_name`` of the spec, moved off any name it would
-    shadow or that would not parse)."""
-    files = nn_files(plan.recipe)
-    imports = ["from torch import nn", *(i for f in files for i in f.imports)]
-    return _free_name(class_name(plan.name), {n for f in files for n in f.names} | _imported(imports))
-
-
-def _imported(imports: list[str]) -> set[str]:
-    return {i.split(" as ")[-1].split()[-1].strip() for i in imports}
+    """The class name ``model.py`` gives the model."""
+    return _class_for(plan.name, nn_files(plan.recipe))
 
 
 def generate_source(plan: ModelPlan, header: str = "") -> str:
     """The text of ``model.py``: the module classes, ``INPUT_SHAPE``, ``NUM_CLASSES`` and ``build()``."""
     recipe = plan.recipe
     files = nn_files(recipe)
-    defined = {n for f in files for n in f.names}
-    imports = list(dict.fromkeys(["from torch import nn", *(i for f in files for i in f.imports)]))
-    imported = _imported(imports)
-    name = _free_name(class_name(plan.name), defined | imported)
+    imports = _imports(files)
+    name = _class_for(plan.name, files)
     stages = []
     for stage in plan.stages:
         stages += [f"    stage{stage.index} = {_name(STAGE)}(", "        blocks=[",

@@ -177,13 +177,14 @@ class ModelPlan:
     def flops(self) -> int:
         return self.stem.flops + sum(s.flops for s in self.stages) + self.head.flops
 
+    def parts(self) -> list[Node]:
+        """The top-level parts in order: stem, each stage's parts, head (their children not listed)."""
+        return [self.stem, *(p for s in self.stages for p in s.parts), self.head]
+
     def nodes(self) -> Iterator[Node]:
         """Every node, depth first: stem, each stage's parts, head."""
-        yield from self.stem.walk()
-        for stage in self.stages:
-            for part in stage.parts:
-                yield from part.walk()
-        yield from self.head.walk()
+        for part in self.parts():
+            yield from part.walk()
 
     @property
     def feature_info(self) -> list[dict[str, int | float | str]]:

@@ -11,8 +11,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from archdsl.errors import Problem, SearchError, SpecError
-from archdsl.limits import GRID_POINTS, brief
+from archdsl.errors import Problem, SearchError, SpecError, brief
+from archdsl.limits import GRID_POINTS
 from archdsl.search.conv_stages import apply_conv_stages
 from archdsl.search.definition import (
     CONV_STAGES,

@@ -8,8 +8,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel, ValidationError
 
-from archdsl.errors import Problem
-from archdsl.limits import brief
+from archdsl.errors import Problem, brief
 from archdsl.registry import suggest
 from archdsl.spec.source import PathKey, SourceDoc, dotted
 

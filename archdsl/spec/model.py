@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr, ValidationError, ValidatorFunctionWrapHandler, WrapValidator
 
+from archdsl.errors import brief
 from archdsl.kinds import (
     ATTENTION,
     BLOCKS,
@@ -24,7 +25,6 @@ from archdsl.kinds import (
     load_kinds,
     tagged_union,
 )
-from archdsl.limits import brief
 from archdsl.spec.base import SpecModel
 from archdsl.spec.train import TrainSpec
 
