@@ -20,6 +20,7 @@ from archdsl.errors import UsageError
 from archdsl.export.artifact import ExportSource, export_model
 from archdsl.spec.load import spec_from_text
 from tests.examples import all_kinds, example_spec
+from tests.zoo import representatives
 
 ROOT = Path(__file__).parent.parent
 
@@ -215,16 +216,9 @@ def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFix
     assert "IMAGE: cannot read" in capsys.readouterr().err
 
 
-ZOO = [
-    "resnet50",
-    "botnet50",
-    *(f"halonet_h{i}" for i in range(5)),
-    "volo_d1",
-    "volo_d2",
-    "hybrid_tiny",
-    "hybrid_vit_tiny",
-    "digits_hybrid",
-]
+ZOO = ["resnet50", "botnet50", "halonet_h0", "halonet_h3", "volo_d1", "hybrid_vit_tiny", "digits_hybrid"]
+"""Exported and run in a fresh interpreter without archdsl; each stands for the specs that share its kinds and
+options (``tests/zoo.py``): HaloNet-H0 for H1 and H2, H3 for H4-H7 and the trade-off rows, VOLO-D1 for D2-D5."""
 
 
 @pytest.mark.slow
@@ -234,19 +228,17 @@ def test_zoo_exports_standalone_source(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_the_rest_of_the_zoo_exports_source_with_the_compiled_outputs(tmp_path: Path) -> None:
-    """The specs ``test_zoo_exports_standalone_source`` leaves out (the largest and the trade-off table): the
-    exported ``build()`` with the compiled weights computes the compiled model's outputs. In this process, for
-    memory; that ``model.py`` needs nothing of archdsl is shown for every spec by the state-dict test below."""
+def test_the_other_kind_combinations_export_source_with_the_compiled_outputs(tmp_path: Path) -> None:
+    """The other combinations of kinds (``tests/zoo.py``; the literature's digits specs, the attention
+    ResNet-50s): the exported ``build()`` with the compiled weights computes the compiled model's outputs. In this
+    process, for memory; that ``model.py`` needs nothing of archdsl, and has every spec's keys and shapes, is shown
+    for all of ``specs/`` by the state-dict test below."""
     import importlib.util
 
     from archdsl.export.source import generate_source
 
-    # the trade-off rows are HaloNet-H7 (checked here) with conv mixers (ResNet-50's, checked above) in leading
-    # stages: four more 640-px forwards (a third of this test's time) would add no recipe not compared already;
-    # their keys and shapes are compared with every other spec's in the state-dict test below
-    rest = sorted(p for p in (ROOT / "specs").glob("*.yaml") if p.stem not in ZOO and "tradeoff" not in p.stem)
-    assert len(rest) >= 11
+    rest = [p for p in representatives() if p.stem not in ZOO]
+    assert len(rest) >= 25
     for spec_path in rest:
         spec = archdsl.load_spec(spec_path)
         torch.manual_seed(0)

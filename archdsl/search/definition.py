@@ -200,6 +200,9 @@ class WorkersSpec(SpecModel):
     """Times the parameters of a stale, preempted or interrupted trial are queued again."""
     reconnect_seconds: float = Field(120.0, ge=0, allow_inf_nan=False)
     """How long a lost storage connection is retried (with backoff) before the worker gives up, exit 1."""
+    max_failures_in_a_row: int = Field(10, ge=1)
+    """A worker whose trials fail this many times in a row (diverging, out of memory, a missing dataset) stops
+    with the last error, exit 1, instead of burning the study."""
 
     @model_validator(mode="after")
     def _grace_after_heartbeat(self) -> WorkersSpec:

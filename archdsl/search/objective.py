@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial
 from archdsl.errors import ArchDSLError
 from archdsl.planner import plan_model
 from archdsl.search.budget import admits
+from archdsl.search.faults import TrialBug, TrialFault, fault_of
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.resolve import resolve
 from archdsl.search.space import SearchSpace
@@ -82,7 +83,13 @@ class Objective:
                 self._hand_back(trial, guard.reason or "preempted")
                 raise Preempted(guard.reason or "preempted") from err
             self._record_error(trial, err)
-            raise
+            fault = fault_of(err)
+            if fault is None:  # a bug: queue the parameters for the run after the fix, then stop the search
+                trial.set_user_attr("bug", True)
+                self._hand_back(trial, "bug")
+                raise TrialBug(trial.number, err) from err
+            trial.set_user_attr("fault", fault)
+            raise TrialFault(fault, err) from err
 
     @staticmethod
     def _record_error(trial: optuna.Trial, err: Exception) -> None:

@@ -44,7 +44,8 @@ def _worker_task(space: SearchSpace, url: str, options: WorkerOptions, index: in
     device = "cuda" if gpus else (options.device or "cpu")
     threads = max(1, int(os.environ.get("OMP_NUM_THREADS", "1")))
     mine = replace(options, device=device, threads=threads, progress=False, label=f"ray-{index}")
-    return run_worker(space, url, mine).to_json()
+    result = run_worker(space, url, mine)
+    return {**result.to_json(), "reason": result.reason}
 
 
 def run_ray(
@@ -113,9 +114,12 @@ def _run(ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptio
             done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
             for ref_done in done:
                 try:
-                    ray.get(ref_done)
+                    summary = ray.get(ref_done)
                 except Exception as err:  # the task's traceback stays in Ray's logs; one line here
                     failures.append(str(err).strip().splitlines()[-1][:300])
+                    continue
+                if summary["stopped"] in ("failures", "bug"):  # its trials kept failing, or hit a bug
+                    failures.append(f"stopped ({summary['stopped']}): {summary['reason'][:300]}")
             if progress:
                 progress.update(study)
     except KeyboardInterrupt:

@@ -94,15 +94,15 @@ class SearchResult:
     tally: Tally
     stopped: str = "budget"
     """Why this process stopped: ``budget`` (met), ``timeout``, ``interrupted`` (Ctrl-C), ``failures`` (trials
-    kept failing), ``preempted`` (SIGTERM) or ``left`` (the remaining trials run on workers this one cannot
-    watch)."""
+    kept failing), ``bug`` (a trial raised an error that is no training fault), ``preempted`` (SIGTERM) or
+    ``left`` (the remaining trials run on workers this one cannot watch)."""
     reason: str = ""
     """The same, as a sentence for a person (empty when the budget was met)."""
 
     @property
     def exit_code(self) -> int:
-        """0 unless interrupted (130) or stopped by failing trials (1)."""
-        return {"interrupted": 130, "failures": 1}.get(self.stopped, 0)
+        """0 unless interrupted (130) or stopped by failing trials or a bug (1)."""
+        return {"interrupted": 130, "failures": 1, "bug": 1}.get(self.stopped, 0)
 
     @property
     def trials(self) -> dict[str, int]:

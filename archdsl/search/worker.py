@@ -18,6 +18,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import next_step, tally
+from archdsl.search.faults import TrialBug, TrialFault
 from archdsl.search.heartbeats import fail_stale
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.objective import Objective, TrialContext
@@ -41,12 +43,9 @@ from archdsl.search.study import SearchResult, best_trials, open_study
 from archdsl.train.placement import parse_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["FAILURES_IN_A_ROW", "TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker"]
+__all__ = ["TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker"]
 
 T = TypeVar("T")
-
-FAILURES_IN_A_ROW = 3
-"""A worker whose trials fail this many times in a row stops (exit 1): the cause is not the architecture."""
 
 
 class TrialsFailing(ArchDSLError):
@@ -155,7 +154,7 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     _guarded(
                         storage,
                         lambda: study.optimize(
-                            objective, n_trials=1, catch=(Exception,), callbacks=callbacks, gc_after_trial=True
+                            objective, n_trials=1, catch=(TrialFault,), callbacks=callbacks, gc_after_trial=True
                         ),
                     )
                     # Optuna's collection after the trial freed its cycles; what survives is the long-lived
@@ -167,9 +166,11 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     # was out of reach. Its retry runs elsewhere; carry on.
                     print(f"a trial was finished by another worker while it ran here: {err}", file=sys.stderr)
                     continue
-                _count_failure(last.trial, failures)
+                _count_failure(last.trial, failures, workers.max_failures_in_a_row)
         except TrialsFailing as err:
             stopped, reason = "failures", str(err.problems[0].message)
+        except TrialBug as bug:
+            stopped, reason = "bug", _say_bug(bug)
         except Preempted as stop:
             # Ctrl-C (the command exits 130) or SIGTERM (exit 0), once the running trial is handed back
             stopped = "interrupted" if stop.reason == "interrupted" else "preempted"
@@ -186,21 +187,33 @@ def timeout_reason(minutes: float | None, finished: int, target: int) -> str:
     )
 
 
-def _count_failure(trial: FrozenTrial | None, failures: list[FrozenTrial]) -> None:
-    """Keep the run of consecutive failed trials; stop the worker when it reaches :data:`FAILURES_IN_A_ROW`."""
+def _count_failure(trial: FrozenTrial | None, failures: list[FrozenTrial], limit: int) -> None:
+    """Keep the run of consecutive failed trials; stop the worker when it reaches ``limit``
+    (``workers.max_failures_in_a_row``)."""
     if trial is None or trial.state != TrialState.FAIL or "error" not in trial.user_attrs:
         failures.clear()
         return
     failures.append(trial)
-    if len(failures) >= FAILURES_IN_A_ROW:
+    if len(failures) >= limit:
         numbers = ", ".join(str(t.number) for t in failures)
         raise TrialsFailing(
             Problem(
                 "",
-                f"{len(failures)} trials in a row failed on this worker (trials {numbers}); the last: "
-                f"{failures[-1].user_attrs['error']}",
+                f"{len(failures)} trials in a row failed on this worker (trials {numbers}; "
+                f"workers.max_failures_in_a_row is {limit}); the last: {failures[-1].user_attrs['error']}",
             )
         )
+
+
+def _say_bug(bug: TrialBug) -> str:
+    """Print the bug's traceback (stderr); return why the search stopped."""
+    err = bug.error
+    traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
+    return (
+        f"trial {bug.number} raised {type(err).__name__}: {str(err)[:300]}, which is no training fault (not out of "
+        "memory, diverging or a device error) but a bug in archdsl or in code the spec imports; its traceback is "
+        "above. Its parameters are queued again (workers.max_retry) for the run after the fix"
+    )
 
 
 def _guarded(storage: optuna.storages.BaseStorage, call: Callable[[], T]) -> T:

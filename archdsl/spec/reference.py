@@ -125,7 +125,9 @@ def write_into(path: str, begin: str = BEGIN, end: str = END, text_of: Any = spe
     start, stop = text.index(begin), text.index(end) + len(end)
     new = text[:start] + text_of() + text[stop:]
     if new != text:
-        Path(path).write_text(new, encoding="utf-8")
+        from archdsl.atomic import atomic_write_text
+
+        atomic_write_text(path, new)
     return new != text
 
 

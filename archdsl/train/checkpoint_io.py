@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from archdsl.atomic import atomic_path
+
 __all__ = ["AtomicCheckpointIO", "load_checkpoint_data"]
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """``torch.save`` to a temporary file, then ``os.replace``; loads with ``weights_only=True`` unless told
-    otherwise (Lightning's own default would unpickle arbitrary objects when resuming)."""
+    """``torch.save`` through :func:`~archdsl.atomic.atomic_path` (a temporary file, then a rename); loads with
+    ``weights_only=True`` unless told otherwise (Lightning's own default would unpickle arbitrary objects when
+    resuming)."""
 
     def load_checkpoint(
         self, path: Any, map_location: Any = lambda storage, loc: storage, weights_only: bool | None = None
@@ -22,16 +24,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         return super().load_checkpoint(path, map_location, True if weights_only is None else weights_only)
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(path) as tmp:
             torch.save(checkpoint, tmp)
-            with tmp.open("rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 def load_checkpoint_data(path: str | Path) -> dict[str, Any]:

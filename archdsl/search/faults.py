@@ -1,0 +1,100 @@
+"""Which errors of a trial are the trial's own, and which are bugs.
+
+A search must survive its trials: a learning rate that diverges, a model that does not fit in the
+device's memory, a device or disk that fails. Such a **training fault** fails its trial (the error and a
+short traceback kept in its user attributes) and the search goes on. Any other exception (a
+``TypeError``, a ``KeyError``, a shape mismatch inside a planned model) is a bug in archdsl, or in code a
+spec imports: it would fail every trial the same way, so it stops the search with its traceback instead of
+burning the budget (:class:`TrialBug`).
+
+The faults are a registry, in order; the first whose test holds names the fault.
+"""
+
+from __future__ import annotations
+
+import errno
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from archdsl.errors import ArchDSLError
+
+__all__ = ["FAULTS", "Fault", "TrialBug", "TrialFault", "fault_of"]
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    """What the trial's ``fault`` user attribute says."""
+    holds: Callable[[BaseException], bool]
+
+
+def _torch_error(name: str) -> type[BaseException] | None:
+    """A torch exception class, without importing torch (planning-only searches never load it)."""
+    torch = sys.modules.get("torch")
+    found = getattr(torch, name, None) if torch is not None else None
+    return found if isinstance(found, type) and issubclass(found, BaseException) else None
+
+
+def _is(name: str) -> Callable[[BaseException], bool]:
+    def holds(err: BaseException) -> bool:
+        cls = _torch_error(name)
+        return cls is not None and isinstance(err, cls)
+
+    return holds
+
+
+_DEVICE_MARKERS = ("CUDA error", "cuDNN error", "CUBLAS_STATUS", "CUDNN_STATUS", "NCCL", "HIP error", "MPS backend")
+"""Device failures torch reports as a plain ``RuntimeError`` (older releases, collective ops, cuBLAS/cuDNN)."""
+
+_LOADER_MARKERS = ("DataLoader worker", "unable to open shared memory", "Too many open files")
+"""The data-loading processes died or the host ran out of shared memory or file handles."""
+
+
+def _runtime(markers: tuple[str, ...]) -> Callable[[BaseException], bool]:
+    def holds(err: BaseException) -> bool:
+        return type(err) is RuntimeError and any(m in str(err) for m in markers)
+
+    return holds
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    if isinstance(err, MemoryError) or _is("OutOfMemoryError")(err):
+        return True
+    return type(err) is RuntimeError and "out of memory" in str(err)  # torch before 2.5, MPS, XPU
+
+
+def _host_io(err: BaseException) -> bool:
+    """The disk is full, a quota is hit, a network filesystem went away: the host's trouble, not the code's."""
+    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.EROFS)
+
+
+FAULTS: tuple[Fault, ...] = (
+    Fault("training", lambda err: isinstance(err, ArchDSLError)),  # a located reason: loss NaN, data missing, ...
+    Fault("out of memory", _out_of_memory),
+    Fault("device", _is("AcceleratorError")),
+    Fault("device", _runtime(_DEVICE_MARKERS)),
+    Fault("data loading", _runtime(_LOADER_MARKERS)),
+    Fault("host i/o", _host_io),
+)
+
+
+def fault_of(err: BaseException) -> str | None:
+    """The training fault ``err`` is, or None: a bug."""
+    return next((f.name for f in FAULTS if f.holds(err)), None)
+
+
+class TrialFault(Exception):
+    """A trial failed for a reason of its own (:data:`FAULTS`); the search records it and goes on."""
+
+    def __init__(self, fault: str, error: BaseException) -> None:
+        super().__init__(f"{fault}: {type(error).__name__}: {error}")
+        self.fault, self.error = fault, error
+
+
+class TrialBug(Exception):
+    """A trial raised an error that is no training fault; the search stops and shows its traceback."""
+
+    def __init__(self, number: int, error: BaseException) -> None:
+        super().__init__(f"trial {number}: {type(error).__name__}: {error}")
+        self.number, self.error = number, error

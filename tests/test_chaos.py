@@ -1,0 +1,143 @@
+"""Chaos: a search killed five times at random points (SIGKILL, SIGINT, SIGTERM, a double Ctrl-C), then run
+to the end, holds exactly its budget of finished trials, none run twice and none lost.
+
+Each round draws its kill points from its own seed (printed on failure, so a failing round can be replayed
+with ``ARCHDSL_CHAOS_SEED``); three rounds run in CI, the "three runs in a row" the study must survive.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from archdsl.search.budget import FINISHED, retry_history
+
+pytestmark = pytest.mark.slow
+
+BUDGET = 6
+
+BASE = """\
+name: chaos_base
+input: {channels: 1, size: 8}
+stem: {type: conv, channels: 8, kernel_size: 3}
+stages:
+  - channels: 16
+    stride: 1
+    blocks: [{type: bottleneck, width: 8, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]
+  - channels: 16
+    stride: 2
+    blocks: [{type: bottleneck, width: 8, mixer: {type: global_attention, num_heads: 2}}]
+head: {type: classifier, num_classes: 10}
+train: {epochs: 2, batch_size: 256, optimizer: {lr: 3.0e-3}, data: {name: digits, augment: false}}
+"""
+
+SEARCH = f"""\
+base: base.yaml
+budget: {{trials: {BUDGET}}}
+sampler: {{name: random, seed: 0}}
+pruner: {{name: none}}
+workers: {{heartbeat_seconds: 1, grace_seconds: 3}}
+params:
+  conv_stages: {{int: [0, 1]}}
+  stages.*.blocks.*.mixer.num_heads: {{choice: [2, 4]}}
+  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}
+"""
+
+
+def _ctrl_c_twice(proc: subprocess.Popen[str]) -> None:
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+
+
+EXPECTED_EXIT = {
+    "SIGKILL": {-signal.SIGKILL},
+    "SIGINT": {130, -signal.SIGINT},
+    "SIGTERM": {0, -signal.SIGTERM},
+    "Ctrl-C twice": {130, -signal.SIGINT},
+}
+
+ATTACKS = {
+    "SIGKILL": lambda proc: proc.send_signal(signal.SIGKILL),
+    "SIGINT": lambda proc: proc.send_signal(signal.SIGINT),
+    "SIGTERM": lambda proc: proc.send_signal(signal.SIGTERM),
+    "Ctrl-C twice": _ctrl_c_twice,
+}
+
+
+def _seeds() -> list[int]:
+    given = os.environ.get("ARCHDSL_CHAOS_SEED")
+    return [int(given)] if given else [1, 2, 3]
+
+
+@pytest.mark.parametrize("seed", _seeds())
+def test_a_search_killed_five_times_ends_with_its_budget_and_no_trial_twice(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    (tmp_path / "base.yaml").write_text(BASE)
+    (tmp_path / "search.yaml").write_text(SEARCH)
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "archdsl", "search", str(tmp_path / "search.yaml"), "--out", str(out), "--json"]
+    log: list[str] = []
+    attacks = [*sorted(ATTACKS), rng.choice(sorted(ATTACKS))]  # each kind at least once
+    rng.shuffle(attacks)
+    for kill, attack in enumerate(attacks):
+        # the search takes about 2 s to open the study, 6 s for its first trial (imports, data), then about 1 s
+        # a trial: the kill lands in start-up, in a trial's training or evaluation, or between trials
+        delay = rng.uniform(0.5, 8.0)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        alive = proc.poll() is None
+        if alive:
+            ATTACKS[attack](proc)
+        _, err = proc.communicate(timeout=120)
+        log.append(f"kill {kill}: {attack} after {delay:.1f} s ({'alive' if alive else 'already ended'}), "
+                   f"exit {proc.returncode}: {err.strip().splitlines()[-1:] if err.strip() else ''}")  # fmt: skip
+        context = f"seed {seed}\n" + "\n".join(log) + "\n" + err[-3000:]
+        assert alive, f"the search ended before the kill: {context}"
+        # Ctrl-C: 130 once archdsl handles it (the interpreter's own -2 while it still imports); SIGTERM: a
+        # preempted search exits 0; neither shows a traceback
+        assert proc.returncode in EXPECTED_EXIT[attack], context
+        assert proc.returncode < 0 or "Traceback" not in err, context
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    context = f"seed {seed} (ARCHDSL_CHAOS_SEED={seed} replays it)\n" + "\n".join(log) + "\n" + rerun.stderr[-3000:]
+    assert rerun.returncode == 0, context
+    summary = json.loads(rerun.stdout.strip().splitlines()[-1])
+    assert summary["stopped"] == "budget", context
+    assert summary["trials"]["complete"] + summary["trials"]["pruned"] + summary["trials"]["rejected"] == BUDGET
+
+    study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == BUDGET, context
+    assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], context
+    # nothing ran twice: a trial that finished was never queued again, and each retry chain finished once
+    retried = Counter(n for t in trials for n in retry_history(t))
+    assert not [t.number for t in finished if t.number in retried], context
+    chains = Counter(retry_history(t)[0] if retry_history(t) else t.number for t in finished)
+    assert max(chains.values()) == 1, context
+    # a retry runs the parameters of the trial it replaces (those it had sampled when the kill came)
+    by_number = {t.number: t for t in trials}
+    for t in finished:
+        if retry_history(t):
+            assert by_number[retry_history(t)[-1]].params.items() <= t.params.items(), (t.number, context)
+    # a trial a kill cut short ran again with its parameters, unless its chain was retried max_retry (1) times
+    for t in trials:
+        if t.state == TrialState.FAIL:
+            assert t.number in retried or len(retry_history(t)) >= 1, (t.number, context)
+    print("\n".join(log))  # where the kills landed (pytest -s or -rP shows it)
+    # every finished trial kept its result where the study says
+    for t in finished:
+        if t.state == TrialState.COMPLETE:
+            assert Path(t.user_attrs["checkpoint"]).is_file(), context
