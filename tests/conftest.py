@@ -15,6 +15,13 @@ import pytest
 
 POSTGRES = os.environ.get("ARCHDSL_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: the N workers share the cores (torch would give each one all of them), and so do the archdsl
+    # processes the tests start, which inherit this. Set before torch is imported anywhere in the worker.
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_name, str(_share))
+
 
 def _admin_engine():  # type: ignore[no-untyped-def]
     import sqlalchemy
