@@ -515,6 +515,14 @@ def _torch_errors() -> list[tuple[BaseException, str | None]]:
         (RuntimeError("NCCL error in: ProcessGroupNCCL.cpp:1970, unhandled system error"), "device"),
         (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed."), "data loading"),
         (OSError(errno.ENOSPC, "No space left on device"), "host i/o"),
+        (torch.distributed.DistBackendError("NCCL communicator was aborted on rank 1"), "device"),
+        (torch.multiprocessing.ProcessExitedException("rank 1 killed", 1, 77, -9, "SIGKILL"), "killed rank"),
+        (torch.multiprocessing.ProcessRaisedException(
+            "-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n"
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", 1, 77), "out of memory"),
+        (torch.multiprocessing.ProcessRaisedException(
+            "-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n"
+            "KeyError: 'stages'", 1, 77), None),  # a rank's bug is a bug
         # bugs: they would fail every trial the same way
         (TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'"), None),
         (KeyError("stages"), None),

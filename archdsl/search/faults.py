@@ -29,16 +29,16 @@ class Fault:
     holds: Callable[[BaseException], bool]
 
 
-def _torch_error(name: str) -> type[BaseException] | None:
+def _torch_error(module: str, name: str) -> type[BaseException] | None:
     """A torch exception class, without importing torch (planning-only searches never load it)."""
-    torch = sys.modules.get("torch")
-    found = getattr(torch, name, None) if torch is not None else None
+    loaded = sys.modules.get(module)
+    found = getattr(loaded, name, None) if loaded is not None else None
     return found if isinstance(found, type) and issubclass(found, BaseException) else None
 
 
-def _is(name: str) -> Callable[[BaseException], bool]:
+def _is(module: str, name: str) -> Callable[[BaseException], bool]:
     def holds(err: BaseException) -> bool:
-        cls = _torch_error(name)
+        cls = _torch_error(module, name)
         return cls is not None and isinstance(err, cls)
 
     return holds
@@ -51,17 +51,23 @@ _LOADER_MARKERS = ("DataLoader worker", "unable to open shared memory", "Too man
 """The data-loading processes died or the host ran out of shared memory or file handles."""
 
 
-def _runtime(markers: tuple[str, ...]) -> Callable[[BaseException], bool]:
+_SPAWNED = _is("torch.multiprocessing", "ProcessRaisedException")
+"""A multi-device trial's rank raised: the parent sees its traceback as text (``ddp_spawn``)."""
+
+
+def _says(markers: tuple[str, ...]) -> Callable[[BaseException], bool]:
+    """A ``RuntimeError`` (or a spawned rank's error) whose message carries one of ``markers``."""
+
     def holds(err: BaseException) -> bool:
-        return type(err) is RuntimeError and any(m in str(err) for m in markers)
+        return (isinstance(err, RuntimeError) or _SPAWNED(err)) and any(m in str(err) for m in markers)
 
     return holds
 
 
 def _out_of_memory(err: BaseException) -> bool:
-    if isinstance(err, MemoryError) or _is("OutOfMemoryError")(err):
+    if isinstance(err, MemoryError) or _is("torch", "OutOfMemoryError")(err):
         return True
-    return type(err) is RuntimeError and "out of memory" in str(err)  # torch before 2.5, MPS, XPU
+    return _says(("out of memory", "OutOfMemoryError"))(err)  # torch before 2.5, MPS, XPU, a spawned rank
 
 
 def _host_io(err: BaseException) -> bool:
@@ -72,9 +78,11 @@ def _host_io(err: BaseException) -> bool:
 FAULTS: tuple[Fault, ...] = (
     Fault("training", lambda err: isinstance(err, ArchDSLError)),  # a located reason: loss NaN, data missing, ...
     Fault("out of memory", _out_of_memory),
-    Fault("device", _is("AcceleratorError")),
-    Fault("device", _runtime(_DEVICE_MARKERS)),
-    Fault("data loading", _runtime(_LOADER_MARKERS)),
+    Fault("device", _is("torch", "AcceleratorError")),
+    Fault("device", _is("torch.distributed", "DistError")),  # a collective failed: NCCL/Gloo, a rank's network
+    Fault("device", _says(_DEVICE_MARKERS)),
+    Fault("killed rank", _is("torch.multiprocessing", "ProcessExitedException")),  # e.g. the kernel's OOM killer
+    Fault("data loading", _says(_LOADER_MARKERS)),
     Fault("host i/o", _host_io),
 )
 
