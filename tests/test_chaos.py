@@ -22,38 +22,16 @@ import pytest
 from optuna.trial import TrialState
 
 from archdsl.search.budget import FINISHED, retry_history
+from tests.test_search import BASE as SEARCH_TEST_BASE
+from tests.test_search import write_search
 
 pytestmark = pytest.mark.slow
 
 BUDGET = 6
 
-BASE = """\
-name: chaos_base
-input: {channels: 1, size: 8}
-stem: {type: conv, channels: 8, kernel_size: 3}
-stages:
-  - channels: 16
-    stride: 1
-    blocks: [{type: bottleneck, width: 8, mixer: {type: halo, block_size: 4, halo_size: 1, num_heads: 2}}]
-  - channels: 16
-    stride: 2
-    blocks: [{type: bottleneck, width: 8, mixer: {type: global_attention, num_heads: 2}}]
-head: {type: classifier, num_classes: 10}
-train: {epochs: 2, batch_size: 256, optimizer: {lr: 3.0e-3}, data: {name: digits, augment: false}}
-"""
-
-SEARCH = f"""\
-base: base.yaml
-budget: {{trials: {BUDGET}}}
-sampler: {{name: random, seed: 0}}
-pruner: {{name: none}}
-workers: {{heartbeat_seconds: 1, grace_seconds: 3}}
-params:
-  conv_stages: {{int: [0, 1]}}
-  stages.*.blocks.*.mixer.num_heads: {{choice: [2, 4]}}
-  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}
-"""
-
+# the tiny 8-px base of the search tests, a larger batch: fewer steps a trial
+BASE = SEARCH_TEST_BASE.replace("batch_size: 128", "batch_size: 256")
+assert BASE != SEARCH_TEST_BASE
 
 def _ctrl_c_twice(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGINT)
@@ -85,10 +63,9 @@ def _seeds() -> list[int]:
 @pytest.mark.parametrize("seed", _seeds())
 def test_a_search_killed_five_times_ends_with_its_budget_and_no_trial_twice(tmp_path: Path, seed: int) -> None:
     rng = random.Random(seed)
-    (tmp_path / "base.yaml").write_text(BASE)
-    (tmp_path / "search.yaml").write_text(SEARCH)
+    search = write_search(tmp_path, trials=BUDGET, base=BASE)  # random sampler, 4 parameters, no pruner
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "archdsl", "search", str(tmp_path / "search.yaml"), "--out", str(out), "--json"]
+    cmd = [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(out), "--json"]
     log: list[str] = []
     attacks = [*sorted(ATTACKS), rng.choice(sorted(ATTACKS))]  # each kind at least once
     rng.shuffle(attacks)
