@@ -150,6 +150,30 @@ def test_search_with_two_local_workers_on_sqlite_survives_a_killed_worker(tmp_pa
     assert (out / "logs" / "worker-0.log").is_file() and (out / "logs" / "worker-1.log").is_file()
 
 
+def test_local_workers_whose_trials_keep_failing_stop_the_search_with_their_reason(tmp_path: Path) -> None:
+    """Each worker process stops on its failure budget; the parent says why, from the worker's own stop line
+    in its log (not the log's last line, which is the worker's summary)."""
+    search = write_search(tmp_path, trials=8, epochs=1)
+    base = (tmp_path / "base.yaml").read_text()
+    data = f"data: {{name: image_folder, root: {tmp_path / 'none'}}}"
+    (tmp_path / "base.yaml").write_text(base.replace("channels: 1,", "channels: 3,").replace(
+        "data: {name: digits, augment: false}", data))  # fmt: skip
+    search.write_text(search.read_text().replace("reconnect_seconds: 30", "reconnect_seconds: 30, "
+                                                 "max_failures_in_a_row: 2"))  # fmt: skip
+    out = tmp_path / "out"
+    proc = archdsl("search", str(search), "--out", str(out), "--workers", "2", "--json")
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 1, stderr[-3000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["stopped"] == "failures"
+    (reason,) = [line for line in stderr.splitlines() if line.startswith("search stopped (failures): ")]
+    for i in (0, 1):
+        assert (
+            f"worker {i} exited with code 1: search stopped (failures): 2 trials in a row failed on this worker"
+            in reason
+        ), reason
+    assert "train.data.root: " in reason
+
+
 @pytest.mark.slow
 def test_sigterm_preempts_a_worker_which_hands_its_trial_back(tmp_path: Path, postgres_url: str) -> None:
     search = write_search(tmp_path, trials=3, epochs=6)

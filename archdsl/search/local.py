@@ -205,7 +205,8 @@ def _failure(failed: list[tuple[int, int | None]], out: Path) -> str:
     for i, code in failed:
         log = out / "logs" / f"worker-{i}.log"
         lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()] if log.is_file() else []
-        last = lines[-1] if lines else "no output"
+        said = [line for line in lines if line.startswith("search stopped (")]  # the worker's own reason
+        last = said[-1] if said else lines[-1] if lines else "no output"
         how = f"signal {-code}" if code is not None and code < 0 else f"code {code}"
         parts.append(f"worker {i} exited with {how}: {last}")
     return "; ".join(parts) + f" (logs in {out / 'logs'})"
