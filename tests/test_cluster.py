@@ -107,7 +107,7 @@ def assert_study_ends_exactly(study: optuna.Study, budget: int, killed: FrozenTr
 
 @pytest.mark.slow
 def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_path: Path, postgres_url: str) -> None:
-    search = write_search(tmp_path, trials=16, epochs=3)
+    search = write_search(tmp_path, trials=10, epochs=3)
     out = tmp_path / "out"
     procs = [worker(search, postgres_url, out) for _ in range(4)]
     load = lambda: optuna.load_study(study_name="search", storage=postgres_url)  # noqa: E731
@@ -116,11 +116,11 @@ def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_pat
     results = finish(procs)
     codes = sorted(code for code, _, _ in results)
     assert codes == [-signal.SIGKILL, 0, 0, 0], [r[2][-2000:] for r in results]
-    assert_study_ends_exactly(load(), 16, victim)
+    assert_study_ends_exactly(load(), 10, victim)
     for code, stdout, _ in results:
         if code == 0:
             summary = json.loads(stdout.strip().splitlines()[-1])
-            assert summary["stopped"] == "budget" and sum(summary["trials"].values()) == 16
+            assert summary["stopped"] == "budget" and sum(summary["trials"].values()) == 10
     # each trial recorded its worker and its absolute checkpoint
     done = load().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert {t.user_attrs["host"] for t in done} == {os.uname().nodename}
@@ -130,7 +130,7 @@ def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_pat
 
 @pytest.mark.slow
 def test_search_with_two_local_workers_on_sqlite_survives_a_killed_worker(tmp_path: Path) -> None:
-    search = write_search(tmp_path, trials=16, epochs=3)
+    search = write_search(tmp_path, trials=8, epochs=3)
     out = tmp_path / "out"
     proc = archdsl("search", str(search), "--out", str(out), "--workers", "2", "--json")
     db = f"sqlite:///{out / 'study.db'}"
@@ -143,7 +143,7 @@ def test_search_with_two_local_workers_on_sqlite_survives_a_killed_worker(tmp_pa
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads(stdout.strip().splitlines()[-1])
     assert summary["storage"] == db and summary["stopped"] == "budget"
-    assert_study_ends_exactly(load(), 16, victim)
+    assert_study_ends_exactly(load(), 8, victim)
     # one merged display: the progress lines of both workers' trials in the parent's stderr
     lines = [line for line in stderr.splitlines() if line.startswith("[")]
     assert any(" on w0 " in line for line in lines) and any(" on w1 " in line for line in lines)
