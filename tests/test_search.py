@@ -497,6 +497,14 @@ def _raise(error: BaseException) -> None:
     raise error
 
 
+def _rank_raised(last_line: str) -> BaseException:
+    """What ``ddp_spawn`` raises in the parent when a rank raised: the rank's traceback as text."""
+    import torch
+
+    text = f"-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n{last_line}"
+    return torch.multiprocessing.ProcessRaisedException(text, 1, 77)
+
+
 def _torch_errors() -> list[tuple[BaseException, str | None]]:
     import errno
 
@@ -517,12 +525,10 @@ def _torch_errors() -> list[tuple[BaseException, str | None]]:
         (OSError(errno.ENOSPC, "No space left on device"), "host i/o"),
         (torch.distributed.DistBackendError("NCCL communicator was aborted on rank 1"), "device"),
         (torch.multiprocessing.ProcessExitedException("rank 1 killed", 1, 77, -9, "SIGKILL"), "killed rank"),
-        (torch.multiprocessing.ProcessRaisedException(
-            "-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n"
-            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB", 1, 77), "out of memory"),
-        (torch.multiprocessing.ProcessRaisedException(
-            "-- Process 1 terminated with the following error:\nTraceback (most recent call last):\n  ...\n"
-            "KeyError: 'stages'", 1, 77), None),  # a rank's bug is a bug
+        (_rank_raised("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"), "out of memory"),
+        (_rank_raised("archdsl.train.module.NonFiniteLossError: loss is nan at epoch 0, step 3"), "training"),
+        (OSError(errno.EMFILE, "Too many open files"), "host i/o"),
+        (_rank_raised("KeyError: 'stages'"), None),  # a rank's bug is a bug
         # bugs: they would fail every trial the same way
         (TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'"), None),
         (KeyError("stages"), None),

@@ -64,6 +64,13 @@ def _says(markers: tuple[str, ...]) -> Callable[[BaseException], bool]:
     return holds
 
 
+def _rank_raised_ours(err: BaseException) -> bool:
+    """A spawned rank raised one of archdsl's own errors (its loss turned non-finite, a located problem): the
+    traceback's last line names the class with its module."""
+    text = str(err).strip()
+    return _SPAWNED(err) and bool(text) and text.splitlines()[-1].startswith("archdsl.")
+
+
 def _out_of_memory(err: BaseException) -> bool:
     if isinstance(err, MemoryError) or _is("torch", "OutOfMemoryError")(err):
         return True
@@ -71,12 +78,17 @@ def _out_of_memory(err: BaseException) -> bool:
 
 
 def _host_io(err: BaseException) -> bool:
-    """The disk is full, a quota is hit, a network filesystem went away: the host's trouble, not the code's."""
-    return isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.EROFS)
+    """The host's trouble, not the code's (:data:`_HOST_ERRNOS`)."""
+    return isinstance(err, OSError) and err.errno in _HOST_ERRNOS
+
+
+_HOST_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.EROFS, errno.EMFILE, errno.ENFILE)
+"""Disk or quota full, an I/O error, a stale network-filesystem handle, a read-only remount, no file handles."""
 
 
 FAULTS: tuple[Fault, ...] = (
     Fault("training", lambda err: isinstance(err, ArchDSLError)),  # a located reason: loss NaN, data missing, ...
+    Fault("training", _rank_raised_ours),
     Fault("out of memory", _out_of_memory),
     Fault("device", _is("torch", "AcceleratorError")),
     Fault("device", _is("torch.distributed", "DistError")),  # a collective failed: NCCL/Gloo, a rank's network
