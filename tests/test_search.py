@@ -588,3 +588,19 @@ def test_a_bug_stops_the_search_with_its_traceback_and_the_rerun_after_the_fix_r
     retried = study.trials[1]
     assert retried.state == TrialState.COMPLETE and retry_history(retried) == [0]
     assert retried.params == failed.params
+
+
+
+def test_a_spawned_ranks_own_error_is_a_training_fault() -> None:
+    """``ddp_spawn`` gives the parent a rank's error as its traceback text only (a real spawn here); one of
+    archdsl's errors (a rank's loss turning NaN raises ``archdsl.train.module.NonFiniteLossError``) is named
+    with its module on the last line."""
+    import torch.multiprocessing as mp
+
+    from archdsl.search.faults import fault_of
+    from tests.ranks import raise_archdsl_error
+
+    with pytest.raises(mp.ProcessRaisedException) as raised:
+        mp.start_processes(raise_archdsl_error, nprocs=2, start_method="spawn")
+    assert str(raised.value).strip().splitlines()[-1].startswith("archdsl.errors.SpecError: train.optimizer.lr: ")
+    assert fault_of(raised.value) == "training"
