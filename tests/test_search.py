@@ -579,6 +579,9 @@ def test_a_bug_stops_the_search_with_its_traceback_and_the_rerun_after_the_fix_r
     assert [t.state for t in study.trials] == [TrialState.FAIL, TrialState.WAITING]
     failed = study.trials[0]
     assert failed.user_attrs["bug"] is True and "fault" not in failed.user_attrs
+    assert failed.user_attrs["reason"] == (  # what the progress line and the report show
+        "a bug, not a training fault: TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'"
+    )
     assert "in buggy_fit" in failed.user_attrs["traceback"]
 
     monkeypatch.setattr(fit_module, "fit", real_fit)  # the fix

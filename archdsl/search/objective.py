@@ -86,7 +86,7 @@ class Objective:
             fault = fault_of(err)
             if fault is None:  # a bug: queue the parameters for the run after the fix, then stop the search
                 trial.set_user_attr("bug", True)
-                self._hand_back(trial, "bug")
+                self._hand_back(trial, f"a bug, not a training fault: {type(err).__name__}: {str(err)[:300]}")
                 raise TrialBug(trial.number, err) from err
             trial.set_user_attr("fault", fault)
             raise TrialFault(fault, err) from err
