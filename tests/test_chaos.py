@@ -33,6 +33,7 @@ BUDGET = 6
 BASE = SEARCH_TEST_BASE.replace("batch_size: 128", "batch_size: 256")
 assert BASE != SEARCH_TEST_BASE
 
+
 def _ctrl_c_twice(proc: subprocess.Popen[str]) -> None:
     proc.send_signal(signal.SIGINT)
     time.sleep(0.2)
