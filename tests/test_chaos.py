@@ -85,9 +85,11 @@ def test_a_search_killed_five_times_ends_with_its_budget_and_no_trial_twice(tmp_
         context = f"seed {seed}\n" + "\n".join(log) + "\n" + err[-3000:]
         assert alive, f"the search ended before the kill: {context}"
         # Ctrl-C: 130 once archdsl handles it (the interpreter's own -2 while it still imports); SIGTERM: a
-        # preempted search exits 0; neither shows a traceback
+        # preempted search exits 0; neither shows a traceback. A second Ctrl-C is the hard stop: it raises at
+        # once wherever the process is, even in a garbage-collector callback, where Python prints "Exception
+        # ignored in ..." with a traceback (seen once, in sqlalchemy's); the storage stays consistent all the same
         assert proc.returncode in EXPECTED_EXIT[attack], context
-        assert proc.returncode < 0 or "Traceback" not in err, context
+        assert proc.returncode < 0 or attack == "Ctrl-C twice" or "Traceback" not in err, context
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     context = f"seed {seed} (ARCHDSL_CHAOS_SEED={seed} replays it)\n" + "\n".join(log) + "\n" + rerun.stderr[-3000:]
     assert rerun.returncode == 0, context
