@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from archdsl.errors import ArchDSLError
 
-__all__ = ["FAULTS", "Fault", "TrialBug", "TrialFault", "fault_of"]
+__all__ = ["FAULTS", "Fault", "TrialBug", "TrialFault", "describe", "fault_of"]
 
 
 @dataclass(frozen=True)
@@ -104,17 +104,21 @@ def fault_of(err: BaseException) -> str | None:
     return next((f.name for f in FAULTS if f.holds(err)), None)
 
 
+def describe(err: BaseException) -> str:
+    """``Type: message`` for one line of a reason, the message cut at 300 characters."""
+    return f"{type(err).__name__}: {str(err)[:300]}"
+
+
 class TrialFault(Exception):
     """A trial failed for a reason of its own (:data:`FAULTS`); the search records it and goes on."""
 
     def __init__(self, fault: str, error: BaseException) -> None:
-        super().__init__(f"{fault}: {type(error).__name__}: {error}")
-        self.fault, self.error = fault, error
+        super().__init__(f"{fault}: {describe(error)}")
 
 
 class TrialBug(Exception):
     """A trial raised an error that is no training fault; the search stops and shows its traceback."""
 
     def __init__(self, number: int, error: BaseException) -> None:
-        super().__init__(f"trial {number}: {type(error).__name__}: {error}")
+        super().__init__(f"trial {number}: {describe(error)}")
         self.number, self.error = number, error

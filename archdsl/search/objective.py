@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial
 from archdsl.errors import ArchDSLError
 from archdsl.planner import plan_model
 from archdsl.search.budget import admits
-from archdsl.search.faults import TrialBug, TrialFault, fault_of
+from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.resolve import resolve
 from archdsl.search.space import SearchSpace
@@ -86,7 +86,7 @@ class Objective:
             fault = fault_of(err)
             if fault is None:  # a bug: queue the parameters for the run after the fix, then stop the search
                 trial.set_user_attr("bug", True)
-                self._hand_back(trial, f"a bug, not a training fault: {type(err).__name__}: {str(err)[:300]}")
+                self._hand_back(trial, f"a bug, not a training fault: {describe(err)}")
                 raise TrialBug(trial.number, err) from err
             trial.set_user_attr("fault", fault)
             raise TrialFault(fault, err) from err

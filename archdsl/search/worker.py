@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import next_step, tally
-from archdsl.search.faults import TrialBug, TrialFault
+from archdsl.search.faults import TrialBug, TrialFault, describe
 from archdsl.search.heartbeats import fail_stale
 from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.objective import Objective, TrialContext
@@ -210,7 +210,7 @@ def _say_bug(bug: TrialBug) -> str:
     err = bug.error
     traceback.print_exception(type(err), err, err.__traceback__, file=sys.stderr)
     return (
-        f"trial {bug.number} raised {type(err).__name__}: {str(err)[:300]}, which is no training fault (not out of "
+        f"trial {bug.number} raised {describe(err)}, which is no training fault (not out of "
         "memory, diverging or a device error) but a bug in archdsl or in code the spec imports; its traceback is "
         "above. Its parameters are queued again (workers.max_retry) for the run after the fix"
     )
