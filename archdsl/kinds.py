@@ -158,8 +158,11 @@ def load_kinds() -> None:
             if callable(loaded):
                 loaded()
         except Exception as exc:  # one broken plug-in must not take archdsl down with it
-            print(f"warning: plug-in '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) was not loaded: "
-                  f"{type(exc).__name__}: {exc}", file=sys.stderr)  # fmt: skip
+            print(
+                f"warning: plug-in '{ep.name}' ({ep.value}, entry point {ENTRY_POINT_GROUP}) was not loaded: "
+                f"{type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
 
 
 def close_registries() -> None:

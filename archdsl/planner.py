@@ -36,16 +36,26 @@ def _bounded(plan: ModelPlan, batch: int) -> ModelPlan:
     activations = 4 * batch * (math.prod(plan.input) + sum(outputs))
     if activations > ACTIVATION_BYTES.value:
         big = parts[outputs.index(max(outputs))]
-        raise ShapeError.at(big.path, f"one training step at batch {batch} keeps float32 activations of at least "
-                            f"{ACTIVATION_BYTES.over(activations)}; this part's output is "
-                            f"{'x'.join(map(str, big.out_shape))} per image")  # fmt: skip
+        raise ShapeError.at(
+            big.path,
+            f"one training step at batch {batch} keeps float32 activations of at least "
+            f"{ACTIVATION_BYTES.over(activations)}; this part's output is "
+            f"{'x'.join(map(str, big.out_shape))} per image",
+        )
     return plan
 
 
 def _pos_embed(ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
-    return make_node(ctx, "pos_embed", "pos_embed", ctx.in_shape, "archdsl.nn.pos_embed.PositionEmbedding",
-                     {"channels": c, "height": h, "width": w}, cost.param(c, h, w))  # fmt: skip
+    return make_node(
+        ctx,
+        "pos_embed",
+        "pos_embed",
+        ctx.in_shape,
+        "archdsl.nn.pos_embed.PositionEmbedding",
+        {"channels": c, "height": h, "width": w},
+        cost.param(c, h, w),
+    )
 
 
 def _plan(spec: ModelSpec) -> ModelPlan:

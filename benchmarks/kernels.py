@@ -47,8 +47,14 @@ def halo_timm(ours: nn.Module) -> nn.Module:
 
     assert isinstance(ours, HaloAttention)
     c = ours.q.in_channels
-    theirs = HaloAttn(c, ours.heads * ours.v_dim, num_heads=ours.heads, block_size=ours.block,
-                      halo_size=ours.halo, scale_pos_embed=True)
+    theirs = HaloAttn(
+        c,
+        ours.heads * ours.v_dim,
+        num_heads=ours.heads,
+        block_size=ours.block,
+        halo_size=ours.halo,
+        scale_pos_embed=True,
+    )
     n, dq, dv, h = ours.heads, ours.qk_dim, ours.v_dim, ours.halo
     k, v = ours.kv.weight.detach().split([n * dq, n * dv])
     kv = torch.cat([k.reshape(n, dq, c, 1, 1), v.reshape(n, dv, c, 1, 1)], 1)  # timm: per head [k; v]
@@ -65,8 +71,14 @@ def outlook_timm(ours: nn.Module) -> nn.Module:
     from timm.models.volo import OutlookAttention as TimmOutlook
 
     assert isinstance(ours, OutlookAttention)
-    theirs = TimmOutlook(ours.v.in_features, ours.num_heads, ours.kernel_size, ours.padding, ours.stride,
-                         qkv_bias=ours.v.bias is not None)
+    theirs = TimmOutlook(
+        ours.v.in_features,
+        ours.num_heads,
+        ours.kernel_size,
+        ours.padding,
+        ours.stride,
+        qkv_bias=ours.v.bias is not None,
+    )
     theirs.load_state_dict(ours.state_dict())
     return theirs
 
@@ -93,8 +105,9 @@ def cases(quick: bool) -> list[Case]:
             Case("global", GlobalAttention(32, 8, 8, 4, 1), (32, 8, 8), None, lambda y: y),
         ]
     return [
-        Case("halo", HaloAttention(256, 256, 32, 32, 8, 3, 8, 1), (256, 32, 32), halo_timm,
-             lambda y: y[..., 8:24, 8:24]),  # interior blocks: no padded keys, where timm's unmasked halo agrees
+        Case(
+            "halo", HaloAttention(256, 256, 32, 32, 8, 3, 8, 1), (256, 32, 32), halo_timm, lambda y: y[..., 8:24, 8:24]
+        ),  # interior blocks: no padded keys, where timm's unmasked halo agrees
         Case("outlook", OutlookAttention(192, 6, 3, 1, 2, False), (28, 28, 192), outlook_timm, lambda y: y),
         Case("global", GlobalAttention(256, 16, 16, 4, 1), (256, 16, 16), global_timm, lambda y: y),
     ]
@@ -125,8 +138,13 @@ def main(argv: list[str] | None = None) -> int:
         with torch.no_grad():
             reference = case.compare(case.ours(x))
             for name, module in impls.items():
-                torch.testing.assert_close(case.compare(module(x)), reference, rtol=1e-4, atol=1e-4,
-                                           msg=lambda m, name=name, op=case.op: f"{op}: {name} differs: {m}")
+                torch.testing.assert_close(
+                    case.compare(module(x)),
+                    reference,
+                    rtol=1e-4,
+                    atol=1e-4,
+                    msg=lambda m, name=name, op=case.op: f"{op}: {name} differs: {m}",
+                )
         xg = x.clone().requires_grad_(True)
 
         def fwd(m: nn.Module, x: torch.Tensor = x) -> None:
@@ -142,8 +160,15 @@ def main(argv: list[str] | None = None) -> int:
             steps = {name: (lambda m=m, run=run: run(m)) for name, m in impls.items()}
             ms = alternate(steps, rounds=rounds, warmup=1 if args.quick else args.warmup, device=device)
             for name, step in steps.items():
-                rows.append({"op": case.op, "impl": name, "mode": mode, "ms": round(ms[name], 3),
-                             "peak_mb": round(peak_mb(step, device), 2)})
+                rows.append(
+                    {
+                        "op": case.op,
+                        "impl": name,
+                        "mode": mode,
+                        "ms": round(ms[name], 3),
+                        "peak_mb": round(peak_mb(step, device), 2),
+                    }
+                )
     add_speedups(rows, ("op", "mode"))
     info = machine(device) | {"batch": bsz, "rounds": rounds, "bf16": args.bf16, "quick": args.quick}
     report(info, rows, ["op", "impl", "mode", "ms", "peak_mb", "speedup_vs_timm"], args.json)

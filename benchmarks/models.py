@@ -151,17 +151,45 @@ def main(argv: list[str] | None = None) -> int:
                 flops = plan.flops * (3 if mode == "train" else 1) * args.batch
                 for impl, step in steps.items():
                     gflops = flops / (ms[impl] * 1e-3) / 1e9
-                    rows.append({
-                        "model": name, "impl": impl, "mode": mode, "compiled": compiled, "batch": args.batch,
-                        "ms": round(ms[impl], 2), "img_per_s": round(args.batch / (ms[impl] * 1e-3), 2),
-                        "peak_mb": round(peak_mb(step, device), 1), "gflops_per_s": round(gflops, 2),
-                        "mm_fraction": round(gflops / mm_rate, 3),
-                    })
+                    rows.append(
+                        {
+                            "model": name,
+                            "impl": impl,
+                            "mode": mode,
+                            "compiled": compiled,
+                            "batch": args.batch,
+                            "ms": round(ms[impl], 2),
+                            "img_per_s": round(args.batch / (ms[impl] * 1e-3), 2),
+                            "peak_mb": round(peak_mb(step, device), 1),
+                            "gflops_per_s": round(gflops, 2),
+                            "mm_fraction": round(gflops / mm_rate, 3),
+                        }
+                    )
     add_speedups(rows, ("model", "mode", "compiled"))
-    info = machine(device) | {"matmul_gflops": round(mm_rate, 1), "bf16": args.bf16, "quick": args.quick,
-                              "rounds": rounds}
-    report(info, rows, ["model", "impl", "mode", "compiled", "batch", "ms", "img_per_s", "peak_mb", "gflops_per_s",
-                        "mm_fraction", "speedup_vs_timm"], args.json)
+    info = machine(device) | {
+        "matmul_gflops": round(mm_rate, 1),
+        "bf16": args.bf16,
+        "quick": args.quick,
+        "rounds": rounds,
+    }
+    report(
+        info,
+        rows,
+        [
+            "model",
+            "impl",
+            "mode",
+            "compiled",
+            "batch",
+            "ms",
+            "img_per_s",
+            "peak_mb",
+            "gflops_per_s",
+            "mm_fraction",
+            "speedup_vs_timm",
+        ],
+        args.json,
+    )
     return 0
 
 

@@ -111,8 +111,11 @@ def overhead(trials: int, epochs: int, work: Path) -> dict[str, object]:
 
     fit_module.fit = timed_fit  # the objective imports fit at call time: every trial's fit gets a StepClock
     try:
-        study = search(DIGITS.format(base=ROOT / "specs" / "digits_search_base.yaml", trials=trials, epochs=epochs),
-                       work, "overhead")
+        study = search(
+            DIGITS.format(base=ROOT / "specs" / "digits_search_base.yaml", trials=trials, epochs=epochs),
+            work,
+            "overhead",
+        )
     finally:
         fit_module.fit = real_fit
     walls = trial_seconds(study)
@@ -121,11 +124,14 @@ def overhead(trials: int, epochs: int, work: Path) -> dict[str, object]:
         raise RuntimeError(f"{len(clocks)} fits for {len(trained)} completed trials")
     fractions = [(w - c.seconds) / w for w, c in zip(walls, clocks, strict=True)]
     return {
-        "what": "per-trial overhead (digits search)", "trials": len(walls), "epochs": epochs,
+        "what": "per-trial overhead (digits search)",
+        "trials": len(walls),
+        "epochs": epochs,
         "median_trial_s": round(statistics.median(walls), 2),
         "median_overhead_s": round(statistics.median(w - c.seconds for w, c in zip(walls, clocks, strict=True)), 3),
-        "median_fraction": round(statistics.median(fractions), 4), "max_fraction": round(max(fractions), 4),
-    }  # fmt: skip
+        "median_fraction": round(statistics.median(fractions), 4),
+        "max_fraction": round(max(fractions), 4),
+    }
 
 
 def rejections(trials: int, work: Path) -> list[dict[str, object]]:
@@ -138,9 +144,15 @@ def rejections(trials: int, work: Path) -> list[dict[str, object]]:
             raise RuntimeError(f"{name}: {len(study.trials) - len(rejected)} trials were not rejected")
         walls = trial_seconds(study)
         inside = statistics.median(float(t.user_attrs["reject_ms"]) for t in rejected)  # the objective's own clock
-        rows.append({"what": f"reject: {name}", "trials": len(walls),
-                     "median_ms": round(statistics.median(walls) * 1e3, 2), "max_ms": round(max(walls) * 1e3, 2),
-                     "median_reject_ms": round(inside, 2)})  # fmt: skip
+        rows.append(
+            {
+                "what": f"reject: {name}",
+                "trials": len(walls),
+                "median_ms": round(statistics.median(walls) * 1e3, 2),
+                "max_ms": round(max(walls) * 1e3, 2),
+                "median_reject_ms": round(inside, 2),
+            }
+        )
     return rows
 
 
@@ -148,15 +160,23 @@ def planning(repeats: int) -> list[dict[str, object]]:
     spec = archdsl.load_spec(ROOT / "specs" / "volo_d5.yaml")
     archdsl.plan_model(spec)  # warm imports and registries
     rows = []
-    for what, fn in (("plan volo_d5", lambda: archdsl.plan_model(spec)),
-                     ("meta-build volo_d5", lambda: archdsl.build_model(spec, device="meta"))):  # fmt: skip
+    for what, fn in (
+        ("plan volo_d5", lambda: archdsl.plan_model(spec)),
+        ("meta-build volo_d5", lambda: archdsl.build_model(spec, device="meta")),
+    ):
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
             fn()
             times.append((time.perf_counter() - start) * 1e3)
-        rows.append({"what": what, "trials": repeats, "median_ms": round(statistics.median(times), 2),
-                     "max_ms": round(max(times), 2)})  # fmt: skip
+        rows.append(
+            {
+                "what": what,
+                "trials": repeats,
+                "median_ms": round(statistics.median(times), 2),
+                "max_ms": round(max(times), 2),
+            }
+        )
     return rows
 
 
@@ -176,8 +196,22 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         rows = [overhead(trials, epochs, work), *rejections(rejects, work), *planning(5 if args.quick else 20)]
     info = machine(pick_device("cpu")) | {"quick": args.quick}
-    report(info, rows, ["what", "trials", "median_trial_s", "median_overhead_s", "median_fraction", "max_fraction",
-                        "median_ms", "max_ms", "median_reject_ms"], args.json)  # fmt: skip
+    report(
+        info,
+        rows,
+        [
+            "what",
+            "trials",
+            "median_trial_s",
+            "median_overhead_s",
+            "median_fraction",
+            "max_fraction",
+            "median_ms",
+            "max_ms",
+            "median_reject_ms",
+        ],
+        args.json,
+    )
     return 0
 
 

@@ -43,10 +43,22 @@ def run_once(search: Path, out: Path, workers: int) -> dict[str, float]:
 
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(out),
-         "--workers", str(workers), "--json"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "archdsl",
+            "search",
+            str(search),
+            "--out",
+            str(out),
+            "--workers",
+            str(workers),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     seconds = time.perf_counter() - start
     if proc.returncode != 0:
         raise SystemExit(f"search with {workers} workers failed:\n{proc.stderr[-3000:]}")

@@ -9,7 +9,9 @@ from archdsl import kinds
 from archdsl.kinds import KindRegistry
 
 REGISTRIES: dict[str, KindRegistry[kinds.Kind[Any]]] = {
-    role: registry for role, registry in kinds.REGISTRIES.items() if role != "dataset"  # the model parts
+    role: registry
+    for role, registry in kinds.REGISTRIES.items()
+    if role != "dataset"  # the model parts
 }
 
 _STEM = {"type": "conv", "channels": 16, "kernel_size": 3, "stride": 1}

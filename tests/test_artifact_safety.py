@@ -22,8 +22,10 @@ TINY = (ROOT / "specs" / "hybrid_tiny.yaml").read_text()
 @pytest.fixture(scope="module")
 def artifact(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("art") / "tiny"
-    assert main(["export", str(ROOT / "specs" / "hybrid_tiny.yaml"), "--out", str(out), "--format",
-                 "source,state_dict"]) == 0  # fmt: skip
+    assert (
+        main(["export", str(ROOT / "specs" / "hybrid_tiny.yaml"), "--out", str(out), "--format", "source,state_dict"])
+        == 0
+    )
     return out
 
 
@@ -59,8 +61,9 @@ def test_code_appended_to_model_py_never_runs(artifact: Path, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("damage", ["truncate_weights", "delete_weights", "edit_spec", "unlisted_code", "manifest"])
-def test_damaged_artifacts_are_refused_with_the_file_named(artifact: Path, tmp_path: Path, damage: str,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_damaged_artifacts_are_refused_with_the_file_named(
+    artifact: Path, tmp_path: Path, damage: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     art = _copy(artifact, tmp_path)
     weights = art / "weights.safetensors"
     expected = {

@@ -151,8 +151,9 @@ head: {{type: classifier, num_classes: 4}}
     model = archdsl.build_model(spec_from_text(text)).eval()
     blk = model.stages[0][0]
     seen: dict[str, torch.Tensor] = {}
-    blk.attention.register_forward_hook(lambda m, i, o: seen.update(inp=i[0], out=o)) if where != "mbconv" else \
-        blk.se.register_forward_hook(lambda m, i, o: seen.update(inp=i[0], out=o))  # fmt: skip
+    blk.attention.register_forward_hook(
+        lambda m, i, o: seen.update(inp=i[0], out=o)
+    ) if where != "mbconv" else blk.se.register_forward_hook(lambda m, i, o: seen.update(inp=i[0], out=o))
     x = torch.randn(2, 16, 16, 16)
     with torch.no_grad():
         y = blk(x)

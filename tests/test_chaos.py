@@ -80,8 +80,10 @@ def test_a_search_killed_five_times_ends_with_its_budget_and_no_trial_twice(tmp_
         if alive:
             ATTACKS[attack](proc)
         _, err = proc.communicate(timeout=120)
-        log.append(f"kill {kill}: {attack} after {delay:.1f} s ({'alive' if alive else 'already ended'}), "
-                   f"exit {proc.returncode}: {err.strip().splitlines()[-1:] if err.strip() else ''}")  # fmt: skip
+        log.append(
+            f"kill {kill}: {attack} after {delay:.1f} s ({'alive' if alive else 'already ended'}), "
+            f"exit {proc.returncode}: {err.strip().splitlines()[-1:] if err.strip() else ''}"
+        )
         context = f"seed {seed}\n" + "\n".join(log) + "\n" + err[-3000:]
         assert alive, f"the search ended before the kill: {context}"
         # Ctrl-C: 130 once archdsl handles it (the interpreter's own -2 while it still imports); SIGTERM: a

@@ -159,8 +159,7 @@ def test_a_closed_pipe_ends_the_command_quietly() -> None:
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-m", "archdsl", "schema"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "archdsl", "schema"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.close()  # the reader is gone before the first write (the interpreter takes a while to start)
     err = proc.stderr.read().decode()
@@ -169,7 +168,9 @@ def test_a_closed_pipe_ends_the_command_quietly() -> None:
 
 def test_validate_counts_parameters_in_words(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     search = tmp_path / "one.yaml"
-    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nparams:\n  train.optimizer.lr: "
-                      "{float: [1.0e-3, 5.0e-3]}\n")  # fmt: skip
+    search.write_text(
+        f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nparams:\n  train.optimizer.lr: "
+        "{float: [1.0e-3, 5.0e-3]}\n"
+    )
     assert main(["validate", str(search)]) == 0
     assert ": search over 1 parameter of " in capsys.readouterr().out

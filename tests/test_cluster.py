@@ -49,20 +49,29 @@ def write_search(tmp: Path, trials: int = 16, epochs: int = 2, reconnect: float 
 def archdsl(*args: str, env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[str]:
     full = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.Popen(  # type: ignore[call-overload]
-        [sys.executable, "-m", "archdsl", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=full, **kwargs,
-    )  # fmt: skip
+        [sys.executable, "-m", "archdsl", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=full,
+        **kwargs,
+    )
 
 
 def worker(
     search: Path, storage: str, out: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
-    return archdsl("worker", str(search), "--storage", storage, "--out", str(out), "--threads", "1", "--json",
-                   *extra, env=env)  # fmt: skip
+    return archdsl(
+        "worker", str(search), "--storage", storage, "--out", str(out), "--threads", "1", "--json", *extra, env=env
+    )
 
 
-def wait_for(study: Callable[[], optuna.Study], pick: Callable[[list[FrozenTrial]], FrozenTrial | None],
-             procs: list[subprocess.Popen[str]], timeout: float = 240) -> FrozenTrial:  # fmt: skip
+def wait_for(
+    study: Callable[[], optuna.Study],
+    pick: Callable[[list[FrozenTrial]], FrozenTrial | None],
+    procs: list[subprocess.Popen[str]],
+    timeout: float = 240,
+) -> FrozenTrial:
     """Poll the study until ``pick`` finds a trial (the workers must stay up meanwhile)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -156,10 +165,12 @@ def test_local_workers_whose_trials_keep_failing_stop_the_search_with_their_reas
     search = write_search(tmp_path, trials=8, epochs=1)
     base = (tmp_path / "base.yaml").read_text()
     data = f"data: {{name: image_folder, root: {tmp_path / 'none'}}}"
-    (tmp_path / "base.yaml").write_text(base.replace("channels: 1,", "channels: 3,").replace(
-        "data: {name: digits, augment: false}", data))  # fmt: skip
-    search.write_text(search.read_text().replace("reconnect_seconds: 30", "reconnect_seconds: 30, "
-                                                 "max_failures_in_a_row: 2"))  # fmt: skip
+    (tmp_path / "base.yaml").write_text(
+        base.replace("channels: 1,", "channels: 3,").replace("data: {name: digits, augment: false}", data)
+    )
+    search.write_text(
+        search.read_text().replace("reconnect_seconds: 30", "reconnect_seconds: 30, max_failures_in_a_row: 2")
+    )
     out = tmp_path / "out"
     proc = archdsl("search", str(search), "--out", str(out), "--workers", "2", "--json")
     stdout, stderr = proc.communicate(timeout=300)
@@ -194,7 +205,7 @@ def test_sigterm_preempts_a_worker_which_hands_its_trial_back(tmp_path: Path, po
     assert len(queued) == 1 and queued[0].state == TrialState.WAITING and queued[0].params == victim.params
     assert not [q for q in study.trials if q.state == TrialState.RUNNING]
     # a worker that joins later runs the handed-back trial first, then the rest of the budget
-    (code, stdout, stderr), = finish([worker(search, postgres_url, out)])  # fmt: skip
+    ((code, stdout, stderr),) = finish([worker(search, postgres_url, out)])
     assert code == 0, stderr[-3000:]
     study = load()
     assert study.trials[queued[0].number].state == TrialState.COMPLETE
@@ -240,7 +251,7 @@ def test_workers_ride_out_a_cut_database_connection(tmp_path: Path, postgres_url
         assert last.startswith(f"workers.reconnect_seconds: lost the connection to the study storage {via_proxy}")
         assert "within 2 s" in last and "Traceback" not in stderr and "sqlalchemy" not in stderr.lower()
         proxy.restore()
-        (code, _, stderr), = finish([worker(search, via_proxy, out, "--study", "long")])  # fmt: skip
+        ((code, _, stderr),) = finish([worker(search, via_proxy, out, "--study", "long")])
         assert code == 0, stderr[-3000:]
         assert len(load().get_trials(states=(TrialState.COMPLETE,))) == 4
         assert not load().get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
@@ -281,15 +292,28 @@ def test_no_password_in_anything_archdsl_writes(tmp_path: Path, postgres_url: st
         ["status", str(out), "--json"],
         ["best", str(out), "--json"],
         ["report", str(out), "--out", str(tmp_path / "r")],
-        ["cluster", "slurm", str(search), "--storage", with_password, "--nodes", "1", "--gpus-per-node", "1",
-         "--dir", str(out)],
-    )  # fmt: skip
+        [
+            "cluster",
+            "slurm",
+            str(search),
+            "--storage",
+            with_password,
+            "--nodes",
+            "1",
+            "--gpus-per-node",
+            "1",
+            "--dir",
+            str(out),
+        ],
+    )
     for args in readers:
         proc = archdsl(*args, env={"ARCHDSL_STORAGE_PASSWORD": secret})
         outputs += proc.communicate(timeout=120)
         assert proc.returncode == 0, outputs[-1][-3000:]
-    for args in (["worker", str(search), "--storage", with_password, "--out", str(out), "--trials", "3"],
-                 ["worker", str(search), "--storage", postgres_url, "--out", str(out), "--trials", "4"]):  # fmt: skip
+    for args in (
+        ["worker", str(search), "--storage", with_password, "--out", str(out), "--trials", "3"],
+        ["worker", str(search), "--storage", postgres_url, "--out", str(out), "--trials", "4"],
+    ):
         proc = archdsl(*args, env={"ARCHDSL_STORAGE_PASSWORD": secret})
         outputs += proc.communicate(timeout=300)
         assert proc.returncode == 0, outputs[-1][-3000:]
@@ -316,8 +340,9 @@ def test_status_shows_the_running_workers_and_ctrl_c_stops_them_all(tmp_path: Pa
         return running[0] if len({t.user_attrs.get("worker") for t in running}) == 2 else None
 
     wait_for(load, both_training, [proc])
-    status = subprocess.run([sys.executable, "-m", "archdsl", "status", str(out), "--json"],
-                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    status = subprocess.run(
+        [sys.executable, "-m", "archdsl", "status", str(out), "--json"], capture_output=True, text=True, timeout=120
+    )
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     assert data["study"] == "search" and data["budget"] == 8 and data["trials"]["running"] >= 2

@@ -73,8 +73,14 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     seen = tmp_path / "first"
     seen.mkdir()
     callback = PruningCallback(first, "val/acc", ref)
-    result = fit(spec, tmp_path / "t0", force=True, progress=False, callbacks=[callback, RankRecorder(seen)],
-                 placement=Placement("cpu"))  # fmt: skip
+    result = fit(
+        spec,
+        tmp_path / "t0",
+        force=True,
+        progress=False,
+        callbacks=[callback, RankRecorder(seen)],
+        placement=Placement("cpu"),
+    )
     assert result.epochs == 3 and Path(result.checkpoint).is_file()
     assert result.val_acc * 360 == pytest.approx(round(result.val_acc * 360))  # evaluated once, on all 360 images
     ranks = _ranks(seen)
@@ -86,9 +92,7 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     study.tell(first, result.val_acc)
 
     # 2. a trial far below the first one at epoch 0: rank 0 decides to prune and both ranks stop after epoch 0
-    study.add_trial(
-        optuna.trial.create_trial(value=1.0, intermediate_values={0: 1.0, 1: 1.0, 2: 1.0})
-    )
+    study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={0: 1.0, 1: 1.0, 2: 1.0}))
     second = study.ask()
     seen = tmp_path / "second"
     seen.mkdir()

@@ -291,8 +291,9 @@ def test_every_zoo_spec_exports_source_with_the_compiled_state_dict(tmp_path: Pa
         source.write_text(generate_source(plan))
         model = archdsl.build_model(archdsl.load_spec(spec_path), device="meta")
         expected[str(source)] = [[k, list(v.shape)] for k, v in model.state_dict().items()]
-    proc = subprocess.run([sys.executable, "-c", KEYS, json.dumps(list(expected))], capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", KEYS, json.dumps(list(expected))], capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout)
     assert len(got) == len(expected) >= 23

@@ -50,18 +50,26 @@ def test_training_follows_the_schedule(tmp_path: Path) -> None:
 
     from archdsl.train.fit import fit
 
-    spec = archdsl.load_spec(ROOT / "specs" / "digits_hybrid.yaml",
-                             ["train.epochs=2", "train.schedule.warmup_epochs=1", "train.optimizer.lr=0.002",
-                              "train.schedule.min_lr_ratio=0.25"])  # fmt: skip
+    spec = archdsl.load_spec(
+        ROOT / "specs" / "digits_hybrid.yaml",
+        [
+            "train.epochs=2",
+            "train.schedule.warmup_epochs=1",
+            "train.optimizer.lr=0.002",
+            "train.schedule.min_lr_ratio=0.25",
+        ],
+    )
     fit(spec, tmp_path / "run", progress=False, test=False, callbacks=[LearningRateMonitor("step")])
     with (tmp_path / "run" / "metrics.csv").open() as f:
         logged = {int(r["step"]): float(r["lr-AdamW/pg1"]) for r in csv.DictReader(f) if r.get("lr-AdamW/pg1")}
     # 1077 training images in batches of 64: 17 steps an epoch, 34 in all, 17 of warm-up; logged every 10 steps
-    assert logged == pytest.approx({
-        9: 0.002 * 10 / 18,
-        19: 0.002 * (0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * 2 / 17))),
-        29: 0.002 * (0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * 12 / 17))),
-    })  # fmt: skip
+    assert logged == pytest.approx(
+        {
+            9: 0.002 * 10 / 18,
+            19: 0.002 * (0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * 2 / 17))),
+            29: 0.002 * (0.25 + 0.75 * 0.5 * (1 + math.cos(math.pi * 12 / 17))),
+        }
+    )
 
 
 def test_weight_decay_goes_to_conv_and_linear_weights_only() -> None:

@@ -30,8 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
 SEARCHES = sorted((ROOT / "search").glob("*.yaml"))
 EXAMPLES = int(os.environ.get("ARCHDSL_FUZZ_EXAMPLES", "500"))
-FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize="ARCHDSL_FUZZ_EXAMPLES" not in os.environ,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    derandomize="ARCHDSL_FUZZ_EXAMPLES" not in os.environ,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _seed_text(path: Path) -> str:
@@ -63,8 +67,23 @@ HOSTILE = st.one_of(
 )
 
 
-TOKENS = ["&a [*a, *a]", "*nope", "!!python/object:os.system", "0x1F", "0o17", "032", "1:30", ".inf", "-.nan",
-          "9" * 40, "2_0", "{", "[[[[[[", "~", "1e999"]  # fmt: skip
+TOKENS = [
+    "&a [*a, *a]",
+    "*nope",
+    "!!python/object:os.system",
+    "0x1F",
+    "0o17",
+    "032",
+    "1:30",
+    ".inf",
+    "-.nan",
+    "9" * 40,
+    "2_0",
+    "{",
+    "[[[[[[",
+    "~",
+    "1e999",
+]
 """Scalars that a text mutation writes in place of a value."""
 
 

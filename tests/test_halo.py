@@ -124,8 +124,9 @@ def test_block_windows_are_unfold_and_block_fold_is_their_adjoint(hh: int, ww: i
     assert torch.equal(torch.autograd.grad(win, x, y)[0], block_fold(y, (hh, ww), k, p, s))
     yg = y.detach().requires_grad_(True)
     z = torch.randn(2, groups * d, hh, ww, dtype=torch.float64)
-    assert torch.equal(torch.autograd.grad(block_fold(yg, (hh, ww), k, p, s), yg, z)[0],
-                       block_windows(z, k, p, s, groups))  # fmt: skip
+    assert torch.equal(
+        torch.autograd.grad(block_fold(yg, (hh, ww), k, p, s), yg, z)[0], block_windows(z, k, p, s, groups)
+    )
     tiny = torch.randn(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)  # second derivatives, numerically
     assert torch.autograd.gradgradcheck(lambda t: block_windows(t, 3, 1, 2, 2), (tiny,))
 

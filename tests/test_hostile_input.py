@@ -61,8 +61,10 @@ def test_the_ceiling_is_raised_from_the_environment(monkeypatch: pytest.MonkeyPa
 
 def test_deep_nesting_is_located_not_a_recursion_error() -> None:
     line, peak = _refused(lambda: read_yaml_text("x: " + "[" * 500 + "]" * 500 + "\n", "n.yaml"))
-    assert line == "n.yaml:1:67: mappings and lists nest 65 levels, over the ceiling of 64 " \
-        "(raise it with ARCHDSL_MAX_YAML_DEPTH=N)"  # fmt: skip
+    assert (
+        line == "n.yaml:1:67: mappings and lists nest 65 levels, over the ceiling of 64 "
+        "(raise it with ARCHDSL_MAX_YAML_DEPTH=N)"
+    )
     assert peak < PEAK_MB
     assert read_yaml_text("x: " + "[" * 60 + "]" * 60 + "\n").data["x"] is not None
 
@@ -83,8 +85,10 @@ def test_control_bytes_are_located(tmp_path: Path, byte: bytes, code: str) -> No
 
 def test_huge_integer_is_refused_by_its_digits() -> None:
     line, peak = _refused(lambda: read_yaml_text("name: x\nsize: " + "9" * 5000 + "\n", "i.yaml"))
-    assert line == "i.yaml:2:7: size: an integer of 5,000 digits, over the ceiling of 24 " \
-        "(raise it with ARCHDSL_MAX_INT_DIGITS=N)"  # fmt: skip
+    assert (
+        line == "i.yaml:2:7: size: an integer of 5,000 digits, over the ceiling of 24 "
+        "(raise it with ARCHDSL_MAX_INT_DIGITS=N)"
+    )
     assert peak < PEAK_MB
 
 
@@ -94,8 +98,10 @@ def test_large_file_is_refused_before_it_is_read(tmp_path: Path) -> None:
         f.write("name: ")
         f.write("x" * (20 * 2**20))
     line, peak = _refused(lambda: read_yaml(path))
-    assert line == f"{path}: the file has {20 * 2**20 + 6:,} bytes, over the ceiling of 1,048,576 " \
-        "(raise it with ARCHDSL_MAX_FILE_BYTES=N)"  # fmt: skip
+    assert (
+        line == f"{path}: the file has {20 * 2**20 + 6:,} bytes, over the ceiling of 1,048,576 "
+        "(raise it with ARCHDSL_MAX_FILE_BYTES=N)"
+    )
     assert peak < 1.0  # nothing of it was read
 
 
@@ -149,8 +155,9 @@ BASE = (ROOT / "specs" / "digits_search_base.yaml").read_text()
         ("  data: {name: synthetic, num_samples: 1e12}", "train.data.num_samples", "must be a valid integer"),
     ],
 )
-def test_values_that_would_fail_at_run_time_fail_at_validate(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                             line: str, path: str, says: str) -> None:  # fmt: skip
+def test_values_that_would_fail_at_run_time_fail_at_validate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], line: str, path: str, says: str
+) -> None:
     lines = [row for row in BASE.splitlines() if not row.startswith(f"  {line.split(':')[0].strip()}:")]
     text = "\n".join(lines) + "\n" + line + "\n"
     spec = tmp_path / "s.yaml"
@@ -162,8 +169,10 @@ def test_values_that_would_fail_at_run_time_fail_at_validate(tmp_path: Path, cap
 
 def test_sampler_seed_must_fit_32_bits(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     search = tmp_path / "s.yaml"
-    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{seed: 4294967296}}\n"
-                      "params:\n  train.optimizer.lr: {float: [1.0e-3, 2.0e-3]}\n")  # fmt: skip
+    search.write_text(
+        f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{seed: 4294967296}}\n"
+        "params:\n  train.optimizer.lr: {float: [1.0e-3, 2.0e-3]}\n"
+    )
     assert main(["validate", str(search)]) == 2
     assert f"{search}:2:" in capsys.readouterr().err
 
@@ -183,29 +192,38 @@ def test_a_model_too_large_to_allocate_is_refused_where_its_weights_are(tmp_path
     finally:
         tracemalloc.stop()
     message = str(err.value)
-    assert message.startswith(f"{path}:") and "over the ceiling of 5,000,000,000 (raise it with ARCHDSL_MAX_PARAMS=N)" \
-        in message  # fmt: skip
+    assert (
+        message.startswith(f"{path}:")
+        and "over the ceiling of 5,000,000,000 (raise it with ARCHDSL_MAX_PARAMS=N)" in message
+    )
     assert int(message.split(":")[1]) >= row - 1 and peak / 2**20 < PEAK_MB
 
 
 @pytest.mark.parametrize(
     ("params", "sampler", "says"),
     [
-        ("  conv_stages: {int: [0, 10000000]}", "tpe",
-         "params.conv_stages: must lie in 0..3 (stages - 1), got [0, 10000000]"),
-        ("  stages.2.channels: {int: [1, 30000000]}", "grid",
-         "params: the grid has 30,000,000 grid points, over the ceiling of 1,000,000"),
+        (
+            "  conv_stages: {int: [0, 10000000]}",
+            "tpe",
+            "params.conv_stages: must lie in 0..3 (stages - 1), got [0, 10000000]",
+        ),
+        (
+            "  stages.2.channels: {int: [1, 30000000]}",
+            "grid",
+            "params: the grid has 30,000,000 grid points, over the ceiling of 1,000,000",
+        ),
         ("  stages.2.channels: {int: [1, 1000000000000]}", "grid", "params: the grid has 1,000,000,000,000 grid"),
         ('  "": {choice: [1]}', "tpe", "a parameter is named by a dotted spec path such as stages.0.channels, got ''"),
     ],
-)  # fmt: skip
+)
 def test_search_ranges_are_counted_not_listed(tmp_path: Path, params: str, sampler: str, says: str) -> None:
     from archdsl.errors import ArchDSLError
     from archdsl.search.space import load_search
 
     search = tmp_path / "s.yaml"
-    search.write_text(f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{name: {sampler}}}\n"
-                      f"params:\n{params}\n")  # fmt: skip
+    search.write_text(
+        f"base: {ROOT / 'specs' / 'digits_search_base.yaml'}\nsampler: {{name: {sampler}}}\nparams:\n{params}\n"
+    )
     line, peak = _refused_by(ArchDSLError, lambda: load_search(search))
     assert line.startswith(f"{search}:") and says in line, line
     assert peak < PEAK_MB
@@ -233,8 +251,9 @@ def _refused_by(kind: type[Exception], read: Callable[[], object]) -> tuple[str,
         (["train", "S", "--epochs", "many"], "argument --epochs: must be an integer, got 'many'"),
     ],
 )
-def test_numbers_on_the_command_line_are_checked(args: list[str], says: str,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+def test_numbers_on_the_command_line_are_checked(
+    args: list[str], says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as stop:
         main(args)
     assert stop.value.code == 2 and says in capsys.readouterr().err

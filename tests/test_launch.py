@@ -34,9 +34,24 @@ def test_slurm_script_is_an_array_with_one_worker_per_gpu_and_requeue(
 ) -> None:
     search = write_search(tmp_path)
     runs = tmp_path / "shared" / "runs"
-    text = _generate(capsys, "cluster", "slurm", str(search), "--storage", STORAGE, "--nodes", "3",
-                     "--gpus-per-node", "8", "--dir", str(runs), "--time", "12:00:00",
-                     "--setup", "source /opt/venv/bin/activate")  # fmt: skip
+    text = _generate(
+        capsys,
+        "cluster",
+        "slurm",
+        str(search),
+        "--storage",
+        STORAGE,
+        "--nodes",
+        "3",
+        "--gpus-per-node",
+        "8",
+        "--dir",
+        str(runs),
+        "--time",
+        "12:00:00",
+        "--setup",
+        "source /opt/venv/bin/activate",
+    )
     script = tmp_path / "job.sh"
     script.write_text(text)
     subprocess.run(["bash", "-n", str(script)], check=True)
@@ -61,18 +76,48 @@ def test_slurm_script_gives_multi_gpu_trials_their_gpus(tmp_path: Path, capsys: 
     search = write_search(tmp_path)
     base = tmp_path / "base.yaml"
     base.write_text(base.read_text().replace("train: {", "train: {devices: 4, accelerator: cuda, "))
-    text = _generate(capsys, "cluster", "slurm", str(search), "--storage", STORAGE, "--nodes", "2",
-                     "--gpus-per-node", "8", "--dir", str(tmp_path / "runs"))  # fmt: skip
+    text = _generate(
+        capsys,
+        "cluster",
+        "slurm",
+        str(search),
+        "--storage",
+        STORAGE,
+        "--nodes",
+        "2",
+        "--gpus-per-node",
+        "8",
+        "--dir",
+        str(tmp_path / "runs"),
+    )
     assert "#SBATCH --ntasks-per-node=2" in text and "#SBATCH --gpus-per-task=4" in text
-    assert main(["cluster", "slurm", str(search), "--storage", STORAGE, "--nodes", "1", "--gpus-per-node", "6",
-                 "--dir", str(tmp_path / "runs")]) == 2  # fmt: skip
+    assert (
+        main(
+            [
+                "cluster",
+                "slurm",
+                str(search),
+                "--storage",
+                STORAGE,
+                "--nodes",
+                "1",
+                "--gpus-per-node",
+                "6",
+                "--dir",
+                str(tmp_path / "runs"),
+            ]
+        )
+        == 2
+    )
     assert "train.devices=4 GPUs, which does not divide --gpus-per-node 6" in capsys.readouterr().err
 
 
 def test_slurm_refuses_an_sqlite_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     search = write_search(tmp_path)
-    assert main(["cluster", "slurm", str(search), "--storage", "sqlite:///x.db", "--nodes", "1",
-                 "--gpus-per-node", "1"]) == 2  # fmt: skip
+    assert (
+        main(["cluster", "slurm", str(search), "--storage", "sqlite:///x.db", "--nodes", "1", "--gpus-per-node", "1"])
+        == 2
+    )
     assert "--storage: a cluster needs a storage every node reaches" in capsys.readouterr().err
 
 
@@ -80,9 +125,22 @@ def test_kubernetes_manifest_is_an_indexed_job_with_gpu_limits_and_the_password_
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     search = write_search(tmp_path)
-    text = _generate(capsys, "cluster", "kubernetes", str(search), "--storage", STORAGE, "--workers", "4",
-                     "--gpus-per-worker", "1", "--image", "registry.example/archdsl:0.1",
-                     "--secret", "db-pass")  # fmt: skip
+    text = _generate(
+        capsys,
+        "cluster",
+        "kubernetes",
+        str(search),
+        "--storage",
+        STORAGE,
+        "--workers",
+        "4",
+        "--gpus-per-worker",
+        "1",
+        "--image",
+        "registry.example/archdsl:0.1",
+        "--secret",
+        "db-pass",
+    )
     config, job = list(yaml.safe_load_all(text))
     assert config["kind"] == "ConfigMap" and job["kind"] == "Job" and job["apiVersion"] == "batch/v1"
     spec = job["spec"]
@@ -120,10 +178,24 @@ def test_a_local_ray_cluster_runs_a_search_with_two_worker_tasks(tmp_path: Path)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(out), "--ray", "auto",
-             "--workers", "2", "--json"],
-            capture_output=True, text=True, timeout=600,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "archdsl",
+                "search",
+                str(search),
+                "--out",
+                str(out),
+                "--ray",
+                "auto",
+                "--workers",
+                "2",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
     finally:
         ray.shutdown()
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -45,7 +45,7 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
             elif isinstance(node, ast.ImportFrom) and not (inside_function and top_level_only):
                 base = node.module or ""
                 if node.level:
-                    base = ".".join([*package.split(".")[:len(package.split(".")) - node.level + 1], base]).strip(".")
+                    base = ".".join([*package.split(".")[: len(package.split(".")) - node.level + 1], base]).strip(".")
                 if base.startswith("archdsl"):
                     found.add(base)
                     found.update(f"{base}.{a.name}" for a in node.names)
@@ -53,8 +53,11 @@ def _imports(path: Path, top_level_only: bool) -> set[str]:
                 children = getattr(node, field, None)
                 if isinstance(children, list) and children and isinstance(children[0], ast.AST):
                     nested = inside_function or isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-                    visit([c for c in children if isinstance(c, ast.stmt)] or
-                          [s for h in children for s in getattr(h, "body", [])], nested)  # fmt: skip
+                    visit(
+                        [c for c in children if isinstance(c, ast.stmt)]
+                        or [s for h in children for s in getattr(h, "body", [])],
+                        nested,
+                    )
 
     visit(ast.parse(path.read_text()).body, False)
     return found
@@ -74,7 +77,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return [*stack[stack.index(nxt):], nxt]
+                return [*stack[stack.index(nxt) :], nxt]
             if nxt not in state and (found := dfs(nxt)):
                 return found
         stack.pop()

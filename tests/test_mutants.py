@@ -280,7 +280,8 @@ def test_halo_value_width_must_be_a_positive_integer() -> None:
     spec = HaloMixerSpec(type="halo", block_size=4, halo_size=1, num_heads=1, value_ratio=1e-9)
     path, message = _shape_problem(MIXERS.get("halo").plan, spec, Ctx((1, 8, 8), "m"))
     assert (path, message) == (
-        "m.value_ratio", "value width value_ratio*w must be a positive integer, got 1e-09*1=1e-09"
+        "m.value_ratio",
+        "value width value_ratio*w must be a positive integer, got 1e-09*1=1e-09",
     )
 
 

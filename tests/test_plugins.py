@@ -100,8 +100,9 @@ def plugin(tmp_path: Path) -> dict[str, str]:
 
 
 def _archdsl(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "archdsl", *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "archdsl", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.slow
@@ -122,13 +123,20 @@ def test_a_plugin_kind_is_in_schema_validate_build_export_and_search(plugin: dic
     assert "class ScaledResidual(nn.Module):" in source and "archdsl_demo_plugin" not in source.split('"""', 2)[2]
     # the exported model runs without archdsl and without the plug-in
     run = subprocess.run(
-        [sys.executable, "-c", "import sys; sys.modules['archdsl'] = sys.modules['archdsl_demo_plugin'] = None\n"
-         "import importlib.util, torch\n"
-         "spec = importlib.util.spec_from_file_location('m', 'art/model.py')\n"
-         "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
-         "print(tuple(m.build()(torch.randn(2, *m.INPUT_SHAPE)).shape))"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.modules['archdsl'] = sys.modules['archdsl_demo_plugin'] = None\n"
+            "import importlib.util, torch\n"
+            "spec = importlib.util.spec_from_file_location('m', 'art/model.py')\n"
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+            "print(tuple(m.build()(torch.randn(2, *m.INPUT_SHAPE)).shape))",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert run.stdout.strip() == "(2, 10)", run.stderr
     search = _archdsl(plugin, tmp_path, "search", "search.yaml", "--out", "runs", "--json")
     assert search.returncode == 0, search.stderr

@@ -186,9 +186,15 @@ def test_every_node_has_its_role_and_plain_integer_costs() -> None:
         ("head", "classifier"),
     ]
     assert [n.path for n in plan.nodes()] == [
-        "stem", "stages.0.transition", "stages.0.pos_embed", "stages.0.blocks.0", "stages.1.blocks.0",
-        "stages.1.blocks.0.mixer", "stages.1.blocks.0.attention", "head",
-    ]  # fmt: skip
+        "stem",
+        "stages.0.transition",
+        "stages.0.pos_embed",
+        "stages.0.blocks.0",
+        "stages.1.blocks.0",
+        "stages.1.blocks.0.mixer",
+        "stages.1.blocks.0.attention",
+        "head",
+    ]
     for node in plan.nodes():
         assert type(node.params) is int and type(node.flops) is int, node.path
         assert node.params >= sum(c.params for c in node.children)

@@ -10,10 +10,25 @@ from archdsl.spec.source import read_yaml, read_yaml_text
 
 
 def test_scalars_follow_yaml_1_2() -> None:
-    doc = read_yaml_text("a: 1e-4\nb: no\nc: 1.10\nd: 2_000\ne: true\nf: ~\ng: -3.5E+2\nh: 032\ni: 1:30\nj: 0b101\n"
-                         "k: 0o17\nl: 0x1f\nm: -.5\n")  # fmt: skip
-    assert doc.data == {"a": 1e-4, "b": "no", "c": 1.1, "d": 2000, "e": True, "f": None, "g": -350.0,
-                        "h": 32, "i": "1:30", "j": "0b101", "k": 15, "l": 31, "m": -0.5}  # fmt: skip
+    doc = read_yaml_text(
+        "a: 1e-4\nb: no\nc: 1.10\nd: 2_000\ne: true\nf: ~\ng: -3.5E+2\nh: 032\ni: 1:30\nj: 0b101\n"
+        "k: 0o17\nl: 0x1f\nm: -.5\n"
+    )
+    assert doc.data == {
+        "a": 1e-4,
+        "b": "no",
+        "c": 1.1,
+        "d": 2000,
+        "e": True,
+        "f": None,
+        "g": -350.0,
+        "h": 32,
+        "i": "1:30",
+        "j": "0b101",
+        "k": 15,
+        "l": 31,
+        "m": -0.5,
+    }
     assert isinstance(doc.data["a"], float)
 
 

@@ -50,9 +50,14 @@ def test_misspelt_block_type_suggests() -> None:
 
 @pytest.mark.parametrize(
     ("typo", "meant"),
-    [("halo_attention", "halo"), ("global", "global_attention"), ("globl_attention", "global_attention"),
-     ("hallo", "halo"), ("halo_attn", "halo")],
-)  # fmt: skip
+    [
+        ("halo_attention", "halo"),
+        ("global", "global_attention"),
+        ("globl_attention", "global_attention"),
+        ("hallo", "halo"),
+        ("halo_attn", "halo"),
+    ],
+)
 def test_misspelt_mixer_type_suggests_the_kind_it_names(typo: str, meant: str) -> None:
     text = GOOD.replace("{type: bottleneck, repeat: 2}", f"{{type: bottleneck, repeat: 2, mixer: {{type: {typo}}}}}")
     (line,) = _problems(text)
@@ -104,20 +109,28 @@ def test_stage_shapes() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: x\nstem:\n  type: conv\n   channels: 8\n",
-         "s.yaml:4:4: invalid YAML: this key is indented 3 spaces, more than the key on line 3 (2): it reads as the "
-         "continuation of that line's value; indent it like the keys it belongs with"),
-        ("name: x\nstem:\n  type conv\n  channels: 8\n",
-         "s.yaml:3:3: invalid YAML: this line has no ':' after its key, so line 4 was read as the rest of its value; "
-         "write 'key: value' (a colon and a space)"),
-        ("name: x\nstem:\n  type: conv\n channels: 8\n",
-         "s.yaml:4:2: invalid YAML: this line is indented 1 space, which lines up with no key above it (line 3 is "
-         "indented 2); align it with the keys of the mapping it belongs to"),
-        ("name: x\nstem:\n\ttype: conv\n",
-         "s.yaml:3:1: invalid YAML: a tab indents this line; YAML indentation must be spaces"),
+        (
+            "name: x\nstem:\n  type: conv\n   channels: 8\n",
+            "s.yaml:4:4: invalid YAML: this key is indented 3 spaces, more than the key on line 3 (2): it reads as the "
+            "continuation of that line's value; indent it like the keys it belongs with",
+        ),
+        (
+            "name: x\nstem:\n  type conv\n  channels: 8\n",
+            "s.yaml:3:3: invalid YAML: this line has no ':' after its key, so line 4 was read as the rest of "
+            "its value; write 'key: value' (a colon and a space)",
+        ),
+        (
+            "name: x\nstem:\n  type: conv\n channels: 8\n",
+            "s.yaml:4:2: invalid YAML: this line is indented 1 space, which lines up with no key above it (line 3 is "
+            "indented 2); align it with the keys of the mapping it belongs to",
+        ),
+        (
+            "name: x\nstem:\n\ttype: conv\n",
+            "s.yaml:3:1: invalid YAML: a tab indents this line; YAML indentation must be spaces",
+        ),
         ("name: x\nstem: {type: conv\n", None),  # anything else keeps PyYAML's words, still located
     ],
-)  # fmt: skip
+)
 def test_indentation_mistakes_are_said_at_the_line_to_edit(text: str, expected: str | None) -> None:
     (line,) = _problems(text)
     if expected is None:

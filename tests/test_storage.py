@@ -81,8 +81,10 @@ def test_an_unreachable_database_is_one_located_line(tmp_path: Path) -> None:
     )
     proc = subprocess.run(
         [sys.executable, "-m", "archdsl", "worker", str(search), "--storage", "postgresql://u:pw@127.0.0.1:1/db"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     (line,) = proc.stderr.strip().splitlines()
     assert line.startswith(
@@ -116,11 +118,24 @@ def test_the_budget_rule_lets_earlier_slots_run_and_refuses_the_rest() -> None:
     retry = _trial(5, TrialState.RUNNING, history=[3])
     trials = [*done, lost, racing[1], retry]
     assert admits(trials, retry, budget=4) and not admits(trials, racing[1], budget=4)
-    counts = tally([*done, lost, _trial(4, TrialState.FAIL, over_budget=True), retry,
-                    _trial(6, TrialState.PRUNED, rejected=True), _trial(7, TrialState.FAIL, error="boom")])  # fmt: skip
+    counts = tally(
+        [
+            *done,
+            lost,
+            _trial(4, TrialState.FAIL, over_budget=True),
+            retry,
+            _trial(6, TrialState.PRUNED, rejected=True),
+            _trial(7, TrialState.FAIL, error="boom"),
+        ]
+    )
     assert (counts.complete, counts.rejected, counts.retried, counts.over_budget, counts.fail, counts.running) == (
-        3, 1, 1, 1, 1, 1,
-    )  # fmt: skip
+        3,
+        1,
+        1,
+        1,
+        1,
+        1,
+    )
     assert counts.counts() == {"complete": 3, "pruned": 0, "rejected": 1, "fail": 1}
     assert next_step(counts, budget=4) == "done"
     assert next_step(counts, budget=5) == "wait"  # 4 finished + 1 running: the last slot is held

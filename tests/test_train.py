@@ -296,8 +296,11 @@ def test_weight_decay_skips_norms_biases_and_embeddings() -> None:
 
 def test_a_set_the_planner_refuses_leaves_no_directory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tmp_path / "tiny.yaml"
-    spec.write_text(TINY.format(epochs=1, lr=3e-3, opt="adamw", data="{name: digits}", classes=10, channels=1)
-                    .replace("width: 8}", "width: 8, mixer: {type: global_attention, num_heads: 2}}"))  # fmt: skip
+    spec.write_text(
+        TINY.format(epochs=1, lr=3e-3, opt="adamw", data="{name: digits}", classes=10, channels=1).replace(
+            "width: 8}", "width: 8, mixer: {type: global_attention, num_heads: 2}}"
+        )
+    )
     out = tmp_path / "run"
     assert main(["train", str(spec), "--out", str(out), "--set", "stages.0.blocks.0.mixer.num_heads=3"]) == 2
     assert "num_heads=3 must divide the bottleneck width w=8" in capsys.readouterr().err
@@ -331,8 +334,9 @@ def test_tensor_splits_batch_like_the_default_loader() -> None:
     ys = tuple(torch.randint(0, 10, (n,)) for n in (70, 20, 10))
     splits = tensor_splits(xs, ys)  # type: ignore[arg-type]
     data = TensorDataModule(lambda: splits, batch_size=16, seed=3)
-    reference = DataLoader(TensorDataset(xs[0], ys[0]), batch_size=16, shuffle=True,
-                           generator=torch.Generator().manual_seed(3))  # fmt: skip
+    reference = DataLoader(
+        TensorDataset(xs[0], ys[0]), batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(3)
+    )
     got, want = list(data.train_dataloader()), list(reference)
     assert [len(b[0]) for b in got] == [16, 16, 16, 16, 6]
     assert all(torch.equal(g[0], w[0]) and torch.equal(g[1], w[1]) for g, w in zip(got, want, strict=True))

@@ -30,8 +30,11 @@ def test_zoo_is_complete() -> None:
     assert {"tradeoff_conv_none", "tradeoff_conv_1", "tradeoff_conv_1_2", "tradeoff_conv_1_2_3"} <= names
 
 
-NOT_LITERATURE = {"block": {"basic", "bottleneck", "mbconv", "outlooker", "transformer"},
-                  "attention": {"none"}, "transition": {"patch_merge"}}  # fmt: skip
+NOT_LITERATURE = {
+    "block": {"basic", "bottleneck", "mbconv", "outlooker", "transformer"},
+    "attention": {"none"},
+    "transition": {"patch_merge"},
+}
 
 
 def test_every_attention_module_has_a_digits_spec() -> None:
@@ -39,8 +42,12 @@ def test_every_attention_module_has_a_digits_spec() -> None:
     from archdsl.kinds import ATTENTION, BLOCKS, TRANSITIONS, load_kinds
 
     load_kinds()
-    modules = [(role, name) for role, table in (("block", BLOCKS), ("attention", ATTENTION),
-               ("transition", TRANSITIONS)) for name in table.names() if name not in NOT_LITERATURE[role]]  # fmt: skip
+    modules = [
+        (role, name)
+        for role, table in (("block", BLOCKS), ("attention", ATTENTION), ("transition", TRANSITIONS))
+        for name in table.names()
+        if name not in NOT_LITERATURE[role]
+    ]
     assert len(modules) >= 20
     for role, name in modules:
         assert f"digits_{name}" in IDS, f"no specs/digits_{name}.yaml for the {role} '{name}'"

@@ -32,8 +32,15 @@ def _plan(spec: CBAMSpec, ctx: Ctx) -> Node:
     mlp = cost.conv(c, hidden, 1, (1, 1), bias=True) + cost.conv(hidden, c, 1, (1, 1), bias=True)
     mlp = cost.Cost(mlp.params, 2 * mlp.flops)  # shared by the average- and the max-pooled map
     spatial = cost.conv(2, 1, k, (h, w)) + cost.batchnorm(1)
-    return make_node(ctx, "attention", "cbam", ctx.in_shape, "archdsl.nn.cbam.ConvBlockAttention",
-                     {"channels": c, "hidden": hidden, "kernel_size": k}, mlp + spatial)  # fmt: skip
+    return make_node(
+        ctx,
+        "attention",
+        "cbam",
+        ctx.in_shape,
+        "archdsl.nn.cbam.ConvBlockAttention",
+        {"channels": c, "hidden": hidden, "kernel_size": k},
+        mlp + spatial,
+    )
 
 
 ATTENTION.register("cbam", Kind("cbam", CBAMSpec, _plan, example={"type": "cbam", "reduction": 4, "kernel_size": 3}))

@@ -41,8 +41,9 @@ def _plan(spec: ECASpec, ctx: Ctx) -> Node:
     c = ctx.in_shape[0]
     k = spec.kernel_size or eca_kernel(c, spec.gamma, spec.beta)
     flops = cost.Cost(k, 2 * k * c)  # one k-tap filter over C positions
-    return make_node(ctx, "attention", "eca", ctx.in_shape, "archdsl.nn.eca.EfficientChannelAttention",
-                     {"kernel_size": k}, flops)  # fmt: skip
+    return make_node(
+        ctx, "attention", "eca", ctx.in_shape, "archdsl.nn.eca.EfficientChannelAttention", {"kernel_size": k}, flops
+    )
 
 
 ATTENTION.register("eca", Kind("eca", ECASpec, _plan, example={"type": "eca"}))

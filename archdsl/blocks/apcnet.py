@@ -22,8 +22,9 @@ class APCNetSpec(BlockSpecBase):
     every scale; keeps the channels and the map size (no residual around it, as in the paper)."""
 
     type: Literal["apcnet"]
-    scales: list[Annotated[int, Field(ge=1, le=16)]] = Field(default_factory=lambda: [1, 2, 3, 6], min_length=1,
-                                                             max_length=8)  # fmt: skip
+    scales: list[Annotated[int, Field(ge=1, le=16)]] = Field(
+        default_factory=lambda: [1, 2, 3, 6], min_length=1, max_length=8
+    )
     """Pyramid scales s: each ACM pools the map to s x s regions (the paper: 1, 2, 3, 6); at most the map's sides."""
     reduction: int = Field(4, ge=1, le=1024)
     """Each ACM works on C / reduction channels (the paper: 2048 -> 512, 4)."""
@@ -37,9 +38,12 @@ def _plan(spec: APCNetSpec, ctx: Ctx) -> Node:
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
     big = max(spec.scales)
-    require(big <= min(h, w), ctx.path + ".scales",
-            f"scale {big} pools a {h}x{w} feature map{ctx.where()} to more regions than it has rows or columns; "
-            f"use scales of at most {min(h, w)}")  # fmt: skip
+    require(
+        big <= min(h, w),
+        ctx.path + ".scales",
+        f"scale {big} pools a {h}x{w} feature map{ctx.where()} to more regions than it has rows or columns; "
+        f"use scales of at most {min(h, w)}",
+    )
     hw, n = (h, w), h * w
     total = cost.Cost()
     for s in spec.scales:

@@ -38,9 +38,16 @@ def _plan(spec: BasicBlockSpec, ctx: Ctx) -> Node:
     total = cost.conv_bn(c_in, c_out, k, (ho, wo)) + cost.conv_bn(c_out, c_out, k, (ho, wo))
     if s != 1 or c_in != c_out:
         total = total + cost.conv_bn(c_in, c_out, 1, (ho, wo))
-    kwargs = {"in_channels": c_in, "out_channels": c_out, "stride": s, "kernel_size": k, "act": spec.act,
-              "zero_init_last": spec.zero_init_last, "drop_path": ctx.drop_path,
-              "attention": attention.recipe if attention else None}  # fmt: skip
+    kwargs = {
+        "in_channels": c_in,
+        "out_channels": c_out,
+        "stride": s,
+        "kernel_size": k,
+        "act": spec.act,
+        "zero_init_last": spec.zero_init_last,
+        "drop_path": ctx.drop_path,
+        "attention": attention.recipe if attention else None,
+    }
     children = [attention] if attention else []
     return make_node(ctx, "block", "basic", (c_out, ho, wo), "archdsl.nn.basic.BasicBlock", kwargs, total, children)
 

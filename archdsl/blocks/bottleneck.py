@@ -57,12 +57,22 @@ def _plan(spec: BottleneckSpec, ctx: Ctx) -> Node:
     total = cost.conv_bn(c_in, wd, 1, (h, w)) + cost.batchnorm(m) + cost.conv_bn(m, c_out, 1, (ho, wo))
     if ctx.stride != 1 or c_in != c_out:
         total = total + cost.conv_bn(c_in, c_out, 1, (ho, wo))
-    kwargs = {"in_channels": c_in, "out_channels": c_out, "width": wd, "mixer": mixer.recipe, "mixer_channels": m,
-              "stride": ctx.stride, "act": spec.act, "zero_init_last": spec.zero_init_last,
-              "drop_path": ctx.drop_path, "attention": attention.recipe if attention else None}  # fmt: skip
+    kwargs = {
+        "in_channels": c_in,
+        "out_channels": c_out,
+        "width": wd,
+        "mixer": mixer.recipe,
+        "mixer_channels": m,
+        "stride": ctx.stride,
+        "act": spec.act,
+        "zero_init_last": spec.zero_init_last,
+        "drop_path": ctx.drop_path,
+        "attention": attention.recipe if attention else None,
+    }
     children = [mixer, *([attention] if attention else [])]
-    return make_node(ctx, "block", "bottleneck", (c_out, ho, wo), "archdsl.nn.bottleneck.Bottleneck", kwargs, total,
-                     children)  # fmt: skip
+    return make_node(
+        ctx, "block", "bottleneck", (c_out, ho, wo), "archdsl.nn.bottleneck.Bottleneck", kwargs, total, children
+    )
 
 
 _EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": "bottleneck", "repeat": 2}]}

@@ -57,8 +57,15 @@ def _plan(spec: CGNLSpec, ctx: Ctx) -> Node:
         + cost.conv(inner, c, 1, hw, groups=spec.groups)
         + cost.param(2 * c)  # GroupNorm
     )
-    kwargs = {"channels": c, "inner": inner, "groups": spec.groups, "kernel": spec.kernel, "order": spec.order,
-              "gamma": spec.gamma, "zero_init": spec.zero_init}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "inner": inner,
+        "groups": spec.groups,
+        "kernel": spec.kernel,
+        "order": spec.order,
+        "gamma": spec.gamma,
+        "zero_init": spec.zero_init,
+    }
     return make_node(ctx, "block", "cgnl", ctx.in_shape, "archdsl.nn.cgnl.CompactGeneralizedNonLocal", kwargs, total)
 
 

@@ -46,8 +46,14 @@ def _plan(spec: DGMNSpec, ctx: Ctx) -> Node:
         + cost.conv(c, c, 1, hw)
         + cost.batchnorm(c)
     )
-    kwargs = {"channels": c, "kernel_size": spec.kernel_size, "dilation": spec.dilation,
-              "offset_kernel": spec.offset_kernel, "group_channels": m, "zero_init": spec.zero_init}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "kernel_size": spec.kernel_size,
+        "dilation": spec.dilation,
+        "offset_kernel": spec.offset_kernel,
+        "group_channels": m,
+        "zero_init": spec.zero_init,
+    }
     return make_node(ctx, "block", "dgmn", ctx.in_shape, "archdsl.nn.dgmn.DynamicGraphMessagePassing", kwargs, total)
 
 

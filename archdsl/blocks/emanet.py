@@ -47,8 +47,14 @@ def _plan(spec: EMANetSpec, ctx: Ctx) -> Node:
         + cost.conv(inner, c, 1, (h, w))
         + cost.batchnorm(c)
     )  # the bases are a buffer: no parameters
-    kwargs = {"channels": c, "inner": inner, "bases": k, "iterations": spec.iterations,
-              "momentum": spec.momentum, "stop_gradient": spec.stop_gradient}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "inner": inner,
+        "bases": k,
+        "iterations": spec.iterations,
+        "momentum": spec.momentum,
+        "stop_gradient": spec.stop_gradient,
+    }
     return make_node(ctx, "block", "emanet", ctx.in_shape, "archdsl.nn.emanet.EMAUnit", kwargs, total)
 
 

@@ -32,8 +32,11 @@ class GloReSpec(BlockSpecBase):
 
 def _width(ratio: float, c: int, path: str, what: str) -> int:
     exact = ratio * c
-    require(abs(exact - round(exact)) < 1e-9 and round(exact) >= 1, path,
-            f"{what} = {path.rsplit('.', 1)[1]} * C must be a positive integer, got {ratio}*{c}={exact:g}")  # fmt: skip
+    require(
+        abs(exact - round(exact)) < 1e-9 and round(exact) >= 1,
+        path,
+        f"{what} = {path.rsplit('.', 1)[1]} * C must be a positive integer, got {ratio}*{c}={exact:g}",
+    )
     return round(exact)
 
 

@@ -23,8 +23,9 @@ class ISASpec(BlockSpecBase):
     fusion, not an additive residual); keeps the channels and the map size."""
 
     type: Literal["isa"]
-    block_size: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [8, 8], min_length=2,
-                                                                 max_length=2)  # fmt: skip
+    block_size: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=lambda: [8, 8], min_length=2, max_length=2
+    )
     """[P_h, P_w]: the block size; a map that is not a multiple of it is zero-padded on both sides, and the
     padding cropped off after the attention (the paper: 8 x 8 at output stride 8)."""
     key_reduction: int = Field(2, ge=1, le=1024)

@@ -39,15 +39,18 @@ def _plan(spec: LatentGNNSpec, ctx: Ctx) -> Node:
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
     n, d, k = h * w, spec.latent, spec.kernels
     total = (
-        cost.conv(c, inner, 1, (h, w)) + cost.batchnorm(inner)  # reduction
-        + cost.conv(inner, k * d, 1, (h, w)) + cost.batchnorm(k * d)  # the kernels psi
+        cost.conv(c, inner, 1, (h, w))
+        + cost.batchnorm(inner)  # reduction
+        + cost.conv(inner, k * d, 1, (h, w))
+        + cost.batchnorm(k * d)  # the kernels psi
         + cost.matmul(d, n, inner, batch=k)  # 1: visible to latent
         + cost.matmul(d, inner, d, batch=k)  # 2: latent affinity
         + cost.matmul(d, d, inner, batch=k)  # 2: latent propagation
         + cost.matmul(inner, d, n, batch=k)  # 3: latent to visible
-        + cost.conv(k * inner, c, 1, (h, w)) + cost.batchnorm(c)  # back to C
+        + cost.conv(k * inner, c, 1, (h, w))
+        + cost.batchnorm(c)  # back to C
         + cost.param(1)  # gamma
-    )  # fmt: skip
+    )
     kwargs = {"channels": c, "inner": inner, "latent": d, "kernels": k, "zero_init": spec.zero_init}
     return make_node(ctx, "block", "latentgnn", ctx.in_shape, "archdsl.nn.latentgnn.LatentGNN", kwargs, total)
 

@@ -39,8 +39,9 @@ def _plan(spec: LocalRelationSpec, ctx: Ctx) -> Node:
     width = c // spec.reduction
     require(width >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
     m = spec.channels_per_group
-    require_divisible(width, m, ctx.path + ".channels_per_group", "the LR layer's width C / reduction",
-                      "channels_per_group")  # fmt: skip
+    require_divisible(
+        width, m, ctx.path + ".channels_per_group", "the LR layer's width C / reduction", "channels_per_group"
+    )
     groups = width // m
     hidden = spec.geometry_hidden or groups
     hw, kk = (h, w), spec.kernel_size**2
@@ -53,8 +54,14 @@ def _plan(spec: LocalRelationSpec, ctx: Ctx) -> Node:
         + cost.batchnorm(width)
         + cost.conv_bn(width, c, 1, hw)
     )
-    kwargs = {"channels": c, "width": width, "kernel_size": spec.kernel_size, "group_channels": m,
-              "geometry_hidden": hidden, "composability": spec.composability}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "width": width,
+        "kernel_size": spec.kernel_size,
+        "group_channels": m,
+        "geometry_hidden": hidden,
+        "composability": spec.composability,
+    }
     target = "archdsl.nn.local_relation.LocalRelationBottleneck"
     return make_node(ctx, "block", "local_relation", ctx.in_shape, target, kwargs, total)
 

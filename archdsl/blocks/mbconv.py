@@ -46,8 +46,11 @@ def _plan(spec: MBConvSpec, ctx: Ctx) -> Node:
     c_out, k, s = ctx.out_channels, spec.kernel_size, ctx.stride
     expand = spec.expand_ratio != 1.0
     mid = round(c_in * spec.expand_ratio)  # c_in when there is no expansion
-    require(mid > 0, ctx.path + ".expand_ratio",
-            f"the expanded width round({c_in} x {spec.expand_ratio}) must be positive, got {mid}")  # fmt: skip
+    require(
+        mid > 0,
+        ctx.path + ".expand_ratio",
+        f"the expanded width round({c_in} x {spec.expand_ratio}) must be positive, got {mid}",
+    )
     ho, wo = (same_size(n, s) for n in (h, w))
     attention: Node | None
     if spec.attention is not None:
@@ -59,9 +62,17 @@ def _plan(spec: MBConvSpec, ctx: Ctx) -> Node:
         attention = None
     total = cost.conv_bn(c_in, mid, 1, (h, w)) if expand else cost.Cost()
     total = total + cost.conv_bn(mid, mid, k, (ho, wo), groups=mid) + cost.conv_bn(mid, c_out, 1, (ho, wo))
-    kwargs = {"in_channels": c_in, "out_channels": c_out, "mid_channels": mid, "kernel_size": k, "stride": s,
-              "act": spec.act, "drop_path": ctx.drop_path, "expand": expand,
-              "attention": attention.recipe if attention else None}  # fmt: skip
+    kwargs = {
+        "in_channels": c_in,
+        "out_channels": c_out,
+        "mid_channels": mid,
+        "kernel_size": k,
+        "stride": s,
+        "act": spec.act,
+        "drop_path": ctx.drop_path,
+        "expand": expand,
+        "attention": attention.recipe if attention else None,
+    }
     children = [attention] if attention else []
     return make_node(ctx, "block", "mbconv", (c_out, ho, wo), "archdsl.nn.mbconv.MBConv", kwargs, total, children)
 

@@ -44,8 +44,13 @@ def _plan(spec: NonLocalSpec, ctx: Ctx) -> Node:
     else:
         total = total + cost.matmul(n, c if spec.mode == "gaussian" else inner, nj)  # theta^T phi
     total = total + cost.matmul(n, nj, inner) + cost.conv(inner, c, 1, (h, w)) + cost.batchnorm(c)
-    kwargs = {"channels": c, "inner": inner, "mode": spec.mode, "subsample": spec.subsample,
-              "zero_init": spec.zero_init}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "inner": inner,
+        "mode": spec.mode,
+        "subsample": spec.subsample,
+        "zero_init": spec.zero_init,
+    }
     return make_node(ctx, "block", "nonlocal", ctx.in_shape, "archdsl.nn.non_local.NonLocal", kwargs, total)
 
 

@@ -26,12 +26,14 @@ class OCNetSpec(BlockSpecBase):
     (context branch beside a 1x1 conv and dilated 3x3 convs)."""
     key_reduction: int = Field(2, ge=1, le=1024)
     """The key (= query) transform has C / key_reduction channels (the paper: C / 2)."""
-    levels: list[Annotated[int, Field(ge=1, le=16)]] = Field(default_factory=lambda: [1, 2, 3, 6], min_length=1,
-                                                             max_length=6)  # fmt: skip
+    levels: list[Annotated[int, Field(ge=1, le=16)]] = Field(
+        default_factory=lambda: [1, 2, 3, 6], min_length=1, max_length=6
+    )
     """Pyramid-OC: the map is split into s x s regions for each s (the paper: 1, 2, 3, 6); each s must fit
     the map (at most its height and width)."""
-    dilations: list[Annotated[int, Field(ge=1, le=64)]] = Field(default_factory=lambda: [12, 24, 36],
-                                                                min_length=1, max_length=6)  # fmt: skip
+    dilations: list[Annotated[int, Field(ge=1, le=64)]] = Field(
+        default_factory=lambda: [12, 24, 36], min_length=1, max_length=6
+    )
     """ASP-OC: the dilations of its 3x3 conv branches (the paper: 12, 24, 36 at output stride 8)."""
     zero_init: bool = True
     """Start the context's output 1x1 conv at zero (the authors' code)."""
@@ -82,8 +84,14 @@ def _plan(spec: OCNetSpec, ctx: Ctx) -> Node:
         total = total + cost.conv(c, c, 1, hw, bias=True) + cost.batchnorm(c) + cost.conv_bn(c, c, 1, hw)
         total = total + cost.conv_bn(c, c, 3, hw) * len(spec.dilations)
         total = total + cost.conv_bn((2 + len(spec.dilations)) * c, c, 1, hw)
-    kwargs = {"channels": c, "key": key, "variant": spec.variant, "levels": list(spec.levels),
-              "dilations": list(spec.dilations), "zero_init": spec.zero_init}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "key": key,
+        "variant": spec.variant,
+        "levels": list(spec.levels),
+        "dilations": list(spec.dilations),
+        "zero_init": spec.zero_init,
+    }
     return make_node(ctx, "block", "ocnet", ctx.in_shape, "archdsl.nn.ocnet.ObjectContextBlock", kwargs, total)
 
 

@@ -53,8 +53,16 @@ def _plan(spec: OutlookerSpec, ctx: Ctx) -> Node:
         f"use padding=(kernel_size-1)/2 with an odd kernel_size{ctx.where()}",
     )
     hidden = mlp_hidden(c, spec.mlp_ratio)
-    kwargs = {"dim": c, "num_heads": spec.num_heads, "mlp_hidden": hidden, "kernel_size": k, "padding": p,
-              "stride": s, "qkv_bias": spec.qkv_bias, "drop_path": ctx.drop_path}  # fmt: skip
+    kwargs = {
+        "dim": c,
+        "num_heads": spec.num_heads,
+        "mlp_hidden": hidden,
+        "kernel_size": k,
+        "padding": p,
+        "stride": s,
+        "qkv_bias": spec.qkv_bias,
+        "drop_path": ctx.drop_path,
+    }
     n, windows, k2 = h * w, need[0] * need[1], k * k
     attn = (
         cost.linear(c, c, n, bias=spec.qkv_bias)  # v

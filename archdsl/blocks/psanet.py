@@ -41,9 +41,12 @@ def _plan(spec: PSANetSpec, ctx: Ctx) -> Node:
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
     masks = (2 * h - 1) * (2 * w - 1)
-    require(masks <= MAX_MASK_CHANNELS, ctx.path,
-            f"a psanet block predicts (2H-1)(2W-1)={masks} mask channels per position on its {h}x{w} feature map"
-            f"{ctx.where()}, more than {MAX_MASK_CHANNELS}; place it where the map is at most 64x64")  # fmt: skip
+    require(
+        masks <= MAX_MASK_CHANNELS,
+        ctx.path,
+        f"a psanet block predicts (2H-1)(2W-1)={masks} mask channels per position on its {h}x{w} feature map"
+        f"{ctx.where()}, more than {MAX_MASK_CHANNELS}; place it where the map is at most 64x64",
+    )
     hw, n = (h, w), h * w
     branches = 2 if spec.mode == "bi" else 1
     branch = (
@@ -54,8 +57,14 @@ def _plan(spec: PSANetSpec, ctx: Ctx) -> Node:
     )
     total = branch * branches + cost.conv_bn(branches * inner, c, 1, hw)  # projection
     total = total + cost.conv_bn(2 * c, c, spec.fusion_kernel, hw)  # fusion with the input
-    kwargs = {"channels": c, "inner": inner, "height": h, "width": w, "mode": spec.mode,
-              "fusion_kernel": spec.fusion_kernel}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "inner": inner,
+        "height": h,
+        "width": w,
+        "mode": spec.mode,
+        "fusion_kernel": spec.fusion_kernel,
+    }
     target = "archdsl.nn.psanet.PointwiseSpatialAttention"
     return make_node(ctx, "block", "psanet", ctx.in_shape, target, kwargs, total)
 

@@ -55,8 +55,9 @@ def _plan(spec: SGRSpec, ctx: Ctx) -> Node:
         where = ctx.path + ".adjacency"
         require(len(given) == m, where, f"the adjacency must be square with nodes={m} rows, got {len(given)} rows")
         for i, row in enumerate(given):
-            require(len(row) == m, f"{where}.{i}",
-                    f"row {i} of the adjacency must have nodes={m} entries, got {len(row)}")  # fmt: skip
+            require(
+                len(row) == m, f"{where}.{i}", f"row {i} of the adjacency must have nodes={m} entries, got {len(row)}"
+            )
     n, hw = h * w, (h, w)
     total = (
         cost.conv(c, m, 1, hw)  # W^a: voting logits
@@ -73,8 +74,14 @@ def _plan(spec: SGRSpec, ctx: Ctx) -> Node:
         total = total + cost.param(d + c) + cost.matmul(m, d, 1) + cost.matmul(n, c, 1)  # W^s_h h_n + W^s_x x_i
     else:
         total = total + cost.linear(d, c, m, bias=False) + cost.matmul(n, c, m)  # x_i^T (W^s h_n)
-    kwargs = {"channels": c, "nodes": m, "node_dim": d, "embedding_dim": k, "adjacency": given,
-              "compatibility": spec.compatibility}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "nodes": m,
+        "node_dim": d,
+        "embedding_dim": k,
+        "adjacency": given,
+        "compatibility": spec.compatibility,
+    }
     return make_node(ctx, "block", "sgr", ctx.in_shape, "archdsl.nn.sgr.SymbolicGraphReasoning", kwargs, total)
 
 

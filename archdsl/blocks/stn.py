@@ -39,16 +39,25 @@ def _plan(spec: STNSpec, ctx: Ctx) -> Node:
     require_context_block(ctx, "stn")
     c, h, w = ctx.in_shape
     p = spec.pool_size
-    require(p <= min(h, w), ctx.path + ".pool_size",
-            f"pool_size={p} must be at most the sides of the {h}x{w} feature map{ctx.where()}")  # fmt: skip
+    require(
+        p <= min(h, w),
+        ctx.path + ".pool_size",
+        f"pool_size={p} must be at most the sides of the {h}x{w} feature map{ctx.where()}",
+    )
     # affine_grid (6 multiply-adds a pixel) and grid_sample (4 a pixel and channel) are free, as FlopCounterMode counts
     total = (
         cost.conv(c, spec.loc_channels, spec.loc_kernel, (h, w), bias=True)
         + cost.linear(spec.loc_channels * p * p, spec.hidden, 1)
         + cost.linear(spec.hidden, 6, 1)
     )
-    kwargs = {"channels": c, "loc_channels": spec.loc_channels, "loc_kernel": spec.loc_kernel, "pool_size": p,
-              "hidden": spec.hidden, "align_corners": spec.align_corners}  # fmt: skip
+    kwargs = {
+        "channels": c,
+        "loc_channels": spec.loc_channels,
+        "loc_kernel": spec.loc_kernel,
+        "pool_size": p,
+        "hidden": spec.hidden,
+        "align_corners": spec.align_corners,
+    }
     return make_node(ctx, "block", "stn", ctx.in_shape, "archdsl.nn.stn.SpatialTransformer", kwargs, total)
 
 

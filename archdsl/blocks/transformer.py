@@ -32,8 +32,13 @@ def _plan(spec: TransformerSpec, ctx: Ctx) -> Node:
     require_token_block(ctx, "transformer", spec.num_heads, spec.mlp_ratio)
     c, h, w = ctx.in_shape
     hidden = mlp_hidden(c, spec.mlp_ratio)
-    kwargs = {"dim": c, "num_heads": spec.num_heads, "mlp_hidden": hidden, "qkv_bias": spec.qkv_bias,
-              "drop_path": ctx.drop_path}  # fmt: skip
+    kwargs = {
+        "dim": c,
+        "num_heads": spec.num_heads,
+        "mlp_hidden": hidden,
+        "qkv_bias": spec.qkv_bias,
+        "drop_path": ctx.drop_path,
+    }
     n, d = h * w, c // spec.num_heads
     attn = (
         cost.linear(c, 3 * c, n, bias=spec.qkv_bias)
@@ -41,8 +46,9 @@ def _plan(spec: TransformerSpec, ctx: Ctx) -> Node:
         + cost.linear(c, c, n)
     )
     total = cost.layernorm(c) * 2 + attn + cost.mlp(c, hidden, n)
-    return make_node(ctx, "block", "transformer", ctx.in_shape, "archdsl.nn.transformer.TransformerBlock", kwargs,
-                     total)  # fmt: skip
+    return make_node(
+        ctx, "block", "transformer", ctx.in_shape, "archdsl.nn.transformer.TransformerBlock", kwargs, total
+    )
 
 
 _EXAMPLE = {

@@ -18,7 +18,17 @@ from archdsl.cli.output import json_mode
 __all__ = ["COMMANDS", "Command", "main"]
 
 _MODULES = (
-    "validate", "summary", "schema", "train", "search", "worker", "status", "cluster", "best", "report", "export",
+    "validate",
+    "summary",
+    "schema",
+    "train",
+    "search",
+    "worker",
+    "status",
+    "cluster",
+    "best",
+    "report",
+    "export",
     "predict",
 )
 

@@ -11,38 +11,57 @@ from archdsl.cli._command import at_least, command
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("search", metavar="SEARCH.yaml", help="search definition")
-    p.add_argument("--storage", required=True, metavar="URL",
-                   help="the study's database, reachable from every node (no password: workers read "
-                   "ARCHDSL_STORAGE_PASSWORD)")
+    p.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="the study's database, reachable from every node (no password: workers read ARCHDSL_STORAGE_PASSWORD)",
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
-    p.add_argument("--trials", type=at_least(1), metavar="N",
-                   help="finished trials of the whole study (default: budget.trials)")
+    p.add_argument(
+        "--trials", type=at_least(1), metavar="N", help="finished trials of the whole study (default: budget.trials)"
+    )
     p.add_argument("--out", metavar="FILE", help="write the launch file here (default: standard output)")
 
 
 def _args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="scheduler", metavar="SCHEDULER", required=True)
-    s = sub.add_parser("slurm", help="a job-array script: one worker per GPU, requeued on preemption",
-                       description="Writes an sbatch script: an array of --nodes tasks, each running one "
-                       "`archdsl worker` per GPU (per train.devices GPUs for multi-GPU trials).")
+    s = sub.add_parser(
+        "slurm",
+        help="a job-array script: one worker per GPU, requeued on preemption",
+        description="Writes an sbatch script: an array of --nodes tasks, each running one "
+        "`archdsl worker` per GPU (per train.devices GPUs for multi-GPU trials).",
+    )
     _common(s)
     s.add_argument("--nodes", type=at_least(1), required=True, metavar="N", help="array tasks, one node each")
     s.add_argument("--gpus-per-node", type=at_least(1), required=True, metavar="G")
     s.add_argument("--cpus-per-gpu", type=at_least(1), default=4, metavar="C")
-    s.add_argument("--dir", metavar="DIR", help="the workers' --out, on a filesystem every node reads "
-                   "(default: runs/search/NAME, made absolute)")
+    s.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="the workers' --out, on a filesystem every node reads (default: runs/search/NAME, made absolute)",
+    )
     s.add_argument("--time", metavar="HH:MM:SS", help="time limit per array task (requeued before it runs out)")
     s.add_argument("--partition", metavar="NAME")
     s.add_argument("--account", metavar="NAME")
-    s.add_argument("--setup", action="append", default=[], metavar="LINE",
-                   help="a shell line to run before the workers (repeatable), e.g. 'source venv/bin/activate'")
-    k = sub.add_parser("kubernetes", help="an Indexed Job manifest with GPU limits and the password from a Secret",
-                       description="Writes a ConfigMap (the search definition and base spec) and an Indexed Job "
-                       "of --workers pods running `archdsl worker`.")
+    s.add_argument(
+        "--setup",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="a shell line to run before the workers (repeatable), e.g. 'source venv/bin/activate'",
+    )
+    k = sub.add_parser(
+        "kubernetes",
+        help="an Indexed Job manifest with GPU limits and the password from a Secret",
+        description="Writes a ConfigMap (the search definition and base spec) and an Indexed Job "
+        "of --workers pods running `archdsl worker`.",
+    )
     _common(k)
     k.add_argument("--workers", type=at_least(1), required=True, metavar="N", help="worker pods")
-    k.add_argument("--gpus-per-worker", type=at_least(1), required=True, metavar="G",
-                   help="nvidia.com/gpu limit per pod")
+    k.add_argument(
+        "--gpus-per-worker", type=at_least(1), required=True, metavar="G", help="nvidia.com/gpu limit per pod"
+    )
     k.add_argument("--image", required=True, metavar="IMAGE", help="container image with archdsl installed")
     k.add_argument("--secret", default="archdsl-storage", metavar="NAME", help="Secret with key 'password'")
     k.add_argument("--pvc", default="archdsl-runs", metavar="NAME", help="ReadWriteMany claim for trial directories")
@@ -63,9 +82,16 @@ def run(args: argparse.Namespace) -> int:
         Path(launch.out, "logs").mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
         text = slurm_script(
             launch,
-            SlurmOptions(args.nodes, args.gpus_per_node, args.cpus_per_gpu, args.time, args.partition,
-                         args.account, tuple(args.setup)),
-        )  # fmt: skip
+            SlurmOptions(
+                args.nodes,
+                args.gpus_per_node,
+                args.cpus_per_gpu,
+                args.time,
+                args.partition,
+                args.account,
+                tuple(args.setup),
+            ),
+        )
     else:
         from archdsl.launch.kubernetes import KubernetesOptions, kubernetes_manifest, search_texts
 
@@ -75,9 +101,17 @@ def run(args: argparse.Namespace) -> int:
             launch,
             search_text,
             base_text,
-            KubernetesOptions(args.workers, args.gpus_per_worker, args.image, args.secret, args.pvc,
-                              args.namespace, args.cpu, args.memory),
-        )  # fmt: skip
+            KubernetesOptions(
+                args.workers,
+                args.gpus_per_worker,
+                args.image,
+                args.secret,
+                args.pvc,
+                args.namespace,
+                args.cpu,
+                args.memory,
+            ),
+        )
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -12,13 +12,20 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", metavar="DIR", help="an artifact directory written by `archdsl export`")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     p.add_argument("--top", type=at_least(1), default=5, metavar="K", help="classes per image (default 5)")
-    p.add_argument("--invert", choices=("auto", "yes", "no"), default=None,
-                   help="invert the grey levels: auto (when the image's background is not the training images', "
-                   "e.g. dark ink on white paper for digits), yes, or no (default: the manifest's "
-                   "preprocessing.invert)")
-    p.add_argument("--trust", action="store_true",
-                   help="use the artifact even if model.py, the weights or spec.yaml no longer match the SHA-256 "
-                   "its manifest.json lists (checked by default before anything in it runs)")  # fmt: skip
+    p.add_argument(
+        "--invert",
+        choices=("auto", "yes", "no"),
+        default=None,
+        help="invert the grey levels: auto (when the image's background is not the training images', "
+        "e.g. dark ink on white paper for digits), yes, or no (default: the manifest's "
+        "preprocessing.invert)",
+    )
+    p.add_argument(
+        "--trust",
+        action="store_true",
+        help="use the artifact even if model.py, the weights or spec.yaml no longer match the SHA-256 "
+        "its manifest.json lists (checked by default before anything in it runs)",
+    )
     p.add_argument("--json", action="store_true", help='one JSON line: {"predictions": [{"image", "top"}, ...]}')
 
 

@@ -12,8 +12,11 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("dir", nargs="?", metavar="DIR", help="the --out directory of `archdsl search`")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL (instead of DIR)")
     p.add_argument("--study", metavar="NAME", help="study name")
-    p.add_argument("--out", metavar="REPORT_DIR",
-                   help="where to write the PNGs and index.html (default: DIR/report, or ./report-STUDY)")
+    p.add_argument(
+        "--out",
+        metavar="REPORT_DIR",
+        help="where to write the PNGs and index.html (default: DIR/report, or ./report-STUDY)",
+    )
 
 
 @command("report", "plots (history, importances, Pareto front, parallel coordinates) and an HTML page", _args)

@@ -28,11 +28,19 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
     p.add_argument("--trials", type=at_least(1), metavar="N", help="trial budget (default: budget.trials)")
     p.add_argument("--timeout", type=minutes, metavar="MIN", help="stop starting trials after MIN minutes")
-    p.add_argument("--workers", type=at_least(1), metavar="N",
-                   help="local worker processes on the study (threads split between them, one GPU each)")
+    p.add_argument(
+        "--workers",
+        type=at_least(1),
+        metavar="N",
+        help="local worker processes on the study (threads split between them, one GPU each)",
+    )
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
-    p.add_argument("--ray", metavar="ADDRESS", help="run the workers as Ray tasks: a cluster address, auto, or "
-                   "local (start Ray on this machine); --workers tasks (default: one per GPU, or one)")
+    p.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="run the workers as Ray tasks: a cluster address, auto, or "
+        "local (start Ray on this machine); --workers tasks (default: one per GPU, or one)",
+    )
     p.add_argument("--new-study", action="store_true", help="replace an existing study of the same name")
     p.add_argument("--allow-import", action="store_true", help="permit train.data.name=custom to import code")
     p.add_argument("--json", action="store_true", help="end with one JSON line summarising the study")

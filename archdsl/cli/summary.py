@@ -12,8 +12,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", metavar="PATH", help="spec file (YAML)")
     p.add_argument("--json", action="store_true", help="print one JSON object on one line")
     p.add_argument("--blocks", action="store_true", help="list every block and its nested parts, not only stages")
-    p.add_argument("--tree", action="store_true",
-                   help="with --json: the whole plan tree (every node's shapes, cost and recipe)")
+    p.add_argument(
+        "--tree", action="store_true", help="with --json: the whole plan tree (every node's shapes, cost and recipe)"
+    )
 
 
 @command("summary", "per-stage output shape, parameters and FLOPs of a spec (batch 1)", _args)

@@ -10,14 +10,22 @@ from archdsl.cli._command import at_least, command, minutes
 
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("search", metavar="SEARCH.yaml", help="search definition (the same file on every worker)")
-    p.add_argument("--storage", required=True, metavar="URL",
-                   help="the study's storage, shared by all workers: postgresql://USER@HOST/DB (the password from "
-                   "ARCHDSL_STORAGE_PASSWORD), mysql://..., sqlite:///PATH or journal:PATH on one shared filesystem")
+    p.add_argument(
+        "--storage",
+        required=True,
+        metavar="URL",
+        help="the study's storage, shared by all workers: postgresql://USER@HOST/DB (the password from "
+        "ARCHDSL_STORAGE_PASSWORD), mysql://..., sqlite:///PATH or journal:PATH on one shared filesystem",
+    )
     p.add_argument("--study", metavar="NAME", help="study name (default: the search file's stem)")
-    p.add_argument("--out", metavar="DIR",
-                   help="trial directories, on a filesystem every worker can read (default: runs/search/NAME)")
-    p.add_argument("--trials", type=at_least(1), metavar="N",
-                   help="finished trials of the whole study (default: budget.trials)")
+    p.add_argument(
+        "--out",
+        metavar="DIR",
+        help="trial directories, on a filesystem every worker can read (default: runs/search/NAME)",
+    )
+    p.add_argument(
+        "--trials", type=at_least(1), metavar="N", help="finished trials of the whole study (default: budget.trials)"
+    )
     p.add_argument("--timeout", type=minutes, metavar="MIN", help="stop starting trials after MIN minutes")
     p.add_argument("--device", metavar="DEV", help="cpu, cuda or cuda:N (default: the spec's train.accelerator)")
     p.add_argument("--threads", type=at_least(1), metavar="N", help="torch threads of this worker")

@@ -30,7 +30,11 @@ class Cifar10Data(SpecModel):
 
 DATASETS.register(
     "cifar10",
-    DatasetKind("cifar10", Cifar10Data, "archdsl.train.data.cifar10:cifar10_datamodule",
-                "archdsl.train.data.cifar10:cifar10_preprocessing",
-                lambda spec, n: list(CIFAR10_CLASSES)),
-)  # fmt: skip
+    DatasetKind(
+        "cifar10",
+        Cifar10Data,
+        "archdsl.train.data.cifar10:cifar10_datamodule",
+        "archdsl.train.data.cifar10:cifar10_preprocessing",
+        lambda spec, n: list(CIFAR10_CLASSES),
+    ),
+)

@@ -25,6 +25,5 @@ class CustomData(SpecModel):
 
 DATASETS.register(
     "custom",
-    DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule",
-                PIXELS, numbered_classes),
-)  # fmt: skip
+    DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule", PIXELS, numbered_classes),
+)

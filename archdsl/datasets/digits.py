@@ -25,7 +25,11 @@ class DigitsData(SpecModel):
 
 DATASETS.register(
     "digits",
-    DatasetKind("digits", DigitsData, "archdsl.train.data.digits:digits_datamodule",
-                "archdsl.train.data.digits:digits_preprocessing",
-                numbered_classes),
-)  # fmt: skip
+    DatasetKind(
+        "digits",
+        DigitsData,
+        "archdsl.train.data.digits:digits_datamodule",
+        "archdsl.train.data.digits:digits_preprocessing",
+        numbered_classes,
+    ),
+)

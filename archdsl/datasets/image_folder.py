@@ -48,12 +48,21 @@ def per_channel(values: tuple[float, ...] | list[float], channels: int) -> list[
 
 
 def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, Any]:
-    return {"scale": "pixel / 255", "mean": per_channel(spec.mean, channels), "std": per_channel(spec.std, channels),
-            "invert": "no"}  # fmt: skip
+    return {
+        "scale": "pixel / 255",
+        "mean": per_channel(spec.mean, channels),
+        "std": per_channel(spec.std, channels),
+        "invert": "no",
+    }
 
 
 DATASETS.register(
     "image_folder",
-    DatasetKind("image_folder", ImageFolderData, "archdsl.train.data.image_folder:image_folder_datamodule",
-                "archdsl.datasets.image_folder:preprocessing", _class_names),
-)  # fmt: skip
+    DatasetKind(
+        "image_folder",
+        ImageFolderData,
+        "archdsl.train.data.image_folder:image_folder_datamodule",
+        "archdsl.datasets.image_folder:preprocessing",
+        _class_names,
+    ),
+)

@@ -25,6 +25,7 @@ class SyntheticData(SpecModel):
 
 DATASETS.register(
     "synthetic",
-    DatasetKind("synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule",
-                PIXELS, numbered_classes),
-)  # fmt: skip
+    DatasetKind(
+        "synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule", PIXELS, numbered_classes
+    ),
+)

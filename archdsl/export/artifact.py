@@ -67,8 +67,12 @@ def _dataset(spec: ModelSpec) -> Any:
 def _preprocessing(spec: ModelSpec) -> dict[str, Any]:
     """How an image must be prepared for the model: what its dataset kind says, for the spec's input."""
     c, size = spec.input.channels, spec.input.size
-    prep: dict[str, Any] = {"resize": [size, size], "resize_filter": "bilinear", "channels": c,
-                            "color": "grey" if c == 1 else "rgb"}  # fmt: skip
+    prep: dict[str, Any] = {
+        "resize": [size, size],
+        "resize_filter": "bilinear",
+        "channels": c,
+        "color": "grey" if c == 1 else "rgb",
+    }
     module, _, function = _dataset(spec).preprocessing.partition(":")
     prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
     prep["normalise"] = "(x - mean) / std per channel, x = pixel / 255 after the resize (and inversion)"
@@ -122,15 +126,21 @@ def _check_target(out: Path, source: ExportSource, force: bool) -> None:
     for read in source.reads:
         read = read.resolve()
         if read == target or target in read.parents:
-            raise UsageError.option("--out", f"'{out}' holds what is being exported ({read}); replacing it would "
-                                    "delete the source: choose another directory")  # fmt: skip
+            raise UsageError.option(
+                "--out",
+                f"'{out}' holds what is being exported ({read}); replacing it would "
+                "delete the source: choose another directory",
+            )
     if not out.exists() and not out.is_symlink():
         return
     if not force:
         raise UsageError.option("--out", f"'{out}' exists; pass --force to replace it")
     if out.is_symlink() or not out.is_dir() or not _is_artifact(out):
-        raise UsageError.option("--out", f"'{out}' exists and is not an artifact written by archdsl export (no "
-                                f"{MANIFEST} with file hashes); --force replaces only an earlier artifact")  # fmt: skip
+        raise UsageError.option(
+            "--out",
+            f"'{out}' exists and is not an artifact written by archdsl export (no "
+            f"{MANIFEST} with file hashes); --force replaces only an earlier artifact",
+        )
 
 
 def _is_artifact(directory: Path) -> bool:
@@ -166,9 +176,7 @@ def _replace_dir(new: Path, target: Path) -> None:
         os.replace(new, target)
 
 
-def _write_files(
-    model: nn.Module, plan: Any, spec: ModelSpec, cls: str, out: Path, formats: Sequence[str]
-) -> None:
+def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, cls: str, out: Path, formats: Sequence[str]) -> None:
     (out / "spec.yaml").write_text(
         f"# fully resolved spec of {spec.name} (every default written out)\n" + dump_spec(spec)
     )
@@ -248,8 +256,9 @@ def load_model(directory: str | Path, trust: bool = False) -> nn.Module:
         module_spec.loader.exec_module(module)
         model: nn.Module = module.build()
     except Exception as exc:  # only reachable with trust=True or an archdsl bug: the code matched its hash
-        raise SpecError.at("", f"model.py does not build the model: {type(exc).__name__}: {exc}",
-                           Location(str(path))) from None  # fmt: skip
+        raise SpecError.at(
+            "", f"model.py does not build the model: {type(exc).__name__}: {exc}", Location(str(path))
+        ) from None
     finally:
         sys.modules.pop(name, None)
     weights = directory / "weights.safetensors"
@@ -260,6 +269,7 @@ def load_model(directory: str | Path, trust: bool = False) -> nn.Module:
         try:
             model.load_state_dict(load_file(str(weights)), strict=True)
         except (SafetensorError, RuntimeError, OSError) as exc:
-            raise SpecError.at("", f"the weights do not load into model.py's model: {exc}",
-                               Location(str(weights))) from None  # fmt: skip
+            raise SpecError.at(
+                "", f"the weights do not load into model.py's model: {exc}", Location(str(weights))
+            ) from None
     return model.eval()

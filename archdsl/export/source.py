@@ -173,9 +173,7 @@ def _groups(parts: Sequence[Node]) -> list[list[Node]]:
         if head is not None and (head.in_shape, head.out_shape) == (part.in_shape, part.out_shape):
             candidate = [*groups[-1], part]
             varying = _varying([p.recipe for p in candidate])
-            plain = varying is not None and all(
-                not isinstance(part.recipe.kwargs[k], Recipe | list) for k in varying
-            )
+            plain = varying is not None and all(not isinstance(part.recipe.kwargs[k], Recipe | list) for k in varying)
             if varying is not None and len(varying) <= 1 and plain:
                 groups[-1] = candidate
                 continue
@@ -246,8 +244,13 @@ def generate_source(plan: ModelPlan, header: str = "") -> str:
     name = _class_for(plan.name, files)
     stages = []
     for stage in plan.stages:
-        stages += [f"    stage{stage.index} = {_name(STAGE)}(", "        blocks=[",
-                   *_stage_lines(stage.parts, 3), "        ]", "    )"]  # fmt: skip
+        stages += [
+            f"    stage{stage.index} = {_name(STAGE)}(",
+            "        blocks=[",
+            *_stage_lines(stage.parts, 3),
+            "        ]",
+            "    )",
+        ]
     info = recipe.kwargs
     build = [
         "def build() -> nn.Module:",
@@ -265,6 +268,7 @@ def generate_source(plan: ModelPlan, header: str = "") -> str:
         f"        feature_reductions={info['feature_reductions']!r},",
         "    )",
     ]
+
     def order(i: str) -> tuple[bool, str]:
         return i.startswith("from"), i
 

@@ -62,8 +62,9 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     }
     source = from_checkpoint(path, metrics)
     reads = (path, *((directory,) if directory is not None else ()))
-    return ExportSource(source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}",
-                        reads)  # fmt: skip
+    return ExportSource(
+        source.spec, source.state_dict, metrics, f"study {study.study_name}, trial {chosen.number}", reads
+    )
 
 
 def from_path(path: str | Path, trial: int | None = None) -> ExportSource:

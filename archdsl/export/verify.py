@@ -45,8 +45,9 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise SpecError.at("", f"not a readable manifest ({exc}); export the model again", where) from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("sha256"), dict):
-        raise SpecError.at("sha256", "the manifest lists no file hashes; export the model again with this archdsl",
-                           where)  # fmt: skip
+        raise SpecError.at(
+            "sha256", "the manifest lists no file hashes; export the model again with this archdsl", where
+        )
     return manifest
 
 
@@ -61,16 +62,24 @@ def verify_artifact(directory: str | Path, trust: bool = False) -> dict[str, Any
         path = directory / name
         if name not in hashes:
             if path.exists():
-                raise SpecError.at(f"sha256.{name}", f"{name} is in the directory but not in the manifest, so it "
-                                   "cannot be checked; refusing to use it (--trust to use it anyway)",
-                                   Location(str(directory / MANIFEST)))  # fmt: skip
+                raise SpecError.at(
+                    f"sha256.{name}",
+                    f"{name} is in the directory but not in the manifest, so it "
+                    "cannot be checked; refusing to use it (--trust to use it anyway)",
+                    Location(str(directory / MANIFEST)),
+                )
             continue
         if not path.is_file():
-            raise SpecError.at("", f"{name} is listed in the manifest but missing; export the model again",
-                               Location(str(path)))  # fmt: skip
+            raise SpecError.at(
+                "", f"{name} is listed in the manifest but missing; export the model again", Location(str(path))
+            )
         got = sha256_file(path)
         if got != hashes[name]:
-            raise SpecError.at("", f"its SHA-256 {got[:16]}... is not the manifest's {str(hashes[name])[:16]}...: the "
-                               "file changed after export (edited, truncated or replaced); refusing to use it "
-                               "(pass --trust to use it anyway)", Location(str(path)))  # fmt: skip
+            raise SpecError.at(
+                "",
+                f"its SHA-256 {got[:16]}... is not the manifest's {str(hashes[name])[:16]}...: the "
+                "file changed after export (edited, truncated or replaced); refusing to use it "
+                "(pass --trust to use it anyway)",
+                Location(str(path)),
+            )
     return manifest

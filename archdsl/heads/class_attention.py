@@ -33,15 +33,27 @@ class ClassAttentionSpec(SpecModel):
 
 
 def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Node:
-    require(len(ctx.in_shape) == 3, ctx.path,
-            f"a class_attention head needs a (C, H, W) feature map, got shape {ctx.in_shape}")  # fmt: skip
+    require(
+        len(ctx.in_shape) == 3,
+        ctx.path,
+        f"a class_attention head needs a (C, H, W) feature map, got shape {ctx.in_shape}",
+    )
     c, h, w = ctx.in_shape
-    require(c % spec.num_heads == 0, ctx.path + ".num_heads",
-            f"num_heads={spec.num_heads} must divide the feature channels {c}")  # fmt: skip
+    require(
+        c % spec.num_heads == 0,
+        ctx.path + ".num_heads",
+        f"num_heads={spec.num_heads} must divide the feature channels {c}",
+    )
     hidden = mlp_hidden(c, spec.mlp_ratio)
     require(hidden >= 1, ctx.path + ".mlp_ratio", f"mlp_ratio={spec.mlp_ratio} gives an empty MLP at {c} channels")
-    kwargs = {"dim": c, "num_classes": spec.num_classes, "num_heads": spec.num_heads, "mlp_hidden": hidden,
-              "depth": spec.depth, "aux_head": spec.aux_head}  # fmt: skip
+    kwargs = {
+        "dim": c,
+        "num_classes": spec.num_classes,
+        "num_heads": spec.num_heads,
+        "mlp_hidden": hidden,
+        "depth": spec.depth,
+        "aux_head": spec.aux_head,
+    }
     n, d = h * w, c // spec.num_heads
     block = (
         cost.layernorm(c)
@@ -55,8 +67,15 @@ def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Node:
     total = cost.param(1, 1, c) + block * spec.depth + cost.layernorm(c) + cost.linear(c, spec.num_classes, 1)
     if spec.aux_head:
         total = total + cost.linear(c, spec.num_classes, n)
-    return make_node(ctx, "head", "class_attention", (spec.num_classes,),
-                     "archdsl.nn.class_attention.ClassAttentionHead", kwargs, total)  # fmt: skip
+    return make_node(
+        ctx,
+        "head",
+        "class_attention",
+        (spec.num_classes,),
+        "archdsl.nn.class_attention.ClassAttentionHead",
+        kwargs,
+        total,
+    )
 
 
 _EXAMPLE = {"type": "class_attention", "num_classes": 10, "num_heads": 4, "mlp_ratio": 2.0}

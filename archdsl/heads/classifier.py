@@ -35,10 +35,16 @@ def _plan(spec: ClassifierSpec, ctx: Ctx) -> Node:
     if spec.final_channels:
         total = cost.conv_bn(c, spec.final_channels, 1, (h, w))
     total = total + cost.linear(spec.final_channels or c, spec.num_classes, 1)
-    kwargs = {"in_channels": c, "num_classes": spec.num_classes, "final_channels": spec.final_channels,
-              "dropout": spec.dropout, "act": spec.act}  # fmt: skip
-    return make_node(ctx, "head", "classifier", (spec.num_classes,), "archdsl.nn.classifier.ClassifierHead",
-                     kwargs, total)  # fmt: skip
+    kwargs = {
+        "in_channels": c,
+        "num_classes": spec.num_classes,
+        "final_channels": spec.final_channels,
+        "dropout": spec.dropout,
+        "act": spec.act,
+    }
+    return make_node(
+        ctx, "head", "classifier", (spec.num_classes,), "archdsl.nn.classifier.ClassifierHead", kwargs, total
+    )
 
 
 _EXAMPLE = {"type": "classifier", "num_classes": 7, "final_channels": 24, "dropout": 0.1}

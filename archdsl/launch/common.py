@@ -28,8 +28,19 @@ class Launch:
     trials: int | None = None
 
     def worker_argv(self, search: str | None = None, out: str | None = None) -> list[str]:
-        argv = ["archdsl", "worker", search or self.search, "--storage", self.storage, "--study", self.study,
-                "--out", out or self.out, "--device", "cuda"]  # fmt: skip
+        argv = [
+            "archdsl",
+            "worker",
+            search or self.search,
+            "--storage",
+            self.storage,
+            "--study",
+            self.study,
+            "--out",
+            out or self.out,
+            "--device",
+            "cuda",
+        ]
         if self.trials:
             argv += ["--trials", str(self.trials)]
         return argv

@@ -30,10 +30,18 @@ def _plan(spec: ConvMixerSpec, ctx: Ctx) -> Node:
     require_divisible(c, spec.groups, ctx.path + ".groups", "bottleneck width", "groups")
     k, s = spec.kernel_size, ctx.stride
     ho, wo = (same_size(n, s) for n in (h, w))
-    kwargs = {"in_channels": c, "out_channels": c, "kernel_size": k, "stride": s, "padding": k // 2,
-              "groups": spec.groups, "bias": False}  # fmt: skip
-    return make_node(ctx, "mixer", "conv", (c, ho, wo), "torch.nn.Conv2d", kwargs,
-                     cost.conv(c, c, k, (ho, wo), spec.groups))  # fmt: skip
+    kwargs = {
+        "in_channels": c,
+        "out_channels": c,
+        "kernel_size": k,
+        "stride": s,
+        "padding": k // 2,
+        "groups": spec.groups,
+        "bias": False,
+    }
+    return make_node(
+        ctx, "mixer", "conv", (c, ho, wo), "torch.nn.Conv2d", kwargs, cost.conv(c, c, k, (ho, wo), spec.groups)
+    )
 
 
 _EXAMPLE = {"type": "conv", "kernel_size": 5, "groups": 2}

@@ -30,14 +30,22 @@ def _plan(spec: GlobalAttentionSpec, ctx: Ctx) -> Node:
     s, n = ctx.stride, spec.num_heads
     require(w % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the bottleneck width w={w}")
     require(s in (1, 2), ctx.path, f"global attention applies stride 1 or 2, the stage asks for {s}")
-    require(hh % s == 0 and ww % s == 0, ctx.path,
-            f"feature map {hh}x{ww} is not divisible by the stride {s}{ctx.where()}")  # fmt: skip
+    require(
+        hh % s == 0 and ww % s == 0, ctx.path, f"feature map {hh}x{ww} is not divisible by the stride {s}{ctx.where()}"
+    )
     kwargs = {"channels": w, "height": hh, "width": ww, "num_heads": n, "stride": s}
     d, tokens = w // n, hh * ww
     c = cost.conv(w, 3 * w, 1, (hh, ww)) + cost.relpos(d, (hh, ww), n * tokens, (hh, ww))
     c = c + cost.matmul(tokens, d, tokens, n) * 2
-    return make_node(ctx, "mixer", "global_attention", (w, hh // s, ww // s),
-                     "archdsl.nn.global_attention.GlobalAttention", kwargs, c)  # fmt: skip
+    return make_node(
+        ctx,
+        "mixer",
+        "global_attention",
+        (w, hh // s, ww // s),
+        "archdsl.nn.global_attention.GlobalAttention",
+        kwargs,
+        c,
+    )
 
 
 _EXAMPLE = {"type": "global_attention", "num_heads": 2}

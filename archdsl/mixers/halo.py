@@ -35,22 +35,39 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
     w, hh, ww = ctx.in_shape
     s, b, h, n = ctx.stride, spec.block_size, spec.halo_size, spec.num_heads
     require(s in (1, 2), ctx.path, f"halo attention applies stride 1 or 2, the stage asks for {s}")
-    require(b % s == 0, ctx.path + ".block_size",
-            f"block_size={b} must be divisible by the stride {s} (queries are subsampled per block)")  # fmt: skip
-    require(hh % b == 0 and ww % b == 0, ctx.path,
-            f"feature map {hh}x{ww} is not divisible by block_size={b}{ctx.where()}")  # fmt: skip
-    require(h < min(hh, ww), ctx.path + ".halo_size",
-            f"halo_size={h} reaches past the whole {hh}x{ww} feature map (a {b + 2 * h}x{b + 2 * h} window of "
-            f"mostly padding); use at most {min(hh, ww) - 1}{ctx.where()}")  # fmt: skip
+    require(
+        b % s == 0,
+        ctx.path + ".block_size",
+        f"block_size={b} must be divisible by the stride {s} (queries are subsampled per block)",
+    )
+    require(
+        hh % b == 0 and ww % b == 0, ctx.path, f"feature map {hh}x{ww} is not divisible by block_size={b}{ctx.where()}"
+    )
+    require(
+        h < min(hh, ww),
+        ctx.path + ".halo_size",
+        f"halo_size={h} reaches past the whole {hh}x{ww} feature map (a {b + 2 * h}x{b + 2 * h} window of "
+        f"mostly padding); use at most {min(hh, ww) - 1}{ctx.where()}",
+    )
     vw_exact = spec.value_ratio * w
-    require(abs(vw_exact - round(vw_exact)) < 1e-9 and round(vw_exact) >= 1, ctx.path + ".value_ratio",
-            f"value width value_ratio*w must be a positive integer, got {spec.value_ratio}*{w}="
-            f"{vw_exact:g}")  # fmt: skip
+    require(
+        abs(vw_exact - round(vw_exact)) < 1e-9 and round(vw_exact) >= 1,
+        ctx.path + ".value_ratio",
+        f"value width value_ratio*w must be a positive integer, got {spec.value_ratio}*{w}={vw_exact:g}",
+    )
     vw = round(vw_exact)
     require(w % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the bottleneck width w={w}")
     require(vw % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the value width r_v*w={vw}")
-    kwargs = {"channels": w, "value_channels": vw, "height": hh, "width": ww, "block_size": b, "halo_size": h,
-              "num_heads": n, "stride": s}  # fmt: skip
+    kwargs = {
+        "channels": w,
+        "value_channels": vw,
+        "height": hh,
+        "width": ww,
+        "block_size": b,
+        "halo_size": h,
+        "num_heads": n,
+        "stride": s,
+    }
     ho, wo = hh // s, ww // s
     dq, dv = w // n, vw // n
     blocks, win, nq = (hh // b) * (ww // b), b + 2 * h, (b // s) ** 2

@@ -34,8 +34,15 @@ __all__ = ["CARAFE"]
 class CARAFE(nn.Module):
     """(B, C, H, W) -> (B, out_channels, scale * H, scale * W)."""
 
-    def __init__(self, in_channels: int, out_channels: int, scale: int, compressed_channels: int,
-                 encoder_kernel: int, up_kernel: int) -> None:  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        scale: int,
+        compressed_channels: int,
+        encoder_kernel: int,
+        up_kernel: int,
+    ) -> None:
         super().__init__()
         if encoder_kernel % 2 != 1 or up_kernel % 2 != 1:
             raise ValueError(f"encoder_kernel and up_kernel must be odd, got {encoder_kernel} and {up_kernel}")
@@ -44,12 +51,17 @@ class CARAFE(nn.Module):
         self.scale = scale
         self.up_kernel = up_kernel
         self.compressor = nn.Conv2d(in_channels, compressed_channels, kernel_size=1)
-        self.encoder = nn.Conv2d(compressed_channels, scale * scale * up_kernel * up_kernel,
-                                 kernel_size=encoder_kernel, padding=encoder_kernel // 2)  # fmt: skip
+        self.encoder = nn.Conv2d(
+            compressed_channels,
+            scale * scale * up_kernel * up_kernel,
+            kernel_size=encoder_kernel,
+            padding=encoder_kernel // 2,
+        )
         nn.init.normal_(self.encoder.weight, std=0.001)
         nn.init.zeros_(self.encoder.get_parameter("bias"))
-        self.project = nn.Conv2d(in_channels, out_channels, kernel_size=1) if out_channels != in_channels \
-            else nn.Identity()  # fmt: skip
+        self.project = (
+            nn.Conv2d(in_channels, out_channels, kernel_size=1) if out_channels != in_channels else nn.Identity()
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape

@@ -43,8 +43,9 @@ class DynamicGraphMessagePassing(nn.Module):
     base: torch.Tensor
     """(K, 2): the base grid's (dy, dx) of each neighbour, dilation included, row-major."""
 
-    def __init__(self, channels: int, kernel_size: int, dilation: int, offset_kernel: int, group_channels: int,
-                 zero_init: bool) -> None:  # fmt: skip
+    def __init__(
+        self, channels: int, kernel_size: int, dilation: int, offset_kernel: int, group_channels: int, zero_init: bool
+    ) -> None:
         super().__init__()
         if channels % group_channels:
             raise ValueError(f"channels={channels} must be divisible by group_channels={group_channels}")

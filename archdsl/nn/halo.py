@@ -71,10 +71,12 @@ class HaloAttention(nn.Module):
         per_image = num_heads * gh * gw * (b // s) ** 2 * self.window**2
         self.chunk = max(1, CHUNK_LOGITS // per_image)
         outside = float("-inf")
-        self.register_buffer("mask_h", torch.zeros(gh, self.window).masked_fill((rows < 0) | (rows >= height), outside),
-                             persistent=False)  # fmt: skip
-        self.register_buffer("mask_w", torch.zeros(gw, self.window).masked_fill((cols < 0) | (cols >= width), outside),
-                             persistent=False)  # fmt: skip
+        self.register_buffer(
+            "mask_h", torch.zeros(gh, self.window).masked_fill((rows < 0) | (rows >= height), outside), persistent=False
+        )
+        self.register_buffer(
+            "mask_w", torch.zeros(gw, self.window).masked_fill((cols < 0) | (cols >= width), outside), persistent=False
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.q(x) * self.scale  # (B, n*dq, H/s, W/s); scaling q scales the content and position logits alike
@@ -114,8 +116,7 @@ class HaloAttention(nn.Module):
         k_t, v_t = k.reshape(m, dq, nk), v.reshape(m, dv, nk)
         q = q.reshape(m, nq, dq)
         if q.is_cuda:  # fused attention (memory-efficient kernel, bias gradient included)
-            out = F.scaled_dot_product_attention(q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias,
-                                                 scale=1.0)  # fmt: skip
+            out = F.scaled_dot_product_attention(q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias, scale=1.0)
         else:
             logits = torch.baddbmm(bias, q, k_t)
             del bias  # neither temporary is saved for backward: free each once its consumer is done

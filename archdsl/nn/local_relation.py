@@ -38,8 +38,9 @@ LR_COMPOSABILITY = ("multiplication", "squared_difference")
 class LocalRelation(nn.Module):
     """(B, C, H, W) -> (B, C, H, W): the local relation layer."""
 
-    def __init__(self, channels: int, kernel_size: int, group_channels: int, geometry_hidden: int,
-                 composability: str) -> None:  # fmt: skip
+    def __init__(
+        self, channels: int, kernel_size: int, group_channels: int, geometry_hidden: int, composability: str
+    ) -> None:
         super().__init__()
         if channels % group_channels:
             raise ValueError(f"channels={channels} must be divisible by group_channels={group_channels}")
@@ -77,8 +78,9 @@ class LocalRelation(nn.Module):
 class LocalRelationBottleneck(nn.Module):
     """(B, C, H, W) -> (B, C, H, W): 1x1 reduce, LR layer + BN + ReLU, 1x1 expand + BN, residual, ReLU."""
 
-    def __init__(self, channels: int, width: int, kernel_size: int, group_channels: int, geometry_hidden: int,
-                 composability: str) -> None:  # fmt: skip
+    def __init__(
+        self, channels: int, width: int, kernel_size: int, group_channels: int, geometry_hidden: int, composability: str
+    ) -> None:
         super().__init__()
         self.reduce = ConvBN(channels, width, 1, 1, act="relu")
         self.relation = LocalRelation(width, kernel_size, group_channels, geometry_hidden, composability)

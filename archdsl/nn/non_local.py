@@ -39,8 +39,11 @@ class NonLocal(nn.Module):
         self.phi = nn.Conv2d(channels, inner, 1) if embedded else nn.Identity()
         self.g = nn.Conv2d(channels, inner, 1)
         self.pool = nn.MaxPool2d(2, 2, ceil_mode=True) if subsample else nn.Identity()
-        self.w_f = nn.Parameter(torch.empty(2 * inner).uniform_(-inner**-0.5, inner**-0.5)) if mode == "concatenation" \
-            else None  # fmt: skip
+        self.w_f = (
+            nn.Parameter(torch.empty(2 * inner).uniform_(-(inner**-0.5), inner**-0.5))
+            if mode == "concatenation"
+            else None
+        )
         self.out = nn.Conv2d(inner, channels, 1, bias=False)
         self.norm = nn.BatchNorm2d(channels)
         if zero_init:

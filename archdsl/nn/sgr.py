@@ -47,8 +47,15 @@ class SymbolicGraphReasoning(nn.Module):
     edges: torch.Tensor
     """The given adjacency A (M x M), a buffer made from the constructor argument (absent when learned)."""
 
-    def __init__(self, channels: int, nodes: int, node_dim: int, embedding_dim: int,
-                 adjacency: list[list[float]] | None, compatibility: str) -> None:  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        nodes: int,
+        node_dim: int,
+        embedding_dim: int,
+        adjacency: list[list[float]] | None,
+        compatibility: str,
+    ) -> None:
         super().__init__()
         if compatibility not in SGR_COMPATIBILITY:
             raise ValueError(f"compatibility must be one of {SGR_COMPATIBILITY}, got {compatibility!r}")

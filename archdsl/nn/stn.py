@@ -33,8 +33,9 @@ __all__ = ["SpatialTransformer"]
 class SpatialTransformer(nn.Module):
     """(B, C, H, W) -> (B, C, H, W)."""
 
-    def __init__(self, channels: int, loc_channels: int, loc_kernel: int, pool_size: int, hidden: int,
-                 align_corners: bool) -> None:  # fmt: skip
+    def __init__(
+        self, channels: int, loc_channels: int, loc_kernel: int, pool_size: int, hidden: int, align_corners: bool
+    ) -> None:
         super().__init__()
         if loc_kernel % 2 != 1:
             raise ValueError(f"loc_kernel must be odd, got {loc_kernel}")

@@ -15,9 +15,7 @@ __all__ = ["TieredStem"]
 
 
 class TieredStem(nn.Sequential):
-    def __init__(
-        self, in_channels: int, channels: list[int], stride: int, pool: bool, act: str
-    ) -> None:
+    def __init__(self, in_channels: int, channels: list[int], stride: int, pool: bool, act: str) -> None:
         layers: list[nn.Module] = []
         c = in_channels
         for i, out in enumerate(channels):

@@ -135,8 +135,18 @@ def make_node(
     """A node whose ``cost`` covers the part's own layers; the children's costs are added."""
     params = cost.params + sum(c.params for c in children)
     flops = cost.flops + sum(c.flops for c in children)
-    return Node(ctx.path, role, type, ctx.in_shape, out_shape, params, flops, Recipe(target, kwargs),
-                tuple(children), ctx.repeat)  # fmt: skip
+    return Node(
+        ctx.path,
+        role,
+        type,
+        ctx.in_shape,
+        out_shape,
+        params,
+        flops,
+        Recipe(target, kwargs),
+        tuple(children),
+        ctx.repeat,
+    )
 
 
 @dataclass(frozen=True)
@@ -234,14 +244,23 @@ class ModelPlan:
         lists each stage's parts (module path, spec path, repeat, type and its nested parts' types)."""
 
         def row(node: Node) -> dict[str, object]:
-            return {"type": node.type, "inner": [c.type for c in node.children], "output": list(node.out_shape),
-                    "params": node.params, "flops": node.flops}  # fmt: skip
+            return {
+                "type": node.type,
+                "inner": [c.type for c in node.children],
+                "output": list(node.out_shape),
+                "params": node.params,
+                "flops": node.flops,
+            }
 
         paths = {id(part): path for path, part in self.part_paths()}
         stages: list[dict[str, object]] = []
         for s in self.stages:
-            entry: dict[str, object] = {"index": s.index, "output": list(s.out_shape), "params": s.params,
-                                        "flops": s.flops}  # fmt: skip
+            entry: dict[str, object] = {
+                "index": s.index,
+                "output": list(s.out_shape),
+                "params": s.params,
+                "flops": s.flops,
+            }
             if blocks:
                 entry["blocks"] = [
                     {"path": paths[id(p)], "spec": p.path, "repeat": p.repeat, "role": p.role, **row(p)}

@@ -31,8 +31,16 @@ def plan_table(plan: ModelPlan, blocks: bool = False) -> str:
     rows: list[tuple[str, ...]] = []
 
     def node_rows(label: str, node: Node, depth: int, spec: str = "") -> None:
-        rows.append(("  " * depth + label, kind_label(node), _shape(node.out_shape), f"{node.params:,}",
-                     human(node.flops), spec))  # fmt: skip
+        rows.append(
+            (
+                "  " * depth + label,
+                kind_label(node),
+                _shape(node.out_shape),
+                f"{node.params:,}",
+                human(node.flops),
+                spec,
+            )
+        )
         if blocks:
             for child in node.children:
                 node_rows(child.path.rsplit(".", 1)[-1], child, depth + 1)
@@ -41,8 +49,16 @@ def plan_table(plan: ModelPlan, blocks: bool = False) -> str:
     paths = {id(part): path for path, part in plan.part_paths()}
     for stage in plan.stages:
         kinds = list(dict.fromkeys(kind_label(p) for p in stage.parts))
-        rows.append((f"stage {stage.index}", "+".join(kinds), _shape(stage.out_shape), f"{stage.params:,}",
-                     human(stage.flops), ""))  # fmt: skip
+        rows.append(
+            (
+                f"stage {stage.index}",
+                "+".join(kinds),
+                _shape(stage.out_shape),
+                f"{stage.params:,}",
+                human(stage.flops),
+                "",
+            )
+        )
         if blocks:
             for part in stage.parts:
                 spec = f"{part.path} #{part.repeat + 1}" if part.role == "block" else part.path

@@ -60,9 +60,7 @@ def _naive(value: object) -> dt.datetime:
     return value.replace(tzinfo=None)
 
 
-def fail_stale(
-    study: optuna.Study, storage: BaseStorage, retry: Callable[[optuna.Study, FrozenTrial], None]
-) -> None:
+def fail_stale(study: optuna.Study, storage: BaseStorage, retry: Callable[[optuna.Study, FrozenTrial], None]) -> None:
     """Fail (and queue again) the trials of dead workers: Optuna's heartbeat rule, or the single-host
     fallback for storages without a heartbeat."""
     if not is_heartbeat_enabled(storage):

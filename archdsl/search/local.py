@@ -81,10 +81,25 @@ def _command(
     space: SearchSpace, url: str, name: str, options: WorkerOptions, target: int, slot: WorkerSlot
 ) -> list[str]:
     cmd = [
-        sys.executable, "-m", "archdsl", "worker", str(Path(space.doc.file).resolve()),
-        "--storage", url, "--study", name, "--out", str(options.out), "--trials", str(target),
-        "--threads", str(slot.threads), "--label", f"w{slot.index}", "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "archdsl",
+        "worker",
+        str(Path(space.doc.file).resolve()),
+        "--storage",
+        url,
+        "--study",
+        name,
+        "--out",
+        str(options.out),
+        "--trials",
+        str(target),
+        "--threads",
+        str(slot.threads),
+        "--label",
+        f"w{slot.index}",
+        "--quiet",
+    ]
     if slot.device:
         cmd += ["--device", slot.device]
     if options.timeout_minutes:
@@ -161,8 +176,11 @@ def _start(
         log = (logs / f"worker-{slot.index}.log").open("ab")
         proc = subprocess.Popen(
             _command(space, url, name, options, target, slot),
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
-        )  # fmt: skip
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
         started.append((proc, log))
     return started
 

@@ -85,8 +85,9 @@ def run_ray(
             ray.shutdown()
 
 
-def _run(ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptions, workers: int | None,
-         study: Any) -> SearchResult:  # fmt: skip
+def _run(
+    ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptions, workers: int | None, study: Any
+) -> SearchResult:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     devices = space.base_doc.data.get("train", {}).get("devices", 1)
@@ -104,8 +105,10 @@ def _run(ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptio
         runtime_env={"env_vars": env},
     )
     target = options.trials or space.definition.budget.trials
-    print(f"ray: {n} worker tasks ({threads} CPUs{f', {per_trial} GPU' if gpus else ''} each) on study {name}",
-          file=sys.stderr)  # fmt: skip
+    print(
+        f"ray: {n} worker tasks ({threads} CPUs{f', {per_trial} GPU' if gpus else ''} each) on study {name}",
+        file=sys.stderr,
+    )
     pending = [task.remote(space, url, options, i) for i in range(n)]
     progress = Progress(space, target, study, show_worker=True) if options.progress else None
     failures: list[str] = []

@@ -155,9 +155,7 @@ def _importance_plot(rows: list[tuple[str, float, int]], labels: dict[str, str],
     return ax
 
 
-def _plots(
-    study: optuna.Study, out: Path, labels: dict[str, str], few: bool
-) -> tuple[list[str], dict[str, str]]:
+def _plots(study: optuna.Study, out: Path, labels: dict[str, str], few: bool) -> tuple[list[str], dict[str, str]]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -211,17 +209,20 @@ def _ranked(study: optuna.Study) -> list[FrozenTrial]:
     """Completed trials best first (by the first objective), then the rest by number."""
     trials = study.get_trials(deepcopy=False)
     sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1.0
-    done = sorted((t for t in trials if t.state == TrialState.COMPLETE and t.values),
-                  key=lambda t: (sign * t.values[0], t.number))  # fmt: skip
+    done = sorted(
+        (t for t in trials if t.state == TrialState.COMPLETE and t.values), key=lambda t: (sign * t.values[0], t.number)
+    )
     return [*done, *sorted((t for t in trials if t not in done), key=lambda t: t.number)]
 
 
 def _table(rows: Sequence[FrozenTrial], names: list[str], labels: dict[str, str], best: set[int]) -> str:
     head = ["#", "state", "values", *(labels[n] for n in names), "params", "epochs", "test/acc", "note"]
     titles = ["trial number", "", "", *names, "model parameters", "epochs trained", "", ""]
-    out = ["<div class='scroll'><table><tr>"
-           + "".join(f"<th title='{html.escape(t)}'>{html.escape(h)}</th>" for h, t in zip(head, titles, strict=True))
-           + "</tr>"]  # fmt: skip
+    out = [
+        "<div class='scroll'><table><tr>"
+        + "".join(f"<th title='{html.escape(t)}'>{html.escape(h)}</th>" for h, t in zip(head, titles, strict=True))
+        + "</tr>"
+    ]
     for t in rows:
         state = "rejected" if t.user_attrs.get("rejected") else t.state.name.lower()
         note = str(t.user_attrs.get("reason") or t.user_attrs.get("error") or "")
@@ -250,8 +251,18 @@ _STYLE = (
 
 
 def _page(title: str, body: list[str]) -> str:
-    return "\n".join(["<!doctype html><html><head><meta charset='utf-8'>", f"<title>{html.escape(title)}</title>",
-                      f"<style>{_STYLE}</style></head><body>", *body, "</body></html>"]) + "\n"  # fmt: skip
+    return (
+        "\n".join(
+            [
+                "<!doctype html><html><head><meta charset='utf-8'>",
+                f"<title>{html.escape(title)}</title>",
+                f"<style>{_STYLE}</style></head><body>",
+                *body,
+                "</body></html>",
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_report(study: optuna.Study, out: str | Path) -> Report:
@@ -269,19 +280,30 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     said = []
     if few and complete:
         n = len(complete)
-        said.append(f"Importances and parallel coordinates rest on {n} completed trial{'' if n == 1 else 's'} "
-                    f"(fewer than {MIN_TRIALS}): read them as indicative.")  # fmt: skip
+        said.append(
+            f"Importances and parallel coordinates rest on {n} completed trial{'' if n == 1 else 's'} "
+            f"(fewer than {MIN_TRIALS}): read them as indicative."
+        )
     if table:
-        said.append("The trade-off table's accuracies are on the digits data (16 px), not ImageNet, and its "
-                    "train times are single trials timed during the search under whatever else ran: "
-                    "indicative only.")  # fmt: skip
+        said.append(
+            "The trade-off table's accuracies are on the digits data (16 px), not ImageNet, and its "
+            "train times are single trials timed during the search under whatever else ran: "
+            "indicative only."
+        )
     best = {t.number for t in best_trials(study)}
     ranked = _ranked(study)
-    pages = [ranked[i:i + PAGE_ROWS] for i in range(0, len(ranked), PAGE_ROWS)] or [[]]
+    pages = [ranked[i : i + PAGE_ROWS] for i in range(0, len(ranked), PAGE_ROWS)] or [[]]
     files = ["index.html", *(f"trials-{k}.html" for k in range(2, len(pages) + 1))]
-    nav = "<nav>trials: " + "".join(
-        f"<a href='{f}'>{k * PAGE_ROWS + 1}–{min((k + 1) * PAGE_ROWS, len(ranked))}</a>" for k, f in enumerate(files)
-    ) + "</nav>" if len(pages) > 1 else ""  # fmt: skip
+    nav = (
+        "<nav>trials: "
+        + "".join(
+            f"<a href='{f}'>{k * PAGE_ROWS + 1}–{min((k + 1) * PAGE_ROWS, len(ranked))}</a>"
+            for k, f in enumerate(files)
+        )
+        + "</nav>"
+        if len(pages) > 1
+        else ""
+    )
     counts = tally(trials).counts()
     metric = _metrics(study)[0]
     head = [
@@ -293,22 +315,28 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         b = min(best)
         top = next(t for t in trials if t.number == b)
         head.append(f"<p>Best: trial {b} ★, {html.escape(metric)} = {_fmt(top.values[0])}</p>")
-    glossary = "".join(f"<li><b>{html.escape(labels[n])}</b>: <code>{html.escape(n)}</code></li>" for n in names
-                       if labels[n] != n)  # fmt: skip
+    glossary = "".join(
+        f"<li><b>{html.escape(labels[n])}</b>: <code>{html.escape(n)}</code></li>" for n in names if labels[n] != n
+    )
     first = [
         *head,
         *(f"<img src='{p}' alt='{p}'{' class=wide' if p.startswith('parallel') else ''}>" for p in plots),
         *(["<h2>Conv/attention trade-off (HaloNet)</h2>", _markdown_to_html(table)] if table else []),
         *(["<h2>Modules ranked (per named choice)</h2>", _markdown_to_html(ranking)] if ranking else []),
-        f"<h2>Trials (best first by {html.escape(metric)})</h2>", nav,
+        f"<h2>Trials (best first by {html.escape(metric)})</h2>",
+        nav,
         _table(pages[0], names, labels, best),
         nav,
         *([f"<h3>Parameter labels</h3><ul>{glossary}</ul>"] if glossary else []),
     ]
     atomic_write_text(out / "index.html", _page(f"archdsl study {study.study_name}", first))
     for k, rows in enumerate(pages[1:], start=2):
-        body = [f"<h1>Study {html.escape(study.study_name)}: trials, page {k}</h1>", nav,
-                _table(rows, names, labels, best), nav]  # fmt: skip
+        body = [
+            f"<h1>Study {html.escape(study.study_name)}: trials, page {k}</h1>",
+            nav,
+            _table(rows, names, labels, best),
+            nav,
+        ]
         atomic_write_text(out / f"trials-{k}.html", _page(f"archdsl study {study.study_name}, page {k}", body))
     return Report(out, plots, table, ranking, skipped, said, files)
 

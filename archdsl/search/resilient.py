@@ -224,9 +224,7 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
         return self.call("reading a trial", lambda: self.inner.get_trial_param(trial_id, param_name))
 
-    def set_trial_state_values(
-        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
-    ) -> bool:
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
         def settled(exc: BaseException) -> bool | None:
             # An earlier attempt may have committed before its connection dropped.
             if isinstance(exc, optuna.exceptions.UpdateFinishedTrialError):
@@ -283,8 +281,11 @@ class ResilientStorage(BaseStorage, BaseHeartbeat):
             except sa_exc.IntegrityError:  # another process inserted the row first: update it next time round
                 continue
             except Exception as exc:
-                print(f"storage {self.where}: heartbeat of trial id {trial_id} not recorded: {describe_error(exc)}",
-                      file=sys.stderr, flush=True)
+                print(
+                    f"storage {self.where}: heartbeat of trial id {trial_id} not recorded: {describe_error(exc)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 return
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:

@@ -116,8 +116,13 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
     for key, param in definition.params.items():
         where = doc.locate_key(("params", key))
         if not key or "" in key.split("."):
-            problems.append(Problem(f"params.{key}", f"a parameter is named by a dotted spec path such as "
-                                    f"stages.0.channels, got {brief(key)}", where))  # fmt: skip
+            problems.append(
+                Problem(
+                    f"params.{key}",
+                    f"a parameter is named by a dotted spec path such as stages.0.channels, got {brief(key)}",
+                    where,
+                )
+            )
             continue
         if key == CONV_STAGES:
             problems += _check_conv_stages(param, data, where, base.file)

@@ -56,13 +56,19 @@ class StudyStatus:
             "storage": self.storage,
             "objectives": self.objectives,
             "budget": self.budget,
-            "trials": {**t.counts(), "retried": t.retried, "over_budget": t.over_budget,
-                       "running": t.running, "waiting": t.waiting, "finished": t.finished},
+            "trials": {
+                **t.counts(),
+                "retried": t.retried,
+                "over_budget": t.over_budget,
+                "running": t.running,
+                "waiting": t.waiting,
+                "finished": t.finished,
+            },
             "running": [r.to_json() for r in self.running],
             "best": [{"number": b.number, "values": list(b.values), "params": dict(b.params)} for b in self.best],
             "trials_per_hour": self.trials_per_hour,
             "eta_s": self.eta_s,
-        }  # fmt: skip
+        }
 
 
 def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, display: str) -> StudyStatus:
@@ -79,8 +85,9 @@ def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, disp
     left = max(0, (budget or 0) - counts.finished)
     eta = left / rate * 3600 if rate and budget else None
     grace = definition.get("workers", {}).get("grace_seconds", 90) if definition else None
-    return StudyStatus(study.study_name, display, objectives, budget, counts, running, best_trials(study),
-                       rate, eta, grace)  # fmt: skip
+    return StudyStatus(
+        study.study_name, display, objectives, budget, counts, running, best_trials(study), rate, eta, grace
+    )
 
 
 def _running(

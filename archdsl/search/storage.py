@@ -227,8 +227,9 @@ def open_storage(ref: StorageRef, workers: WorkersSpec) -> BaseStorage:
                     "--storage", f"cannot open the study storage {ref.display}: {describe_error(exc)}"
                 ) from None
             if not racing and time.monotonic() >= deadline:
-                raise StorageLostError(ref.display, "opening the storage", workers.reconnect_seconds,
-                                       describe_error(exc)) from None
+                raise StorageLostError(
+                    ref.display, "opening the storage", workers.reconnect_seconds, describe_error(exc)
+                ) from None
             time.sleep(random.uniform(0.05, 0.3) * min(attempt, 8))
 
 

@@ -175,8 +175,15 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
             # Ctrl-C (the command exits 130) or SIGTERM (exit 0), once the running trial is handed back
             stopped = "interrupted" if stop.reason == "interrupted" else "preempted"
             reason = "Ctrl-C" if stopped == "interrupted" else "SIGTERM: the running trial is queued again"
-    return SearchResult(name, ref.display, space.objective_names, best_trials(study),
-                        tally(study.get_trials(deepcopy=False)), stopped, reason)
+    return SearchResult(
+        name,
+        ref.display,
+        space.objective_names,
+        best_trials(study),
+        tally(study.get_trials(deepcopy=False)),
+        stopped,
+        reason,
+    )
 
 
 def timeout_reason(minutes: float | None, finished: int, target: int) -> str:

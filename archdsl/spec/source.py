@@ -152,8 +152,9 @@ def read_yaml(path: str | Path) -> SourceDoc:
     try:
         info = os.stat(path)
         if not stat.S_ISREG(info.st_mode):
-            raise SpecError.at("", "is not a regular file (a directory, FIFO or device); give a YAML file",
-                               Location(name))  # fmt: skip
+            raise SpecError.at(
+                "", "is not a regular file (a directory, FIFO or device); give a YAML file", Location(name)
+            )
         if info.st_size > FILE_BYTES.value:
             raise SpecError.at("", f"the file has {FILE_BYTES.over(info.st_size)}", Location(name))
         with open(path, "rb") as f:  # never more than the ceiling, whatever the file grew to since stat
@@ -188,8 +189,10 @@ def read_yaml_text(text: str, file: str = "<string>") -> SourceDoc:
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
-        message = f"invalid YAML: the control character U+{code:04X} is not allowed in YAML text (write it as an " \
-            "escape in a double-quoted string)"  # fmt: skip
+        message = (
+            f"invalid YAML: the control character U+{code:04X} is not allowed in YAML text (write it as an "
+            "escape in a double-quoted string)"
+        )
         raise SpecError.at("", message, Location(file, line, col)) from None
     except yaml.MarkedYAMLError as exc:
         said = explain(exc, text)
@@ -223,9 +226,12 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
             size[id(node)] = total = 1 + sum(size[id(k)] for k in kids)
             if total > limit:
                 mark = node.start_mark
-                raise SpecError.at("", "with its aliases and merge keys expanded (each counts every time it is used) "
-                                   f"the document has at least {YAML_NODES.over(total)}",
-                                   Location(file, mark.line + 1, mark.column + 1))  # fmt: skip
+                raise SpecError.at(
+                    "",
+                    "with its aliases and merge keys expanded (each counts every time it is used) "
+                    f"the document has at least {YAML_NODES.over(total)}",
+                    Location(file, mark.line + 1, mark.column + 1),
+                )
             continue
         if id(node) in size:
             continue
@@ -234,8 +240,11 @@ def _check_expansion(root: yaml.Node, file: str) -> None:
         for kid in kids:
             if id(kid) in on_path:
                 mark = kid.start_mark
-                raise SpecError.at("", "a recursive alias: the node contains itself, which has no finite value",
-                                   Location(file, mark.line + 1, mark.column + 1))  # fmt: skip
+                raise SpecError.at(
+                    "",
+                    "a recursive alias: the node contains itself, which has no finite value",
+                    Location(file, mark.line + 1, mark.column + 1),
+                )
             if id(kid) not in size:
                 stack.append((kid, False))
 

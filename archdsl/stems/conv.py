@@ -41,8 +41,14 @@ def _plan(spec: ConvStemSpec, ctx: Ctx) -> Node:
     c_cost = cost.conv_bn(c, spec.channels, k, (ho, wo))
     if spec.pool == "max":
         ho, wo = (same_size(n, 2) for n in (ho, wo))
-    kwargs = {"in_channels": c, "channels": spec.channels, "kernel_size": k, "stride": s,
-              "pool": spec.pool == "max", "act": spec.act}  # fmt: skip
+    kwargs = {
+        "in_channels": c,
+        "channels": spec.channels,
+        "kernel_size": k,
+        "stride": s,
+        "pool": spec.pool == "max",
+        "act": spec.act,
+    }
     return make_node(ctx, "stem", "conv", (spec.channels, ho, wo), "archdsl.nn.conv_stem.ConvStem", kwargs, c_cost)
 
 

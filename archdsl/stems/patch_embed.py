@@ -31,8 +31,11 @@ class PatchEmbedStemSpec(SpecModel):
 def _plan(spec: PatchEmbedStemSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     p = spec.patch_size
-    require(h % p == 0 and w % p == 0, ctx.path + ".patch_size",
-            f"the input {h}x{w} must be divisible by patch_size={p}{ctx.where()}")  # fmt: skip
+    require(
+        h % p == 0 and w % p == 0,
+        ctx.path + ".patch_size",
+        f"the input {h}x{w} must be divisible by patch_size={p}{ctx.where()}",
+    )
     half, out = (h // 2, w // 2), (h // p, w // p)
     total = (
         cost.conv_bn(c, spec.hidden, 7, half)
@@ -40,8 +43,9 @@ def _plan(spec: PatchEmbedStemSpec, ctx: Ctx) -> Node:
         + cost.conv(spec.hidden, spec.channels, p // 2, out, bias=True)
     )
     kwargs = {"in_channels": c, "channels": spec.channels, "hidden": spec.hidden, "patch_size": p}
-    return make_node(ctx, "stem", "patch_embed", (spec.channels, *out), "archdsl.nn.patch_embed.PatchEmbedStem",
-                     kwargs, total)  # fmt: skip
+    return make_node(
+        ctx, "stem", "patch_embed", (spec.channels, *out), "archdsl.nn.patch_embed.PatchEmbedStem", kwargs, total
+    )
 
 
 _EXAMPLE = {"type": "patch_embed", "channels": 24, "hidden": 16, "patch_size": 4}

@@ -46,8 +46,13 @@ def _plan(spec: TieredStemSpec, ctx: Ctx) -> Node:
         c = out
     if spec.pool == "max":
         ho, wo = (same_size(n, 2) for n in (ho, wo))
-    kwargs = {"in_channels": ctx.in_shape[0], "channels": list(spec.channels), "stride": spec.stride,
-              "pool": spec.pool == "max", "act": spec.act}  # fmt: skip
+    kwargs = {
+        "in_channels": ctx.in_shape[0],
+        "channels": list(spec.channels),
+        "stride": spec.stride,
+        "pool": spec.pool == "max",
+        "act": spec.act,
+    }
     return make_node(ctx, "stem", "tiered", (c, ho, wo), "archdsl.nn.tiered_stem.TieredStem", kwargs, total)
 
 

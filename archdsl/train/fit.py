@@ -198,8 +198,9 @@ def _fit(
     if resume and (done := epochs_completed(last)) >= t.epochs:
         finished = _finished_result(out)
         if finished is not None:
-            print(f"{out}: training finished ({done} of {t.epochs} epochs in {LAST}); nothing to resume",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"{out}: training finished ({done} of {t.epochs} epochs in {LAST}); nothing to resume", file=sys.stderr
+            )
             return finished
     if not resume:
         for name in (BEST, LAST, METRICS, "result.json"):
@@ -220,8 +221,9 @@ def _fit(
         enable_version_counter=False,
     )
     # Lightning's save_last copies only when the best improved; this one rewrites last.ckpt every epoch.
-    latest = ModelCheckpoint(dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1,
-                             enable_version_counter=False)  # fmt: skip
+    latest = ModelCheckpoint(
+        dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1, enable_version_counter=False
+    )
     resume_points = [latest, _InitialCheckpoint(last)] if resumable else []
     accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
     trainer = L.Trainer(
@@ -316,9 +318,14 @@ def _finished_result(out: Path) -> FitResult | None:
     except (OSError, ValueError):
         return None
     return FitResult(
-        val_acc=data["val/acc"], val_loss=data["val/loss"], test_acc=data["test/acc"], epochs=data["epochs"],
-        seconds=data["seconds"], params=data["params"], checkpoint=data["checkpoint"],
-    )  # fmt: skip
+        val_acc=data["val/acc"],
+        val_loss=data["val/loss"],
+        test_acc=data["test/acc"],
+        epochs=data["epochs"],
+        seconds=data["seconds"],
+        params=data["params"],
+        checkpoint=data["checkpoint"],
+    )
 
 
 def _read_metrics(path: Path) -> list[dict[str, str]]:

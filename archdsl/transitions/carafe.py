@@ -35,8 +35,11 @@ class CarafeSpec(SpecModel):
 def _plan(spec: CarafeSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     s, out = ctx.upsample, ctx.out_channels
-    require(s > 1 and ctx.stride == 1, ctx.path.removesuffix(".transition") + ".stride",
-            f"a carafe transition up-samples, so the stage's stride must be 1/2 or 1/4, got {ctx.stride}")  # fmt: skip
+    require(
+        s > 1 and ctx.stride == 1,
+        ctx.path.removesuffix(".transition") + ".stride",
+        f"a carafe transition up-samples, so the stage's stride must be 1/2 or 1/4, got {ctx.stride}",
+    )
     k, k_enc, cm = spec.up_kernel, spec.encoder_kernel, spec.compressed_channels
     hw, up_hw = (h, w), (s * h, s * w)
     total = (
@@ -45,8 +48,14 @@ def _plan(spec: CarafeSpec, ctx: Ctx) -> Node:
         + cost.matmul(c, k * k, s * s, batch=h * w)  # reassembly: per source pixel, its sigma^2 kernels
         + (cost.conv(c, out, 1, up_hw, bias=True) if out != c else cost.Cost())  # projection to the stage's channels
     )
-    kwargs = {"in_channels": c, "out_channels": out, "scale": s, "compressed_channels": cm, "encoder_kernel": k_enc,
-              "up_kernel": k}  # fmt: skip
+    kwargs = {
+        "in_channels": c,
+        "out_channels": out,
+        "scale": s,
+        "compressed_channels": cm,
+        "encoder_kernel": k_enc,
+        "up_kernel": k,
+    }
     return make_node(ctx, "transition", "carafe", (out, s * h, s * w), "archdsl.nn.carafe.CARAFE", kwargs, total)
 
 

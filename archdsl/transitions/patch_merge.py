@@ -22,11 +22,21 @@ class PatchMergeSpec(SpecModel):
 def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Node:
     c, h, w = ctx.in_shape
     s, out = ctx.stride, ctx.out_channels
-    require(h % s == 0 and w % s == 0, ctx.path,
-            f"feature map {h}x{w} must be divisible by the stage stride {s}{ctx.where()}")  # fmt: skip
+    require(
+        h % s == 0 and w % s == 0,
+        ctx.path,
+        f"feature map {h}x{w} must be divisible by the stage stride {s}{ctx.where()}",
+    )
     kwargs = {"in_channels": c, "out_channels": out, "kernel_size": s, "stride": s}
-    return make_node(ctx, "transition", "patch_merge", (out, h // s, w // s), "torch.nn.Conv2d", kwargs,
-                     cost.conv(c, out, s, (h // s, w // s), bias=True))  # fmt: skip
+    return make_node(
+        ctx,
+        "transition",
+        "patch_merge",
+        (out, h // s, w // s),
+        "torch.nn.Conv2d",
+        kwargs,
+        cost.conv(c, out, s, (h // s, w // s), bias=True),
+    )
 
 
 _EXAMPLE = {"channels": 24, "stride": 2, "transition": {"type": "patch_merge"}, "blocks": [{"type": "bottleneck"}]}

@@ -37,8 +37,9 @@ def _reference(x: torch.Tensor, m: CARAFE) -> torch.Tensor:
 
 
 def _randomised(c: int, out: int, scale: int, k_enc: int, k_up: int) -> CARAFE:
-    m = CARAFE(in_channels=c, out_channels=out, scale=scale, compressed_channels=4, encoder_kernel=k_enc,
-               up_kernel=k_up).double()  # fmt: skip
+    m = CARAFE(
+        in_channels=c, out_channels=out, scale=scale, compressed_channels=4, encoder_kernel=k_enc, up_kernel=k_up
+    ).double()
     with torch.no_grad():  # kernels far from uniform, so that the prediction matters
         m.encoder.weight.normal_(0.0, 0.5)
         m.encoder.bias.normal_(0.0, 0.5)
@@ -49,8 +50,9 @@ def _randomised(c: int, out: int, scale: int, k_enc: int, k_up: int) -> CARAFE:
 @pytest.mark.parametrize("scale", [2, 4])
 @pytest.mark.parametrize(("k_enc", "k_up"), [(3, 5), (1, 3)])
 @pytest.mark.parametrize("project", [False, True])
-def test_carafe_matches_the_paper(shape: tuple[int, int, int, int], scale: int, k_enc: int, k_up: int,
-                                  project: bool) -> None:  # fmt: skip
+def test_carafe_matches_the_paper(
+    shape: tuple[int, int, int, int], scale: int, k_enc: int, k_up: int, project: bool
+) -> None:
     torch.manual_seed(0)
     c = shape[1]
     m = _randomised(c, c + 4 if project else c, scale, k_enc, k_up)

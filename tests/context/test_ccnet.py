@@ -128,10 +128,15 @@ def test_every_constructor_argument_reaches_the_module() -> None:
         return {n: tuple(p.shape) for n, p in m.named_parameters()}
 
     base = _module(8, 2, 2)
-    assert shapes(base) == {"attention.query.weight": (2, 8, 1, 1), "attention.query.bias": (2,),
-                            "attention.key.weight": (2, 8, 1, 1), "attention.key.bias": (2,),
-                            "attention.value.weight": (8, 8, 1, 1), "attention.value.bias": (8,),
-                            "attention.gamma": (1,)}  # fmt: skip
+    assert shapes(base) == {
+        "attention.query.weight": (2, 8, 1, 1),
+        "attention.query.bias": (2,),
+        "attention.key.weight": (2, 8, 1, 1),
+        "attention.key.bias": (2,),
+        "attention.value.weight": (8, 8, 1, 1),
+        "attention.value.bias": (8,),
+        "attention.gamma": (1,),
+    }
     assert shapes(_module(12, 2, 2))["attention.value.weight"] == (12, 12, 1, 1)  # channels
     assert shapes(_module(8, 4, 2))["attention.key.weight"] == (4, 8, 1, 1)  # inner
     assert shapes(_module(8, 2, 3)) == shapes(base)  # recurrence shares one set of weights ...

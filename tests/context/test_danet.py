@@ -119,18 +119,27 @@ def test_every_constructor_argument_reaches_the_module() -> None:
         return {n: tuple(p.shape) for n, p in m.named_parameters()}
 
     base = _module(8, 2, "both", "max_minus_energy")
-    assert shapes(base) == {"position.query.weight": (2, 8, 1, 1), "position.query.bias": (2,),
-                            "position.key.weight": (2, 8, 1, 1), "position.key.bias": (2,),
-                            "position.value.weight": (8, 8, 1, 1), "position.value.bias": (8,),
-                            "position.gamma": (1,), "channel.gamma": (1,)}  # fmt: skip
+    assert shapes(base) == {
+        "position.query.weight": (2, 8, 1, 1),
+        "position.query.bias": (2,),
+        "position.key.weight": (2, 8, 1, 1),
+        "position.key.bias": (2,),
+        "position.value.weight": (8, 8, 1, 1),
+        "position.value.bias": (8,),
+        "position.gamma": (1,),
+        "channel.gamma": (1,),
+    }
     assert shapes(_module(12, 2, "both", "max_minus_energy"))["position.value.weight"] == (12, 12, 1, 1)  # channels
     assert shapes(_module(8, 4, "both", "max_minus_energy"))["position.query.weight"] == (4, 8, 1, 1)  # inner
     assert set(shapes(_module(8, 2, "position", "max_minus_energy"))) == set(shapes(base)) - {"channel.gamma"}
     assert set(shapes(_module(8, 2, "channel", "max_minus_energy"))) == {"channel.gamma"}  # branches
     with torch.no_grad():
         y = base(x)
-        for other in (_module(8, 2, "position", "max_minus_energy"), _module(8, 2, "channel", "max_minus_energy"),
-                      _module(8, 2, "both", "energy")):  # fmt: skip
+        for other in (
+            _module(8, 2, "position", "max_minus_energy"),
+            _module(8, 2, "channel", "max_minus_energy"),
+            _module(8, 2, "both", "energy"),
+        ):
             assert not torch.allclose(other(x), y)  # branches, channel_logits
     for bad in (("all", "energy"), ("both", "softmax")):
         with pytest.raises(ValueError, match="must be one of"):
@@ -183,8 +192,9 @@ def test_a_reduction_that_leaves_no_channels_is_located() -> None:
 
 
 def test_a_stride_is_refused() -> None:
-    text = spec_text("{type: danet}", name="da").replace("{channels: 24, blocks: [{type: bottleneck, width: 8}, ",
-                                               "{channels: 16, stride: 2, blocks: [")  # fmt: skip
+    text = spec_text("{type: danet}", name="da").replace(
+        "{channels: 24, blocks: [{type: bottleneck, width: 8}, ", "{channels: 16, stride: 2, blocks: ["
+    )
     with pytest.raises(ShapeError, match="cannot apply the stage's stride 2"):
         archdsl.plan_model(spec_from_text(text, "da.yaml"))
 

@@ -77,8 +77,9 @@ CONFIGS = [(3, 1, 1), (3, 2, 2), (5, 1, 4)]  # (kernel_size, dilation, channels 
 @pytest.mark.parametrize(("k", "dilation", "group_channels"), CONFIGS)
 @pytest.mark.parametrize("offsets", ["zero", "learned"])
 @pytest.mark.parametrize("offset_kernel", [3, 1])
-def test_dgmn_matches_the_paper(shape: tuple[int, int, int, int], k: int, dilation: int, group_channels: int,
-                                offsets: str, offset_kernel: int) -> None:  # fmt: skip
+def test_dgmn_matches_the_paper(
+    shape: tuple[int, int, int, int], k: int, dilation: int, group_channels: int, offsets: str, offset_kernel: int
+) -> None:
     torch.manual_seed(0)
     m = DynamicGraphMessagePassing(shape[1], k, dilation, offset_kernel, group_channels, zero_init=False).double()
     randomise_norms(m)
@@ -131,8 +132,14 @@ def _spec(block: str) -> archdsl.spec.ModelSpec:
     return spec_from_text(text, "dgmn.yaml")
 
 
-@pytest.mark.parametrize("block", ["{type: dgmn}", "{type: dgmn, kernel_size: 5, dilation: 3, offset_kernel: 1}",
-                                   "{type: dgmn, channels_per_group: 8}"])  # fmt: skip
+@pytest.mark.parametrize(
+    "block",
+    [
+        "{type: dgmn}",
+        "{type: dgmn, kernel_size: 5, dilation: 3, offset_kernel: 1}",
+        "{type: dgmn, channels_per_group: 8}",
+    ],
+)
 def test_planned_counts_equal_the_built_module(block: str) -> None:
     spec = _spec(block)
     plan = archdsl.plan_model(spec)

@@ -61,8 +61,18 @@ def test_one_projection_maps_both_ways() -> None:
     """B projects to the nodes and back (the paper reuses it): one conv, theta, and no second projection."""
     m = GloRe(8, 4, 2, False, zero_init=False)
     names = {n for n, _ in m.named_parameters()}
-    assert names == {"phi.weight", "phi.bias", "theta.weight", "theta.bias", "node_conv.weight", "node_conv.bias",
-                     "state_conv.weight", "extend.weight", "norm.weight", "norm.bias"}  # fmt: skip
+    assert names == {
+        "phi.weight",
+        "phi.bias",
+        "theta.weight",
+        "theta.bias",
+        "node_conv.weight",
+        "node_conv.bias",
+        "state_conv.weight",
+        "extend.weight",
+        "norm.weight",
+        "norm.bias",
+    }
 
 
 def test_paper_default_widths() -> None:

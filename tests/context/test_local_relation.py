@@ -27,8 +27,12 @@ def _relation(x: torch.Tensor, m: LocalRelation) -> torch.Tensor:
     y = torch.zeros_like(x)
     for i in range(h):
         for j in range(w):
-            keys = [(i + dy, j + dx, dy, dx) for dy in range(-r, r + 1) for dx in range(-r, r + 1)
-                    if 0 <= i + dy < h and 0 <= j + dx < w]  # fmt: skip  # the window inside the map
+            keys = [
+                (i + dy, j + dx, dy, dx)
+                for dy in range(-r, r + 1)
+                for dx in range(-r, r + 1)
+                if 0 <= i + dy < h and 0 <= j + dx < w
+            ]  # the window inside the map
             logits = []
             for ii, jj, dy, dx in keys:
                 qi, kj = q[:, :, i, j], k[:, :, ii, jj]  # (B, G)
@@ -52,8 +56,9 @@ def _bottleneck(x: torch.Tensor, m: LocalRelationBottleneck) -> torch.Tensor:
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize(("k", "group_channels"), [(3, 2), (5, 4), (7, 4)])
 @pytest.mark.parametrize("composability", LR_COMPOSABILITY)
-def test_local_relation_layer_matches_the_paper(shape: tuple[int, int, int, int], k: int, group_channels: int,
-                                                composability: str) -> None:  # fmt: skip
+def test_local_relation_layer_matches_the_paper(
+    shape: tuple[int, int, int, int], k: int, group_channels: int, composability: str
+) -> None:
     torch.manual_seed(0)
     m = LocalRelation(shape[1], k, group_channels, 3, composability).double().eval()
     x = torch.randn(*shape, dtype=torch.float64)

@@ -122,9 +122,16 @@ def test_zero_init_starts_with_an_empty_context() -> None:
 def test_query_shares_the_key_transform() -> None:
     m = ObjectContextBlock(8, 4, "base", [1], [], zero_init=True)
     names = {n for n, _ in m.named_parameters() if n.startswith("contexts.0.")}
-    assert names == {"contexts.0.key.0.weight", "contexts.0.key.0.bias", "contexts.0.key.1.weight",
-                     "contexts.0.key.1.bias", "contexts.0.value.weight", "contexts.0.value.bias",
-                     "contexts.0.out.weight", "contexts.0.out.bias"}  # fmt: skip
+    assert names == {
+        "contexts.0.key.0.weight",
+        "contexts.0.key.0.bias",
+        "contexts.0.key.1.weight",
+        "contexts.0.key.1.bias",
+        "contexts.0.value.weight",
+        "contexts.0.value.bias",
+        "contexts.0.out.weight",
+        "contexts.0.out.bias",
+    }
 
 
 def test_pyramid_level_must_fit_the_map() -> None:

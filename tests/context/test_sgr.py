@@ -80,8 +80,9 @@ def _module(c: int, adjacency: str, compatibility: str, embedding_dim: int) -> S
 @pytest.mark.parametrize("adjacency", list(ADJACENCIES))
 @pytest.mark.parametrize("compatibility", SGR_COMPATIBILITY)
 @pytest.mark.parametrize("embedding_dim", [0, 5])
-def test_sgr_matches_the_paper(shape: tuple[int, int, int, int], adjacency: str, compatibility: str,
-                               embedding_dim: int) -> None:  # fmt: skip
+def test_sgr_matches_the_paper(
+    shape: tuple[int, int, int, int], adjacency: str, compatibility: str, embedding_dim: int
+) -> None:
     m = _module(shape[1], adjacency, compatibility, embedding_dim)
     x = torch.randn(*shape, dtype=torch.float64)
     check(m, _reference(x, m), x)
@@ -123,9 +124,10 @@ def test_paper_compatibility_gives_every_position_the_same_mixture() -> None:
 def _spec(block: str, name: str = "sgr.yaml") -> archdsl.spec.ModelSpec:
     text = (
         "name: sgr\ninput: {channels: 3, size: 16}\nstem: {type: conv, channels: 16}\n"
-        "stages:\n  - channels: 32\n    blocks:\n      - {type: bottleneck, width: 8}\n" + block +
-        "head: {type: classifier, num_classes: 4}\n"
-    )  # fmt: skip
+        "stages:\n  - channels: 32\n    blocks:\n      - {type: bottleneck, width: 8}\n"
+        + block
+        + "head: {type: classifier, num_classes: 4}\n"
+    )
     return spec_from_text(text, name)
 
 
@@ -133,8 +135,14 @@ def _spec(block: str, name: str = "sgr.yaml") -> archdsl.spec.ModelSpec:
 @pytest.mark.parametrize("compatibility", SGR_COMPATIBILITY)
 @pytest.mark.parametrize("embedding_dim", [0, 8])
 def test_planned_counts_equal_the_built_module(adjacency: object, compatibility: str, embedding_dim: int) -> None:
-    block = {"type": "sgr", "nodes": NODES, "node_dim": 12, "embedding_dim": embedding_dim, "adjacency": adjacency,
-             "compatibility": compatibility}  # fmt: skip
+    block = {
+        "type": "sgr",
+        "nodes": NODES,
+        "node_dim": 12,
+        "embedding_dim": embedding_dim,
+        "adjacency": adjacency,
+        "compatibility": compatibility,
+    }
     spec = _spec("      - " + yaml.safe_dump(block, default_flow_style=True, width=1000))
     plan = archdsl.plan_model(spec)
     got = measure(archdsl.build_model(spec, device="meta"), plan.input)
@@ -162,9 +170,14 @@ def test_adjacency_row_of_the_wrong_length_is_located() -> None:
     )
 
 
-@pytest.mark.parametrize(("value", "message"), [(".nan", "must be a finite number, got nan"),
-                                                (".inf", "must be a finite number, got inf"),
-                                                ("-1.0", "must be greater than or equal to 0, got -1.0")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (".nan", "must be a finite number, got nan"),
+        (".inf", "must be a finite number, got inf"),
+        ("-1.0", "must be greater than or equal to 0, got -1.0"),
+    ],
+)
 def test_non_finite_or_negative_edge_weight_is_located(value: str, message: str) -> None:
     block = f"      - type: sgr\n        nodes: 2\n        adjacency:\n          - [0, 1]\n          - [1, {value}]\n"
     assert _problem(block, SpecError) == f"sgr.yaml:12:17: stages.0.blocks.1.adjacency.1.1: {message}"

@@ -57,8 +57,9 @@ def _reference(x: torch.Tensor, m: SpatialTransformer, pool: int) -> torch.Tenso
 
 
 def _module(c: int, pool: int, align_corners: bool) -> SpatialTransformer:
-    return SpatialTransformer(channels=c, loc_channels=5, loc_kernel=3, pool_size=pool, hidden=7,
-                              align_corners=align_corners).double()  # fmt: skip
+    return SpatialTransformer(
+        channels=c, loc_channels=5, loc_kernel=3, pool_size=pool, hidden=7, align_corners=align_corners
+    ).double()
 
 
 @pytest.mark.parametrize("shape", SHAPES)

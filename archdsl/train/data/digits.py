@@ -63,8 +63,13 @@ def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[fl
 def digits_preprocessing(spec: object, channels: int, size: int) -> dict[str, object]:
     """What an exported digits model expects (the ``preprocessing`` of the digits dataset kind)."""
     mean, std = digits_normalisation(channels, size)
-    return {"scale": "pixel / 255 (digit strokes are high values on a dark background, as in the UCI digits)",
-            "mean": mean, "std": std, "invert": "auto", "background": "dark"}  # fmt: skip
+    return {
+        "scale": "pixel / 255 (digit strokes are high values on a dark background, as in the UCI digits)",
+        "mean": mean,
+        "std": std,
+        "invert": "auto",
+        "background": "dark",
+    }
 
 
 def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:

@@ -19,7 +19,6 @@ from archdsl.train.data.base import DataRequest, TensorDataModule, check_classes
 __all__ = ["ImageFolder", "list_image_folder"]
 
 
-
 def list_image_folder(split_dir: Path, classes: list[str] | None = None) -> tuple[list[tuple[Path, int]], list[str]]:
     """Sorted (file, class index) pairs; classes are the sorted sub-directory names."""
     if classes is None:
