@@ -6,39 +6,20 @@ training and loading models do.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from archdsl.lazy import exported, lazy_exports
 
 _API = {
-    "ArchDSLError": "archdsl.errors",
-    "SearchError": "archdsl.errors",
-    "ShapeError": "archdsl.errors",
-    "SpecError": "archdsl.errors",
-    "UsageError": "archdsl.errors",
-    "dump_spec": "archdsl.spec.load",
-    "load_spec": "archdsl.spec.load",
-    "spec_from_text": "archdsl.spec.load",
-    "plan_model": "archdsl.planner",
-    "build_model": "archdsl.compiler.build",
-    "load_model": "archdsl.export.artifact",
+    "archdsl.errors": ("ArchDSLError", "SearchError", "ShapeError", "SpecError", "UsageError"),
+    "archdsl.spec.load": ("dump_spec", "load_spec", "spec_from_text"),
+    "archdsl.planner": ("plan_model",),
+    "archdsl.compiler.build": ("build_model",),
+    "archdsl.export.artifact": ("load_model",),
+    "archdsl.versions": ("__version__",),
 }
-
-__all__ = [
-    "ArchDSLError",
-    "SearchError",
-    "ShapeError",
-    "SpecError",
-    "UsageError",
-    "__version__",
-    "build_model",
-    "dump_spec",
-    "load_model",
-    "load_spec",
-    "plan_model",
-    "spec_from_text",
-]
+__all__ = exported(_API)
+__getattr__ = lazy_exports(__name__, _API)
 
 if TYPE_CHECKING:
     from archdsl.compiler.build import build_model
@@ -46,11 +27,4 @@ if TYPE_CHECKING:
     from archdsl.export.artifact import load_model
     from archdsl.planner import plan_model
     from archdsl.spec.load import dump_spec, load_spec, spec_from_text
-
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        value = getattr(importlib.import_module(_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'archdsl' has no attribute '{name}'")
+    from archdsl.versions import __version__

@@ -33,7 +33,7 @@ from optuna.trial import TrialState
 
 import archdsl
 import archdsl.train.fit as fit_module
-from archdsl.search.run import run_search
+from archdsl.launch.run import run_search
 from archdsl.search.space import search_from_text
 from benchmarks.common import machine, pick_device, pin_threads, report
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from archdsl.search.run import run_search
+from archdsl.launch.run import run_search
 from archdsl.search.space import search_from_text
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -173,8 +173,8 @@ head: {{type: classifier, num_classes: 4}}
 def test_attention_is_searchable_with_shorthand_choices(tmp_path: object) -> None:
     from optuna.trial import FixedTrial
 
-    from archdsl.search.resolve import resolve
-    from archdsl.search.space import search_from_text
+    from archdsl.search.space.load import search_from_text
+    from archdsl.search.space.resolve import resolve
 
     text = """
 base: ../specs/resnet50.yaml

@@ -129,11 +129,11 @@ def test_readme_spec_reference_is_current() -> None:
 
 
 def test_readme_search_reference_is_current() -> None:
-    from archdsl.search.reference import BEGIN, END, search_reference
+    from archdsl.search.space.reference import BEGIN, END, search_reference
 
     text = (ROOT / "README.md").read_text()
     assert text[text.index(BEGIN) : text.index(END) + len(END)] == search_reference(), (
-        "run: python -m archdsl.search.reference --write README.md"
+        "run: python -m archdsl.search.space.reference --write README.md"
     )
     assert "`startup_trials`" in search_reference()
     assert "| `None` |" not in text and "| `False` |" not in text  # defaults are written as YAML

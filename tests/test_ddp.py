@@ -10,9 +10,9 @@ import optuna
 import pytest
 from lightning.pytorch.callbacks import Callback
 
-from archdsl.search.definition import WorkersSpec
 from archdsl.search.pruning import PruningCallback
-from archdsl.search.storage import StudyRef, open_storage, parse_storage_url
+from archdsl.search.space.definition import WorkersSpec
+from archdsl.search.storages.connect import StudyRef, open_storage, parse_storage_url
 from archdsl.spec.load import spec_from_text
 from archdsl.train.fit import Abandoned, fit
 from archdsl.train.placement import Placement

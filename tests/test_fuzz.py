@@ -161,8 +161,8 @@ def _answer(text: str, tmp: Path) -> None:
         assert err.problems and all(str(p) for p in err.problems)
         return
     from archdsl.planner import plan_model
-    from archdsl.search.resolve import resolve
-    from archdsl.search.space import load_search
+    from archdsl.search.space.load import load_search
+    from archdsl.search.space.resolve import resolve
     from archdsl.spec.load import is_search_doc
     from archdsl.spec.source import read_yaml
 

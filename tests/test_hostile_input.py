@@ -119,7 +119,7 @@ def test_devices_fifos_and_directories_are_not_read(tmp_path: Path, special: str
 
 def test_a_search_whose_base_is_a_device_is_refused(tmp_path: Path) -> None:
     from archdsl.errors import ArchDSLError
-    from archdsl.search.space import load_search
+    from archdsl.search.space.load import load_search
 
     path = tmp_path / "s.yaml"
     path.write_text("base: /dev/zero\nparams:\n  train.optimizer.lr: {float: [1.0e-3, 2.0e-3]}\n")
@@ -218,7 +218,7 @@ def test_a_model_too_large_to_allocate_is_refused_where_its_weights_are(tmp_path
 )
 def test_search_ranges_are_counted_not_listed(tmp_path: Path, params: str, sampler: str, says: str) -> None:
     from archdsl.errors import ArchDSLError
-    from archdsl.search.space import load_search
+    from archdsl.search.space.load import load_search
 
     search = tmp_path / "s.yaml"
     search.write_text(

@@ -164,7 +164,7 @@ def test_kubernetes_manifest_is_an_indexed_job_with_gpu_limits_and_the_password_
     mounted.mkdir()
     for name, content in config["data"].items():
         (mounted / name).write_text(content)
-    from archdsl.search.space import load_search
+    from archdsl.search.space.load import load_search
 
     assert load_search(mounted / "search.yaml").fingerprint() == load_search(search).fingerprint()
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", job["metadata"]["name"])

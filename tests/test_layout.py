@@ -130,8 +130,8 @@ with contextlib.redirect_stdout(io.StringIO()):
     "resolve, plan and reject 100 trials of the digits search": """
 import optuna
 from archdsl.planner import plan_model
-from archdsl.search.resolve import resolve
-from archdsl.search.space import load_search
+from archdsl.search.space.resolve import resolve
+from archdsl.search.space.load import load_search
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 space = load_search("search/digits.yaml")
 rejected = 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-from archdsl.search.ranking import module_ranking, ranking_table
+from archdsl.search.report.ranking import module_ranking, ranking_table
 
 CTX = CategoricalDistribution(["nonlocal", "danet", "bottleneck", "ccnet"])
 ATT = CategoricalDistribution(["none", "se"])

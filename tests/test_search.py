@@ -17,9 +17,9 @@ from optuna.trial import FixedTrial, TrialState
 import archdsl
 from archdsl.cli import main
 from archdsl.errors import SearchError
-from archdsl.search.resolve import resolve
-from archdsl.search.run import run_search
-from archdsl.search.space import load_search
+from archdsl.launch.run import run_search
+from archdsl.search.space.load import load_search
+from archdsl.search.space.resolve import resolve
 
 BASE = """\
 name: tiny_base
@@ -239,7 +239,7 @@ def test_report_writes_plots_and_html(finished: tuple[Path, Path], tmp_path: Pat
 
 
 def test_importances_count_only_the_trials_where_a_parameter_was_active() -> None:
-    from archdsl.search.report import importances
+    from archdsl.search.report.html import importances
 
     study = optuna.create_study(direction="maximize")
     a = optuna.distributions.FloatDistribution(0.0, 1.0)
@@ -299,7 +299,7 @@ def test_exported_best_trial_has_the_recorded_accuracy(finished: tuple[Path, Pat
 
 
 def test_tradeoff_table_lists_the_rows_beside_the_paper(tmp_path: Path) -> None:
-    from archdsl.search.report import tradeoff_table
+    from archdsl.search.report.html import tradeoff_table
 
     study = optuna.create_study(storage=f"sqlite:///{tmp_path / 't.db'}", study_name="t")
     for n, (acc, sec) in enumerate([(0.96, 30.0), (0.97, 20.0), (0.95, 10.0)]):
@@ -364,7 +364,7 @@ def test_parameters_of_parts_that_are_gone_are_not_sampled() -> None:
 def test_the_progress_line_says_when_the_timeout_will_stop_new_trials(tmp_path: Path) -> None:
     import io
 
-    from archdsl.search.progress import Progress
+    from archdsl.search.report.progress import Progress
 
     space = load_search(write_search(tmp_path))
     study = optuna.create_study(direction="maximize")
@@ -380,7 +380,7 @@ def test_the_progress_line_says_when_the_timeout_will_stop_new_trials(tmp_path: 
 
 
 def test_short_labels_keep_the_part_of_the_path_that_tells_parameters_apart() -> None:
-    from archdsl.search.labels import short_labels
+    from archdsl.search.report.labels import short_labels
 
     expected = {
         "conv_stages": "conv_stages",

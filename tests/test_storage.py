@@ -15,12 +15,12 @@ from optuna.trial import TrialState, create_trial
 
 from archdsl.errors import UsageError
 from archdsl.search.budget import admits, next_step, tally
-from archdsl.search.definition import WorkersSpec
-from archdsl.search.liveness import WorkerIdentity, fail_dead_local_trials
-from archdsl.search.resilient import is_transient
-from archdsl.search.retry import Retry
 from archdsl.search.sampler import TrialSeeded, trial_seed
-from archdsl.search.storage import PASSWORD_ENV, open_storage, parse_storage_url, redact
+from archdsl.search.space.definition import WorkersSpec
+from archdsl.search.storages.connect import PASSWORD_ENV, open_storage, parse_storage_url, redact
+from archdsl.search.storages.liveness import WorkerIdentity, fail_dead_local_trials
+from archdsl.search.storages.resilient import is_transient
+from archdsl.search.storages.retry import Retry
 
 
 def test_storage_urls_are_parsed_in_one_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,9 +12,9 @@ import pytest
 from optuna.trial import TrialState
 
 from archdsl.cli import main
+from archdsl.launch.run import run_search
 from archdsl.search.budget import retry_history
-from archdsl.search.run import run_search
-from archdsl.search.space import load_search
+from archdsl.search.space.load import load_search
 from tests.test_search import BASE, SEARCH, write_search
 
 

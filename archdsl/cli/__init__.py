@@ -38,7 +38,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="archdsl",
         description="Declarative YAML specs of vision backbones: validate, summarise, train, search, export.",
     )
-    parser.add_argument("--version", action="version", version=f"archdsl {_version()}")
+    from archdsl.versions import __version__
+
+    parser.add_argument("--version", action="version", version=f"archdsl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in _MODULES:
         importlib.import_module(f"archdsl.cli.{name}")
@@ -47,15 +49,6 @@ def _parser() -> argparse.ArgumentParser:
         command.add_arguments(p)
         p.set_defaults(_command=command)
     return parser
-
-
-def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("archdsl")
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

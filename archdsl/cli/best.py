@@ -21,7 +21,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("best", "show the best trial(s) of a search and write the winner's spec to best.yaml", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.atomic import atomic_write_text
-    from archdsl.search.results import load_study, study_out_dir, trial_checkpoint, trial_spec, winners
+    from archdsl.search import load_study, study_out_dir, trial_checkpoint, trial_spec, winners
     from archdsl.spec.load import dump_spec
 
     study = load_study(args.dir, args.storage, args.study)

@@ -21,8 +21,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("report", "plots (history, importances, Pareto front, parallel coordinates) and an HTML page", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.search import load_study
     from archdsl.search.report import write_report
-    from archdsl.search.results import load_study
 
     study = load_study(args.dir, args.storage, args.study)
     out = args.out or (Path(args.dir) / "report" if args.dir else Path(f"report-{study.study_name}"))

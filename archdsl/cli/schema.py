@@ -15,7 +15,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("schema", "print the JSON Schema of the spec format (or, with --search, of search files)", _args)
 def run(args: argparse.Namespace) -> int:
-    from archdsl.search.schema import search_schema
+    from archdsl.search.space import search_schema
     from archdsl.spec.schema import spec_schema
 
     print(json.dumps(search_schema() if args.search else spec_schema(), indent=args.indent or None))

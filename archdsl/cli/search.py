@@ -13,7 +13,7 @@ from archdsl.cli.output import emit_json
 from archdsl.errors import UsageError
 
 if TYPE_CHECKING:
-    from archdsl.search.study import SearchResult
+    from archdsl.search import SearchResult
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -77,7 +77,7 @@ def _finish(result: SearchResult) -> int:
 
 @command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
 def run(args: argparse.Namespace) -> int:
-    from archdsl.search.run import run_search
+    from archdsl.launch.run import run_search
     from archdsl.search.space import load_search
 
     if args.workers is not None and args.workers < 1:

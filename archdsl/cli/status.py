@@ -23,9 +23,8 @@ def _ago(seconds: float | None) -> str:
 
 @command("status", "trials by state, running trials (worker, device, epoch, heartbeat), best so far, rate, ETA", _args)
 def run(args: argparse.Namespace) -> int:
-    from archdsl.search.progress import clock
-    from archdsl.search.results import open_existing
-    from archdsl.search.status import study_status
+    from archdsl.search import open_existing
+    from archdsl.search.report import clock, study_status
 
     opened = open_existing(args.dir, args.storage, args.study)
     status = study_status(opened.study, opened.storage, opened.ref.display)

@@ -45,8 +45,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 )
 def run(args: argparse.Namespace) -> int:
     from archdsl.cli.search import print_result
+    from archdsl.search import WorkerOptions, run_worker
     from archdsl.search.space import load_search
-    from archdsl.search.worker import WorkerOptions, run_worker
 
     space = load_search(args.search)
     out = Path(args.out) if args.out else Path("runs") / "search" / space.name

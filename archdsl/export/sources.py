@@ -37,7 +37,7 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     """The best trial (or trial ``trial``) of a search, with the checkpoint it kept."""
     from optuna.trial import TrialState
 
-    from archdsl.search.results import load_study, study_out_dir, trial_checkpoint, winners
+    from archdsl.search import load_study, study_out_dir, trial_checkpoint, winners
 
     study = load_study(directory, storage, study_name)
     if trial is None:

@@ -52,7 +52,7 @@ class Launch:
 def launch_for(search_path: str, storage: str, study: str | None, out: str | None, trials: int | None) -> Launch:
     """Load the search (it must be valid before anything is submitted) and strip the storage password."""
     from archdsl.search.space import load_search
-    from archdsl.search.storage import parse_storage_url
+    from archdsl.search.storages import parse_storage_url
 
     space = load_search(search_path)
     ref = parse_storage_url(storage)

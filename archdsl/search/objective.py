@@ -17,10 +17,10 @@ from archdsl.errors import ArchDSLError
 from archdsl.planner import plan_model
 from archdsl.search.budget import admits
 from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
-from archdsl.search.liveness import WorkerIdentity
-from archdsl.search.resolve import resolve
-from archdsl.search.space import SearchSpace
-from archdsl.search.storage import StudyRef
+from archdsl.search.space.load import SearchSpace
+from archdsl.search.space.resolve import resolve
+from archdsl.search.storages.connect import StudyRef
+from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.spec.load import spec_to_data
 from archdsl.train.placement import Placement
 from archdsl.train.preempt import Preempted, PreemptionGuard

@@ -3,7 +3,7 @@
 Only rank 0 talks to the storage: it reports, asks the pruner, and broadcasts the decision, so every DDP
 rank stops together (:func:`archdsl.train.fit.abandon` on each). Under ``ddp_spawn`` the ranks run in
 processes of their own: the callback is pickled without its live trial, and rank 0 opens the study again
-from its :class:`~archdsl.search.storage.StudyRef` the first time it reports.
+from its :class:`~archdsl.search.storages.connect.StudyRef` the first time it reports.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import optuna
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
-from archdsl.search.storage import StudyRef
+from archdsl.search.storages.connect import StudyRef
 from archdsl.train.fit import abandon
 
 __all__ = ["PruningCallback"]

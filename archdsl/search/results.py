@@ -17,8 +17,8 @@ from optuna.trial import FrozenTrial
 
 from archdsl.atomic import atomic_write_text
 from archdsl.errors import Location, SearchError, UsageError
-from archdsl.search.definition import WorkersSpec
-from archdsl.search.storage import StorageRef, default_storage_url, open_storage, parse_storage_url
+from archdsl.search.space.definition import WorkersSpec
+from archdsl.search.storages.connect import StorageRef, default_storage_url, open_storage, parse_storage_url
 from archdsl.search.study import OUT_DIR, best_trials
 from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec

@@ -20,8 +20,8 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.search.definition import BlockChoiceParam, ChoiceParam, IntParam
-from archdsl.search.space import SearchSpace
+from archdsl.search.space.definition import BlockChoiceParam, ChoiceParam, IntParam
+from archdsl.search.space.load import SearchSpace
 
 __all__ = ["TrialSeeded", "make_pruner", "make_sampler", "trial_seed"]
 

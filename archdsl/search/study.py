@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.errors import SearchError
 from archdsl.search.budget import Tally
 from archdsl.search.sampler import make_pruner, make_sampler
-from archdsl.search.space import SearchSpace
-from archdsl.search.storage import StorageRef
+from archdsl.search.space.load import SearchSpace
+from archdsl.search.storages.connect import StorageRef
 from archdsl.versions import library_versions
 
 __all__ = ["FINGERPRINT", "OUT_DIR", "SEARCH", "VERSIONS", "SearchResult", "best_trials", "open_study"]

@@ -4,7 +4,7 @@ Every way of running a search is this loop: ``archdsl search`` (one worker in th
 ``archdsl worker`` (one per device on a cluster), ``search --workers N`` (N local processes) and Ray tasks.
 Workers coordinate only through the study's storage:
 
-1. fail the trials of dead workers (Optuna's heartbeat rule, see :mod:`archdsl.search.heartbeats`);
+1. fail the trials of dead workers (Optuna's heartbeat rule, see :mod:`archdsl.search.storages.heartbeats`);
 2. count the study's trials (:mod:`archdsl.search.budget`): stop when the budget is met; wait while the
    remaining slots are held by running trials (they finish, or go stale and are retried); otherwise
 3. run one trial with ``study.optimize`` (Optuna starts its heartbeat thread and takes queued retries first).
@@ -30,15 +30,15 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import TrialBug, TrialFault, describe
-from archdsl.search.heartbeats import fail_stale
-from archdsl.search.liveness import WorkerIdentity
 from archdsl.search.objective import Objective, TrialContext
-from archdsl.search.progress import Progress, say_resuming
-from archdsl.search.resilient import ResilientStorage, StorageLostError
+from archdsl.search.report.progress import Progress, say_resuming
 from archdsl.search.results import record_study
-from archdsl.search.retry import Retry
-from archdsl.search.space import SearchSpace
-from archdsl.search.storage import StorageRef, StudyRef, default_storage_url, open_storage, parse_storage_url
+from archdsl.search.space.load import SearchSpace
+from archdsl.search.storages.connect import StorageRef, StudyRef, default_storage_url, open_storage, parse_storage_url
+from archdsl.search.storages.heartbeats import fail_stale
+from archdsl.search.storages.liveness import WorkerIdentity
+from archdsl.search.storages.resilient import ResilientStorage, StorageLostError
+from archdsl.search.storages.retry import Retry
 from archdsl.search.study import SearchResult, best_trials, open_study
 from archdsl.train.placement import parse_device
 from archdsl.train.preempt import Preempted, PreemptionGuard

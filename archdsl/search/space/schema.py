@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from archdsl.search.definition import SearchDefinition
+from archdsl.search.space.definition import SearchDefinition
 from archdsl.spec.schema import model_schema
 
 __all__ = ["search_schema"]

@@ -6,10 +6,10 @@
 
 Every database URL becomes an Optuna ``RDBStorage`` with heartbeats (``workers.heartbeat_seconds``,
 ``workers.grace_seconds``) and Optuna's ``RetryHeartbeatStaleTrialCallback(workers.max_retry)``
-(:class:`~archdsl.search.retry.Retry`), behind
-:class:`~archdsl.search.resilient.ResilientStorage`, which rides out a lost connection for
+(:class:`~archdsl.search.storages.retry.Retry`), behind
+:class:`~archdsl.search.storages.resilient.ResilientStorage`, which rides out a lost connection for
 ``workers.reconnect_seconds``. The journal storage has no heartbeat; its dead trials are found by the
-single-host fallback in :mod:`archdsl.search.liveness`.
+single-host fallback in :mod:`archdsl.search.storages.liveness`.
 
 The password comes from the URL or from ``ARCHDSL_STORAGE_PASSWORD``; only :func:`redact`-ed URLs are ever
 printed, logged or written.
@@ -31,9 +31,9 @@ import optuna
 from optuna.storages import BaseStorage
 
 from archdsl.errors import SearchError, UsageError
-from archdsl.search.definition import WorkersSpec
-from archdsl.search.resilient import ResilientStorage, StorageLostError, describe_error, is_transient
-from archdsl.search.retry import Retry
+from archdsl.search.space.definition import WorkersSpec
+from archdsl.search.storages.resilient import ResilientStorage, StorageLostError, describe_error, is_transient
+from archdsl.search.storages.retry import Retry
 
 __all__ = [
     "PASSWORD_ENV",

@@ -16,13 +16,20 @@ from dataclasses import replace
 from typing import Any
 
 from archdsl.errors import ArchDSLError, Problem, UsageError
-from archdsl.search.budget import tally
-from archdsl.search.progress import Progress
-from archdsl.search.results import record_study
+from archdsl.search import (
+    SearchResult,
+    WorkerOptions,
+    best_trials,
+    open_study,
+    record_study,
+    resolve_storage,
+    run_worker,
+    tally,
+    timeout_reason,
+)
+from archdsl.search.report import Progress
 from archdsl.search.space import SearchSpace
-from archdsl.search.storage import PASSWORD_ENV, open_storage
-from archdsl.search.study import SearchResult, best_trials, open_study
-from archdsl.search.worker import WorkerOptions, resolve_storage, run_worker, timeout_reason
+from archdsl.search.storages import PASSWORD_ENV, open_storage
 
 __all__ = ["RayTaskFailed", "run_ray"]
 

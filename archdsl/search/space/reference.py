@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from archdsl.search.definition import (
+from archdsl.search.space.definition import (
     BlockChoiceParam,
     BudgetSpec,
     ChoiceParam,
@@ -23,7 +23,7 @@ END = "<!-- search-reference:end -->"
 
 
 def search_reference() -> str:
-    out = reference_start(BEGIN, "search-file", "archdsl.search.reference")
+    out = reference_start(BEGIN, "search-file", "archdsl.search.space.reference")
     out += model_table("Search file (top level)", SearchDefinition)
     out += model_table("`objectives[]`", ObjectiveSpec)
     out += model_table("`budget`", BudgetSpec)

@@ -20,13 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
-from archdsl.search.budget import tally
-from archdsl.search.progress import Progress, say_resuming
-from archdsl.search.results import record_study
+from archdsl.search import (
+    SearchResult,
+    WorkerOptions,
+    best_trials,
+    open_study,
+    record_study,
+    resolve_storage,
+    tally,
+    timeout_reason,
+)
+from archdsl.search.report import Progress, say_resuming
 from archdsl.search.space import SearchSpace
-from archdsl.search.storage import PASSWORD_ENV, StorageRef, open_storage
-from archdsl.search.study import SearchResult, best_trials, open_study
-from archdsl.search.worker import WorkerOptions, resolve_storage, timeout_reason
+from archdsl.search.storages import PASSWORD_ENV, StorageRef, open_storage
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
 __all__ = ["plan_workers", "run_local"]
@@ -119,7 +125,7 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     study = open_study(space, storage, ref, name, out, new_study=options.new_study)
     record_study(out, ref, name)
     if ref.kind == "postgresql":
-        from archdsl.search.connections import check_connection_budget
+        from archdsl.search.storages import check_connection_budget
 
         check_connection_budget(storage, workers)
     target = options.trials or space.definition.budget.trials

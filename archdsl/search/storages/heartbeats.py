@@ -24,8 +24,8 @@ from optuna.storages import BaseStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.search.liveness import fail_dead_local_trials
-from archdsl.search.resilient import ResilientStorage
+from archdsl.search.storages.liveness import fail_dead_local_trials
+from archdsl.search.storages.resilient import ResilientStorage
 
 __all__ = ["fail_stale", "last_heartbeats"]
 

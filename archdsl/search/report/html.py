@@ -1,7 +1,7 @@
 """A study's report: PNG plots and an HTML page a person would open.
 
 Plots are Optuna's matplotlib visualisations drawn from a copy of the study whose parameters carry short
-labels (:mod:`archdsl.search.labels`); importances are computed per parameter over the trials where it
+labels (:mod:`archdsl.search.report.labels`); importances are computed per parameter over the trials where it
 was active (a parameter of a part that was not there is not sampled). The trial table is sorted best first,
 the best trial marked, values rounded, and paged. For a search over ``conv_stages`` (HaloNet's trade-off
 study) the page and the returned text also hold the trade-off table beside the paper's, labelled as digits.
@@ -21,19 +21,14 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.atomic import atomic_write_text
+from archdsl.plan.published import HALONET_TRADEOFF
 from archdsl.search.budget import tally
-from archdsl.search.labels import short_labels
-from archdsl.search.ranking import ranking_table
+from archdsl.search.report.labels import short_labels
+from archdsl.search.report.ranking import ranking_table
 from archdsl.search.study import best_trials
 
-__all__ = ["MIN_TRIALS", "PAGE_ROWS", "PAPER_TRADEOFF", "Report", "importances", "tradeoff_table", "write_report"]
+__all__ = ["MIN_TRIALS", "PAGE_ROWS", "Report", "importances", "tradeoff_table", "write_report"]
 
-PAPER_TRADEOFF = {  # conv stages -> (attention stages, top-1 %, normalised train time), HaloNet Table
-    0: ("1, 2, 3, 4", 84.9, 1.9),
-    1: ("2, 3, 4", 84.6, 1.4),
-    2: ("3, 4", 84.7, 1.0),
-    3: ("4", 83.8, 0.5),
-}
 MIN_TRIALS = 10
 """Completed trials below which importances and parallel coordinates are marked as resting on too few."""
 PAGE_ROWS = 25
@@ -75,10 +70,11 @@ def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     ]
     for n in sorted(rows):
         acc, sec = rows[n]
-        paper = PAPER_TRADEOFF.get(n, ("", float("nan"), float("nan")))
+        paper = HALONET_TRADEOFF.get(n)
+        top1, time = (paper.top1, paper.train_time) if paper else (float("nan"), float("nan"))
         lines.append(
             f"| {_stage_list(n, 1, n)} | {_stage_list(stages, n + 1, stages)} | {acc:.4f} | "
-            f"{sec / ref:.2f} ({sec:.1f} s) | {paper[1]} | {paper[2]} |"
+            f"{sec / ref:.2f} ({sec:.1f} s) | {top1} | {time} |"
         )
     return "\n".join(lines)
 

@@ -12,8 +12,8 @@ import sys
 from optuna.storages import BaseStorage
 
 from archdsl.errors import UsageError
-from archdsl.search.resilient import ResilientStorage
-from archdsl.search.storage import MAX_OVERFLOW, POOL_SIZE
+from archdsl.search.storages.connect import MAX_OVERFLOW, POOL_SIZE
+from archdsl.search.storages.resilient import ResilientStorage
 
 __all__ = ["ConnectionBudget", "check_connection_budget", "connection_budget"]
 

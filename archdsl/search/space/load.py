@@ -13,15 +13,15 @@ from pydantic import ValidationError
 
 from archdsl.errors import Problem, SearchError, SpecError, brief
 from archdsl.limits import GRID_POINTS
-from archdsl.search.conv_stages import apply_conv_stages
-from archdsl.search.definition import (
+from archdsl.search.space.conv_stages import apply_conv_stages
+from archdsl.search.space.definition import (
     CONV_STAGES,
     BlockChoiceParam,
     ChoiceParam,
     IntParam,
     SearchDefinition,
 )
-from archdsl.search.paths import assign, expand, is_valid_path, parse_pattern
+from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern
 from archdsl.spec.errors import problems_from_validation
 from archdsl.spec.load import parse_spec
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from archdsl.search import SearchResult, WorkerOptions, run_worker
 from archdsl.search.space import SearchSpace
-from archdsl.search.study import SearchResult
-from archdsl.search.worker import WorkerOptions, run_worker
 
 __all__ = ["run_search", "search_timeout"]
 
@@ -53,11 +52,11 @@ def run_search(
         progress=progress,
     )
     if ray is not None:
-        from archdsl.search.ray_workers import run_ray
+        from archdsl.launch.ray_tasks import run_ray
 
         return run_ray(space, storage, options, address=ray, workers=workers)
     if workers is not None and workers > 1:
-        from archdsl.search.local import run_local
+        from archdsl.launch.local import run_local
 
         return run_local(space, storage, options, workers=workers)
     return run_worker(space, storage, options)

@@ -12,8 +12,8 @@ from typing import Any
 
 import optuna
 
-from archdsl.search.conv_stages import apply_conv_stages
-from archdsl.search.definition import (
+from archdsl.search.space.conv_stages import apply_conv_stages
+from archdsl.search.space.definition import (
     CONV_STAGES,
     BlockChoiceParam,
     ChoiceParam,
@@ -21,8 +21,8 @@ from archdsl.search.definition import (
     IntParam,
     ParamSpec,
 )
-from archdsl.search.paths import assign, expand, is_valid_path, parse_pattern
-from archdsl.search.space import SearchSpace
+from archdsl.search.space.load import SearchSpace
+from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern
 from archdsl.spec.load import parse_spec
 from archdsl.spec.model import ModelSpec
 

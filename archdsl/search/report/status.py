@@ -10,7 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.search.budget import Tally, tally
-from archdsl.search.heartbeats import last_heartbeats
+from archdsl.search.storages.heartbeats import last_heartbeats
 from archdsl.search.study import SEARCH, best_trials
 
 __all__ = ["RunningTrial", "StudyStatus", "study_status"]

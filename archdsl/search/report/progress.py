@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.search.budget import retry_history, tally
-from archdsl.search.space import SearchSpace
+from archdsl.search.space.load import SearchSpace
 from archdsl.search.study import best_trials
 
 __all__ = ["Progress", "clock", "say_resuming"]

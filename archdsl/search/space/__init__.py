@@ -1,0 +1,46 @@
+"""The search file: its models (:mod:`.definition`), loading and checks against the base spec
+(:mod:`.load`), parameter paths (:mod:`.paths`), a trial's spec (:mod:`.resolve`, the only place that samples),
+HaloNet's ``conv_stages`` (:mod:`.conv_stages`), its JSON schema and README reference. No torch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from archdsl.lazy import exported, lazy_exports
+
+_EXPORTS = {
+    "archdsl.search.space.conv_stages": ("apply_conv_stages",),
+    "archdsl.search.space.definition": (
+        "CONV_STAGES",
+        "BlockChoiceParam",
+        "ChoiceParam",
+        "FloatParam",
+        "IntParam",
+        "SearchDefinition",
+        "WorkersSpec",
+    ),
+    "archdsl.search.space.load": ("SearchSpace", "load_search", "search_from_text"),
+    "archdsl.search.space.paths": ("assign", "expand", "is_valid_path", "parse_pattern"),
+    "archdsl.search.space.reference": ("search_reference",),
+    "archdsl.search.space.resolve": ("resolve",),
+    "archdsl.search.space.schema": ("search_schema",),
+}
+__all__ = exported(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from archdsl.search.space.conv_stages import apply_conv_stages
+    from archdsl.search.space.definition import (
+        CONV_STAGES,
+        BlockChoiceParam,
+        ChoiceParam,
+        FloatParam,
+        IntParam,
+        SearchDefinition,
+        WorkersSpec,
+    )
+    from archdsl.search.space.load import SearchSpace, load_search, search_from_text
+    from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern
+    from archdsl.search.space.reference import search_reference
+    from archdsl.search.space.resolve import resolve
+    from archdsl.search.space.schema import search_schema
