@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from archdsl.errors import ArchDSLError, ShapeError
 from archdsl.kinds import BLOCKS, HEADS, STEMS, TRANSITIONS
@@ -11,7 +12,20 @@ from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, ModelPlan, Node, Shape, StagePlan, make_node, stride_at
 from archdsl.spec.model import ModelSpec
 
-__all__ = ["plan_model"]
+__all__ = ["PlannedSpec", "plan_model", "plan_spec"]
+
+
+@dataclass(frozen=True)
+class PlannedSpec:
+    """A spec and its plan, planned once and handed on (to training, latency, export)."""
+
+    spec: ModelSpec
+    plan: ModelPlan
+
+
+def plan_spec(spec: ModelSpec) -> PlannedSpec:
+    """Plan ``spec`` (:func:`plan_model`) and keep the two together."""
+    return PlannedSpec(spec, plan_model(spec))
 
 
 def plan_model(spec: ModelSpec) -> ModelPlan:

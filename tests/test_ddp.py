@@ -10,6 +10,7 @@ import optuna
 import pytest
 from lightning.pytorch.callbacks import Callback
 
+from archdsl.planner import plan_spec
 from archdsl.search.pruning import PruningCallback
 from archdsl.search.space.definition import WorkersSpec
 from archdsl.search.storages.connect import StudyRef, open_storage, parse_storage_url
@@ -74,7 +75,7 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     seen.mkdir()
     callback = PruningCallback(first, "val/acc", ref)
     result = fit(
-        spec,
+        plan_spec(spec),
         tmp_path / "t0",
         force=True,
         progress=False,
@@ -98,7 +99,14 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     seen.mkdir()
     with pytest.raises(Abandoned) as stop:
         callbacks = [PruningCallback(second, "val/acc", ref), RankRecorder(seen)]
-        fit(spec, tmp_path / "t1", force=True, progress=False, callbacks=callbacks, placement=Placement("cpu"))
+        fit(
+            plan_spec(spec),
+            tmp_path / "t1",
+            force=True,
+            progress=False,
+            callbacks=callbacks,
+            placement=Placement("cpu"),
+        )
     assert stop.value.epoch == 0
     ranks = _ranks(seen)
     assert [(r["rank"], r["epochs"], r["should_stop"]) for r in ranks] == [(0, 1, True), (1, 1, True)]

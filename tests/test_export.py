@@ -164,10 +164,11 @@ def test_existing_directory_needs_force(tmp_path: Path, capsys: pytest.CaptureFi
 def test_export_checkpoint_and_predict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from PIL import Image
 
+    from archdsl.planner import plan_spec
     from archdsl.train.fit import fit
 
     spec = archdsl.load_spec(ROOT / "specs" / "digits_hybrid.yaml", ["train.epochs=1"])
-    result = fit(spec, tmp_path / "run", progress=False)
+    result = fit(plan_spec(spec), tmp_path / "run", progress=False)
     out = tmp_path / "art"
     assert main(["export", result.checkpoint, "--out", str(out), "--json"]) == 0
     manifest = json.loads(capsys.readouterr().out)

@@ -48,6 +48,7 @@ def test_schedule_is_linear_warmup_then_cosine_to_the_floor() -> None:
 def test_training_follows_the_schedule(tmp_path: Path) -> None:
     from lightning.pytorch.callbacks import LearningRateMonitor
 
+    from archdsl.planner import plan_spec
     from archdsl.train.fit import fit
 
     spec = archdsl.load_spec(
@@ -59,7 +60,7 @@ def test_training_follows_the_schedule(tmp_path: Path) -> None:
             "train.schedule.min_lr_ratio=0.25",
         ],
     )
-    fit(spec, tmp_path / "run", progress=False, test=False, callbacks=[LearningRateMonitor("step")])
+    fit(plan_spec(spec), tmp_path / "run", progress=False, test=False, callbacks=[LearningRateMonitor("step")])
     with (tmp_path / "run" / "metrics.csv").open() as f:
         logged = {int(r["step"]): float(r["lr-AdamW/pg1"]) for r in csv.DictReader(f) if r.get("lr-AdamW/pg1")}
     # 1077 training images in batches of 64: 17 steps an epoch, 34 in all, 17 of warm-up; logged every 10 steps
@@ -89,8 +90,9 @@ def test_weight_decay_goes_to_conv_and_linear_weights_only() -> None:
 @pytest.mark.slow
 def test_a_short_run_learns_the_digits(tmp_path: Path) -> None:
     """Chance is 0.10; three epochs of the digits hybrid reach far above it (0.9 and more when measured)."""
+    from archdsl.planner import plan_spec
     from archdsl.train.fit import fit
 
     spec = archdsl.load_spec(ROOT / "specs" / "digits_hybrid.yaml", ["train.epochs=3"])
-    result = fit(spec, tmp_path / "run", progress=False)
+    result = fit(plan_spec(spec), tmp_path / "run", progress=False)
     assert result.val_acc >= 0.6 and result.test_acc >= 0.6

@@ -15,6 +15,7 @@ from optuna.trial import TrialState, create_trial
 
 from archdsl.errors import UsageError
 from archdsl.search.budget import admits, next_step, tally
+from archdsl.search.record import TrialWriter
 from archdsl.search.sampler import TrialSeeded, trial_seed
 from archdsl.search.space.definition import WorkersSpec
 from archdsl.search.storages.connect import PASSWORD_ENV, open_storage, parse_storage_url, redact
@@ -164,8 +165,7 @@ def test_the_journal_fallback_fails_and_retries_trials_of_dead_local_processes(t
     me = WorkerIdentity("cpu")
     for pid, started in ((dead.pid, None), (os.getpid(), me.started)):
         trial = study.ask({"x": FloatDistribution(0, 1)})
-        for key, value in {**me.attrs(), "pid": pid, "pid_started": started}.items():
-            trial.set_user_attr(key, value)
+        TrialWriter(trial).worker(host=me.host, pid=pid, pid_started=started, worker=me.worker, versions={})
     assert fail_dead_local_trials(study, storage, Retry(1)) == [0]
     states = [t.state for t in study.trials]
     assert states == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]

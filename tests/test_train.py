@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import Callback
 
 from archdsl.cli import main
 from archdsl.errors import SpecError
+from archdsl.planner import plan_spec
 from archdsl.spec.load import load_spec, spec_from_text
 from archdsl.train.data.digits import digits_split
 from archdsl.train.fit import TrainingError, fit
@@ -132,13 +133,13 @@ class _Record(Callback):
 def test_resume_continues_step_and_schedule(tmp_path: Path) -> None:
     spec = load_spec(tiny(tmp_path, epochs=3), ["train.schedule.warmup_epochs=1"])
     full = _Record()
-    fit(spec, tmp_path / "full", progress=False, callbacks=[full], test=False)
-    fit(spec, tmp_path / "cut", progress=False, callbacks=[_StopAfterFirstEpoch()], test=False)
+    fit(plan_spec(spec), tmp_path / "full", progress=False, callbacks=[full], test=False)
+    fit(plan_spec(spec), tmp_path / "cut", progress=False, callbacks=[_StopAfterFirstEpoch()], test=False)
     first_ckpt = torch.load(tmp_path / "cut" / "last.ckpt", weights_only=True)
     steps_per_epoch = first_ckpt["global_step"]
     assert steps_per_epoch == 34  # ceil(1077 / 32)
     resumed = _Record()
-    fit(spec, tmp_path / "cut", resume=True, progress=False, callbacks=[resumed], test=False)
+    fit(plan_spec(spec), tmp_path / "cut", resume=True, progress=False, callbacks=[resumed], test=False)
     assert resumed.start == (steps_per_epoch, steps_per_epoch)
     assert full.end is not None and resumed.end is not None
     assert resumed.end[0] == full.end[0] == 3 * steps_per_epoch
@@ -155,7 +156,7 @@ def test_non_finite_loss_stops_with_located_error(tmp_path: Path, capsys: pytest
     spec = tiny(tmp_path, epochs=2, lr=1e12, opt="sgd")
     out = tmp_path / "nan"
     with pytest.raises(TrainingError) as err:
-        fit(load_spec(spec), out, progress=False)
+        fit(plan_spec(load_spec(spec)), out, progress=False)
     (problem,) = err.value.problems
     assert str(problem.location) == f"{spec}:10:30"
     assert problem.path == "train.optimizer.lr"
@@ -187,7 +188,7 @@ def _png_tree(root: Path, classes: int = 2, per_class: int = 4) -> None:
 def test_image_folder_trains_one_epoch(tmp_path: Path) -> None:
     _png_tree(tmp_path / "imgs")
     spec = tiny(tmp_path, data=f"{{name: image_folder, root: '{tmp_path / 'imgs'}'}}", classes=2, channels=3)
-    result = fit(load_spec(spec), tmp_path / "run", progress=False)
+    result = fit(plan_spec(load_spec(spec)), tmp_path / "run", progress=False)
     n_val = 2 * 4  # classes x images per class in val/
     assert result.epochs == 1 and result.val_acc * n_val == pytest.approx(round(result.val_acc * n_val))
 
@@ -196,7 +197,7 @@ def test_image_folder_class_count_must_match_head(tmp_path: Path) -> None:
     _png_tree(tmp_path / "imgs", classes=3)
     spec = tiny(tmp_path, data=f"{{name: image_folder, root: '{tmp_path / 'imgs'}'}}", classes=2, channels=3)
     with pytest.raises(SpecError, match=r"tiny.yaml:6:\d+: head.num_classes: must equal the 3 classes"):
-        fit(load_spec(spec), tmp_path / "run", progress=False)
+        fit(plan_spec(load_spec(spec)), tmp_path / "run", progress=False)
 
 
 def _cifar_dir(root: Path, per_batch: int = 20) -> None:
@@ -215,7 +216,7 @@ def _cifar_dir(root: Path, per_batch: int = 20) -> None:
 def test_cifar10_directory_trains_one_epoch(tmp_path: Path) -> None:
     _cifar_dir(tmp_path / "cifar")
     data = f"{{name: cifar10, root: '{tmp_path / 'cifar'}', val_size: 20}}"
-    result = fit(load_spec(tiny(tmp_path, data=data, channels=3)), tmp_path / "run", progress=False)
+    result = fit(plan_spec(load_spec(tiny(tmp_path, data=data, channels=3))), tmp_path / "run", progress=False)
     assert result.epochs == 1
 
 
@@ -242,7 +243,7 @@ def test_cifar10_export_records_the_statistics_training_standardised_with(tmp_pa
 def test_cifar10_missing_directory_says_what_is_expected(tmp_path: Path) -> None:
     data = f"{{name: cifar10, root: '{tmp_path / 'nothing'}'}}"
     with pytest.raises(SpecError, match=r"data_batch_1.*test_batch.*nothing is downloaded"):
-        fit(load_spec(tiny(tmp_path, data=data, channels=3)), tmp_path / "run", progress=False)
+        fit(plan_spec(load_spec(tiny(tmp_path, data=data, channels=3))), tmp_path / "run", progress=False)
 
 
 def test_cifar10_pickle_cannot_run_code(tmp_path: Path) -> None:
@@ -263,7 +264,7 @@ def test_cifar10_pickle_cannot_run_code(tmp_path: Path) -> None:
 def test_custom_data_needs_allow_import(tmp_path: Path) -> None:
     spec = tiny(tmp_path, data="{name: custom, target: 'os.path:join'}")
     with pytest.raises(SpecError, match=r"train.data.target: custom data imports user code.*--allow-import"):
-        fit(load_spec(spec), tmp_path / "run", progress=False)
+        fit(plan_spec(load_spec(spec)), tmp_path / "run", progress=False)
 
 
 def test_set_overrides_are_validated_and_located(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -314,8 +315,8 @@ def test_compiled_training_matches_eager_and_keeps_plain_checkpoint_keys(tmp_pat
     text = spec.read_text().replace("  batch_size: 32\n", "  batch_size: 32\n  compile: true\n")
     eager_dir, compiled_dir = tmp_path / "eager", tmp_path / "compiled"
     torch._dynamo.reset()
-    compiled = fit(spec_from_text(text, "compiled.yaml"), compiled_dir)
-    eager = fit(load_spec(spec), eager_dir)
+    compiled = fit(plan_spec(spec_from_text(text, "compiled.yaml")), compiled_dir)
+    eager = fit(plan_spec(load_spec(spec)), eager_dir)
     # same seed, same data, same arithmetic up to fusion rounding: the same first-epoch validation
     assert compiled.val_acc == pytest.approx(eager.val_acc, abs=0.02)
     keys = set(torch.load(compiled_dir / "best.ckpt", weights_only=True)["state_dict"])
@@ -351,12 +352,12 @@ def test_the_same_spec_seed_and_data_give_the_same_plan_and_first_epoch(tmp_path
     plans = [archdsl.plan_model(load_spec(spec_path)).to_data() for _ in range(2)]
     assert plans[0] == plans[1]
     torch.manual_seed(1234)  # the caller's generator must not matter: fit seeds from train.seed
-    first = fit(load_spec(spec_path), tmp_path / "a", progress=False)
+    first = fit(plan_spec(load_spec(spec_path)), tmp_path / "a", progress=False)
     torch.manual_seed(99)
-    second = fit(load_spec(spec_path), tmp_path / "b", progress=False)
+    second = fit(plan_spec(load_spec(spec_path)), tmp_path / "b", progress=False)
     assert (first.val_acc, first.val_loss, first.test_acc) == (second.val_acc, second.val_loss, second.test_acc)
     a, b = (torch.load(tmp_path / d / "best.ckpt", weights_only=True)["state_dict"] for d in "ab")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    seeded = fit(load_spec(spec_path, ["train.seed=1"]), tmp_path / "c", progress=False)
+    seeded = fit(plan_spec(load_spec(spec_path, ["train.seed=1"])), tmp_path / "c", progress=False)
     c = torch.load(tmp_path / "c" / "best.ckpt", weights_only=True)["state_dict"]
     assert not all(torch.equal(a[k], c[k]) for k in a) and seeded.epochs == 1

@@ -21,14 +21,21 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("best", "show the best trial(s) of a search and write the winner's spec to best.yaml", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.atomic import atomic_write_text
-    from archdsl.search import load_study, study_out_dir, trial_checkpoint, trial_spec, winners
+    from archdsl.search import (
+        StudyRecord,
+        TrialRecord,
+        load_study,
+        study_out_dir,
+        trial_checkpoint,
+        trial_spec,
+        winners,
+    )
     from archdsl.spec.load import dump_spec
 
     study = load_study(args.dir, args.storage, args.study)
     best = winners(study)
     target = Path(args.dir) if args.dir else Path(".")
-    names = [o for o in study.user_attrs.get("archdsl_search", {}).get("definition", {}).get("objectives", [])]
-    metrics = [o["metric"] for o in names] or [f"value{i}" for i in range(len(study.directions))]
+    metrics = StudyRecord.of(study).objective_names(len(study.directions))
     rows: list[dict[str, Any]] = []
     base = Path(args.dir) if args.dir else study_out_dir(study)
     for i, t in enumerate(best):
@@ -44,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                 "params": dict(t.params),
                 "spec": str(path.resolve()),
                 "checkpoint": str(ckpt) if (ckpt := trial_checkpoint(t, base)) else None,
-                "test/acc": t.user_attrs.get("test/acc"),
+                "test/acc": TrialRecord.of(t).test_acc,
             }
         )
     if args.json:

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from archdsl.cli._command import at_least, command, minutes
 from archdsl.cli.output import emit_json
-from archdsl.errors import UsageError
 
 if TYPE_CHECKING:
     from archdsl.search import SearchResult
@@ -49,6 +48,8 @@ def _args(p: argparse.ArgumentParser) -> None:
 def print_result(result: SearchResult, out: Path, as_json: bool) -> int:
     """Print the summary (one JSON line with ``--json``); the reason of an early stop goes to stderr.
     Returns the exit code."""
+    from archdsl.search import TrialRecord
+
     if result.stopped != "budget":
         print(f"search stopped ({result.stopped}): {result.reason}", file=sys.stderr)
     if as_json:
@@ -62,8 +63,8 @@ def print_result(result: SearchResult, out: Path, as_json: bool) -> int:
     )
     for t in result.best:
         values = ", ".join(f"{n}={v:.4f}" for n, v in zip(result.objectives, t.values, strict=True))
-        test = t.user_attrs.get("test/acc")
-        extra = f", test/acc={test:.4f}" if isinstance(test, float) else ""
+        test = TrialRecord.of(t).test_acc
+        extra = f", test/acc={test:.4f}" if test is not None else ""
         print(f"best trial {t.number}: {values}{extra}  params {json.dumps(t.params)}")
     print(f"next: archdsl best {out}   (writes {out}/best.yaml)")
     return _finish(result)
@@ -80,8 +81,6 @@ def run(args: argparse.Namespace) -> int:
     from archdsl.launch.run import run_search
     from archdsl.search.space import load_search
 
-    if args.workers is not None and args.workers < 1:
-        raise UsageError.option("--workers", f"must be at least 1, got {args.workers}")
     space = load_search(args.search)
     out = Path(args.out) if args.out else Path("runs") / "search" / space.name
     result = run_search(

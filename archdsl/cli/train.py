@@ -29,13 +29,17 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("train", "train a spec on its dataset (digits by default)", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.planner import plan_spec
     from archdsl.spec.load import load_spec
-    from archdsl.train.fit import fit
 
     sets = list(args.sets) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     spec = load_spec(args.spec, sets)
+    planned = plan_spec(spec)  # a spec the planner refuses is refused here, before torch and Lightning load
     out = Path(args.out) if args.out else Path("runs") / spec.name
-    result = fit(spec, out, resume=args.resume, force=args.force, allow_import=args.allow_import)
+
+    from archdsl.train.fit import fit
+
+    result = fit(planned, out, resume=args.resume, force=args.force, allow_import=args.allow_import)
     if args.json:
         emit_json(result.to_json())
     else:

@@ -37,7 +37,7 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
     """The best trial (or trial ``trial``) of a search, with the checkpoint it kept."""
     from optuna.trial import TrialState
 
-    from archdsl.search import load_study, study_out_dir, trial_checkpoint, winners
+    from archdsl.search import TrialRecord, load_study, study_out_dir, trial_checkpoint, winners
 
     study = load_study(directory, storage, study_name)
     if trial is None:
@@ -50,16 +50,15 @@ def from_study(storage: str | None, study_name: str | None, directory: Path | No
         if chosen.state != TrialState.COMPLETE:
             raise UsageError.option("--trial", f"trial {trial} is {chosen.state.name}, not COMPLETE")
     path = trial_checkpoint(chosen, directory or study_out_dir(study))
+    record = TrialRecord.of(chosen)
     if path is None or not path.is_file():
-        host = chosen.user_attrs.get("checkpoint_host")
+        host = record.checkpoint_host
         written = f", written on host {host}" if host else ""
         raise UsageError.option(
             "--trial",
             f"trial {chosen.number}'s checkpoint is not available here (looked for {path}{written})",
         )
-    metrics: dict[str, float] = {
-        k: float(chosen.user_attrs[k]) for k in ("val/acc", "val/loss", "test/acc") if k in chosen.user_attrs
-    }
+    metrics = record.metrics()
     source = from_checkpoint(path, metrics)
     reads = (path, *((directory,) if directory is not None else ()))
     return ExportSource(

@@ -22,6 +22,7 @@ from typing import IO
 
 from archdsl.search import (
     SearchResult,
+    Stopped,
     WorkerOptions,
     best_trials,
     open_study,
@@ -137,7 +138,8 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     processes = _start(space, ref, name, options, target, slots)
     deadline = time.monotonic() + options.timeout_minutes * 60 if options.timeout_minutes else None
     progress = Progress(space, target, study, show_worker=True, deadline=deadline) if options.progress else None
-    stopped, reason = "budget", ""
+    stopped: Stopped = "budget"
+    reason = ""
     with PreemptionGuard() as guard:
         try:
             gone: set[int] = set()

@@ -21,6 +21,7 @@ _EXPORTS = {
     "archdsl.search.faults": ("TrialBug", "TrialFault", "describe", "fault_of"),
     "archdsl.search.objective": ("Objective", "TrialContext"),
     "archdsl.search.pruning": ("PruningCallback",),
+    "archdsl.search.record": ("Outcome", "StudyRecord", "TrialRecord", "TrialWriter", "outcome"),
     "archdsl.search.results": (
         "load_study",
         "open_existing",
@@ -31,7 +32,7 @@ _EXPORTS = {
         "winners",
     ),
     "archdsl.search.sampler": ("make_pruner", "make_sampler"),
-    "archdsl.search.study": ("SearchResult", "best_trials", "open_study"),
+    "archdsl.search.study": ("SearchResult", "Stopped", "best_trials", "open_study"),
     "archdsl.search.worker": ("TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker", "timeout_reason"),
 }
 __all__ = exported(_EXPORTS)
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
     from archdsl.search.objective import Objective, TrialContext
     from archdsl.search.pruning import PruningCallback
+    from archdsl.search.record import Outcome, StudyRecord, TrialRecord, TrialWriter, outcome
     from archdsl.search.results import (
         load_study,
         open_existing,
@@ -52,5 +54,5 @@ if TYPE_CHECKING:
         winners,
     )
     from archdsl.search.sampler import make_pruner, make_sampler
-    from archdsl.search.study import SearchResult, best_trials, open_study
+    from archdsl.search.study import SearchResult, Stopped, best_trials, open_study
     from archdsl.search.worker import TrialsFailing, WorkerOptions, resolve_storage, run_worker, timeout_reason

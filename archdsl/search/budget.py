@@ -17,17 +17,12 @@ from typing import Literal
 
 from optuna.trial import FrozenTrial, TrialState
 
+from archdsl.search.record import TrialRecord, retry_history
+
 __all__ = ["Tally", "admits", "next_step", "retried_numbers", "retry_history", "slot_key", "tally"]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 IN_FLIGHT = (TrialState.RUNNING, TrialState.WAITING)
-
-
-def retry_history(trial: FrozenTrial) -> list[int]:
-    """Numbers of the trials this one retries, oldest first (what Optuna's
-    ``RetryHeartbeatStaleTrialCallback`` records; also used for preempted and interrupted trials)."""
-    history = trial.system_attrs.get("retry_history", [])
-    return [int(n) for n in history] if isinstance(history, list) else []
 
 
 def slot_key(trial: FrozenTrial) -> tuple[int, int]:
@@ -83,16 +78,9 @@ def tally(trials: Sequence[FrozenTrial]) -> Tally:
     retried = retried_numbers(trials)
     n = dict.fromkeys(("complete", "pruned", "rejected", "fail", "retried", "over_budget", "running", "waiting"), 0)
     for t in trials:
-        if t.state == TrialState.COMPLETE:
-            n["complete"] += 1
-        elif t.state == TrialState.PRUNED:
-            n["rejected" if t.user_attrs.get("rejected") else "pruned"] += 1
-        elif t.state == TrialState.RUNNING:
-            n["running"] += 1
-        elif t.state == TrialState.WAITING:
-            n["waiting"] += 1
-        elif t.user_attrs.get("over_budget"):
-            n["over_budget"] += 1
+        outcome = TrialRecord.of(t).outcome
+        if outcome in ("complete", "pruned", "rejected", "over_budget", "running", "waiting"):
+            n[outcome] += 1
         elif t.number in retried:
             n["retried"] += 1
         else:

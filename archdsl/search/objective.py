@@ -8,37 +8,31 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial
 
 from archdsl.errors import ArchDSLError
-from archdsl.planner import plan_model
+from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
 from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
+from archdsl.search.record import TrialWriter
+from archdsl.search.results import trial_dir
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.space.resolve import resolve
 from archdsl.search.storages.connect import StudyRef
 from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.spec.load import spec_to_data
-from archdsl.train.placement import Placement
+from archdsl.spec.model import ModelSpec
+from archdsl.train.placement import Placement, device_name
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["Objective", "OverBudget", "TrialContext", "reject", "trial_dir"]
-
-TRIALS_DIR = "trials"
-
-
-def trial_dir(out: Path, number: int) -> Path:
-    return out / TRIALS_DIR / f"{number:04d}"
+__all__ = ["Objective", "OverBudget", "TrialContext", "reject"]
 
 
 def reject(trial: optuna.Trial, reason: str, started: float) -> optuna.TrialPruned:
     """Record why the trial was refused before training; the caller raises the returned exception."""
-    trial.set_user_attr("rejected", True)
-    trial.set_user_attr("reason", reason)
-    trial.set_user_attr("reject_ms", round((time.perf_counter() - started) * 1e3, 3))
+    TrialWriter(trial).rejected(reason, (time.perf_counter() - started) * 1e3)
     return optuna.TrialPruned(f"rejected before training: {reason}")
 
 
@@ -85,10 +79,10 @@ class Objective:
             self._record_error(trial, err)
             fault = fault_of(err)
             if fault is None:  # a bug: queue the parameters for the run after the fix, then stop the search
-                trial.set_user_attr("bug", True)
+                TrialWriter(trial).bug()
                 self._hand_back(trial, f"a bug, not a training fault: {describe(err)}")
                 raise TrialBug(trial.number, err) from err
-            trial.set_user_attr("fault", fault)
+            TrialWriter(trial).fault(fault)
             raise TrialFault(fault, err) from err
 
     @staticmethod
@@ -96,11 +90,10 @@ class Objective:
         """Optuna keeps no reason for a failed trial: record it, with the innermost frames of an unexpected
         error (``traceback``: at most 8 frames, 4,000 characters) for ``archdsl status`` and the report."""
         if isinstance(err, ArchDSLError):
-            trial.set_user_attr("error", "; ".join(str(p) for p in err.problems)[:4000])
+            TrialWriter(trial).error("; ".join(str(p) for p in err.problems))
         else:
-            trial.set_user_attr("error", f"{type(err).__name__}: {err}"[:4000])
             frames = "".join(traceback.format_tb(err.__traceback__, limit=-8))[-3400:]
-            trial.set_user_attr("traceback", f"{frames}{type(err).__name__}: {str(err)[:500]}")
+            TrialWriter(trial).error(f"{type(err).__name__}: {err}", f"{frames}{type(err).__name__}: {str(err)[:500]}")
 
     def _me(self, trial: optuna.Trial) -> tuple[FrozenTrial, list[FrozenTrial]]:
         trials = trial.study.get_trials(deepcopy=False)
@@ -111,7 +104,7 @@ class Objective:
         try:
             me, _ = self._me(trial)
             self.context.retry(trial.study, me)
-            trial.set_user_attr("reason", reason)
+            TrialWriter(trial).reason(reason)
         except Exception as err:  # the storage is gone: Optuna's heartbeat rule retries the trial instead
             print(f"trial {trial.number}: could not hand back ({type(err).__name__}: {err})", file=sys.stderr)
 
@@ -119,44 +112,42 @@ class Objective:
         started = time.perf_counter()
         ctx = self.context
         me, trials = self._me(trial)
+        record = TrialWriter(trial)
         if not admits(trials, me, ctx.budget):
-            trial.set_user_attr("over_budget", True)
-            trial.set_user_attr("reason", f"the budget of {ctx.budget} trials was taken by other workers")
+            record.over_budget(f"the budget of {ctx.budget} trials was taken by other workers")
             raise OverBudget(f"trial {trial.number}: the budget of {ctx.budget} trials is taken")
-        for key, value in ctx.identity.attrs().items():
-            trial.set_user_attr(key, value)
+        ctx.identity.record(record)
         ctx.guard.check()
         budget = self.space.definition.budget
         try:
-            spec = resolve(self.space, trial)
-            plan = plan_model(spec)
+            planned = plan_spec(resolve(self.space, trial))  # the one plan of this trial, handed on
         except ArchDSLError as err:
             raise reject(trial, "; ".join(f"{p.path}: {p.message}" for p in err.problems), started) from None
-        trial.set_user_attr("params", plan.params)
-        trial.set_user_attr("flops", plan.flops)
+        plan = planned.plan
+        record.plan(plan.params, plan.flops)
         if budget.max_params is not None and plan.params > budget.max_params:
             raise reject(trial, f"params {plan.params:,} > budget.max_params {budget.max_params:,}", started)
         if budget.max_flops is not None and plan.flops > budget.max_flops:
             raise reject(trial, f"flops {plan.flops:,} > budget.max_flops {budget.max_flops:,}", started)
         metrics: dict[str, float] = {"params": float(plan.params), "flops": float(plan.flops)}
         if budget.max_latency_ms is not None or "latency_ms" in self.space.objective_names:
-            metrics["latency_ms"] = self._latency(spec, plan.input)
-            trial.set_user_attr("latency_ms", metrics["latency_ms"])
+            metrics["latency_ms"] = self._latency(planned)
+            record.latency(metrics["latency_ms"])
             if budget.max_latency_ms is not None and metrics["latency_ms"] > budget.max_latency_ms:
                 raise reject(
                     trial,
                     f"latency {metrics['latency_ms']:.2f} ms > budget.max_latency_ms {budget.max_latency_ms}",
                     started,
                 )
-        trial.set_user_attr("spec", spec_to_data(spec))
-        trial.set_user_attr("device", self._device(spec))
+        record.spec(spec_to_data(planned.spec))
+        record.device(self._device(planned.spec))
         if set(self.space.objective_names) <= {"params", "flops", "latency_ms"}:
             return self._values(metrics)  # nothing to train for
         ctx.guard.check()
-        metrics.update(self._train(trial, spec))
+        metrics.update(self._train(trial, planned))
         return self._values(metrics)
 
-    def _train(self, trial: optuna.Trial, spec: Any) -> dict[str, float]:
+    def _train(self, trial: optuna.Trial, planned: PlannedSpec) -> dict[str, float]:
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
         from archdsl.train.fit import Abandoned, fit
         from archdsl.train.stop_at_batch import StopAtBatch
@@ -164,9 +155,10 @@ class Objective:
         out = trial_dir(self.out, trial.number)
         pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
         callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning)
+        record, host = TrialWriter(trial), self.context.identity.host
         try:
             result = fit(
-                spec,
+                planned,
                 out,
                 force=True,
                 progress=False,
@@ -176,51 +168,32 @@ class Objective:
                 resumable=False,  # a retried trial starts over: no last.ckpt to write every epoch
             )
         except Abandoned as stop:
-            trial.set_user_attr("epochs", stop.epoch + 1)
+            record.epochs(stop.epoch + 1)
             if (out / "best.ckpt").is_file():
-                self._record_checkpoint(trial, out / "best.ckpt")
+                record.checkpoint(out / "best.ckpt", host)
             raise optuna.TrialPruned(f"pruned after epoch {stop.epoch}") from None
-        self._record_checkpoint(trial, Path(result.checkpoint))
-        trial.set_user_attr("val/acc", result.val_acc)
-        trial.set_user_attr("val/loss", result.val_loss)
-        trial.set_user_attr("test/acc", result.test_acc)
-        trial.set_user_attr("seconds", result.seconds)
-        trial.set_user_attr("epochs", result.epochs)
+        record.checkpoint(Path(result.checkpoint), host)
+        record.result(
+            val_acc=result.val_acc,
+            val_loss=result.val_loss,
+            test_acc=result.test_acc,
+            seconds=result.seconds,
+            epochs=result.epochs,
+        )
         return {"val/acc": result.val_acc, "val/loss": result.val_loss}
 
-    def _record_checkpoint(self, trial: optuna.Trial, path: Path) -> None:
-        """Absolute, with the host that wrote it: on a cluster ``--out`` is a shared filesystem."""
-        trial.set_user_attr("checkpoint", str(path.resolve()))
-        trial.set_user_attr("checkpoint_host", self.context.identity.host)
-
-    def _device(self, spec: Any) -> str:
+    def _device(self, spec: ModelSpec) -> str:
         """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""
-        placement = self.context.placement
         devices = spec.train.devices if isinstance(spec.train.devices, int) else 1
-        if placement is not None:
-            name = str(placement)
-        elif spec.train.accelerator in ("cuda", "gpu"):
-            name = "cuda"
-        elif spec.train.accelerator == "auto":
-            import torch
-
-            name = "cuda" if torch.cuda.is_available() else "cpu"
-        else:
-            name = spec.train.accelerator
+        name = device_name(self.context.placement, spec.train.accelerator)
         return f"{name} x{devices}" if devices > 1 else name
 
-    def _latency(self, spec: Any, input_shape: tuple[int, ...]) -> float:
-        import torch
-
-        from archdsl.compiler.build import build_model
+    def _latency(self, planned: PlannedSpec) -> float:
+        from archdsl.compiler.build import build_from_plan
         from archdsl.compiler.latency import measure_latency_ms
 
-        placement = self.context.placement
-        if placement is not None:
-            device = str(placement) if placement.accelerator != "cpu" else "cpu"
-        else:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        return round(measure_latency_ms(build_model(spec, device=device), input_shape), 4)
+        device = device_name(self.context.placement, planned.spec.train.accelerator)
+        return round(measure_latency_ms(build_from_plan(planned.plan, device=device), planned.plan.input), 4)
 
     def _values(self, metrics: dict[str, float]) -> float | list[float]:
         values = [metrics[name] for name in self.space.objective_names]

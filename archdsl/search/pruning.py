@@ -15,6 +15,7 @@ import optuna
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.trainer.states import TrainerFn
 
+from archdsl.search.record import TrialWriter
 from archdsl.search.storages.connect import StudyRef
 from archdsl.train.fit import abandon
 
@@ -55,7 +56,7 @@ class PruningCallback(Callback):
         prune = False
         if trainer.is_global_zero:
             trial = self._trial()
-            trial.set_user_attr("epoch", self.epochs)
+            TrialWriter(trial).epoch(self.epochs)
             if self.prune:
                 trial.report(float(value), step=epoch)
                 prune = trial.should_prune()

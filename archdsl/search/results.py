@@ -17,15 +17,32 @@ from optuna.trial import FrozenTrial
 
 from archdsl.atomic import atomic_write_text
 from archdsl.errors import Location, SearchError, UsageError
+from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.space.definition import WorkersSpec
 from archdsl.search.storages.connect import StorageRef, default_storage_url, open_storage, parse_storage_url
-from archdsl.search.study import OUT_DIR, best_trials
+from archdsl.search.study import best_trials
 from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
 
-__all__ = ["OpenStudy", "load_study", "open_existing", "record_study", "study_out_dir", "trial_spec", "winners"]
+__all__ = [
+    "OpenStudy",
+    "load_study",
+    "open_existing",
+    "record_study",
+    "study_out_dir",
+    "trial_checkpoint",
+    "trial_dir",
+    "trial_spec",
+    "winners",
+]
 
 STUDY_FILE = "study.json"
+TRIALS_DIR = "trials"
+
+
+def trial_dir(out: Path, number: int) -> Path:
+    """Where trial ``number`` of a search with ``--out out`` trains."""
+    return out / TRIALS_DIR / f"{number:04d}"
 
 
 def record_study(out: Path, ref: StorageRef, study_name: str) -> None:
@@ -56,7 +73,7 @@ def open_existing(directory: str | Path | None, storage: str | None, study_name:
         recorded = directory / STUDY_FILE
         if recorded.is_file():
             data = json.loads(recorded.read_text())
-            storage, study_name = storage or data["storage"], study_name or data["study"]
+            storage, study_name = storage or _moved(data["storage"], directory), study_name or data["study"]
         elif (directory / "study.db").is_file():
             storage = default_storage_url(directory)
         else:
@@ -78,14 +95,22 @@ def open_existing(directory: str | Path | None, storage: str | None, study_name:
         raise UsageError.option("--study", f"no study '{study_name}' in {ref.display}") from None
 
 
+def _moved(url: str, directory: Path) -> str:
+    """The storage ``study.json`` names, or ``DIR/study.db`` when the embedded database it names is gone
+    and ``DIR`` holds one (the search directory was moved or copied)."""
+    here = directory / "study.db"
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file() and here.is_file():
+        return default_storage_url(directory)
+    return url
+
+
 def load_study(directory: str | Path | None, storage: str | None, study_name: str | None) -> optuna.Study:
     return open_existing(directory, storage, study_name).study
 
 
 def trial_spec(trial: FrozenTrial) -> ModelSpec:
     """The fully resolved spec this trial trained (stored with the trial)."""
-
-    data = trial.user_attrs.get("spec")
+    data = TrialRecord.of(trial).spec
     if data is None:
         raise UsageError.option(
             "--trial", f"trial {trial.number} has no stored spec (rejected or failed before training)"
@@ -94,18 +119,24 @@ def trial_spec(trial: FrozenTrial) -> ModelSpec:
 
 
 def study_out_dir(study: optuna.Study) -> Path | None:
-    out = study.user_attrs.get(OUT_DIR)
-    return Path(out) if out else None
+    return StudyRecord.of(study).out_dir
 
 
 def trial_checkpoint(trial: FrozenTrial, base: Path | None) -> Path | None:
     """The absolute path of the checkpoint a trial kept: recorded absolute (workers share a filesystem),
-    or relative to the search's ``--out`` (``base``) in older studies; None when it kept none."""
-    recorded = trial.user_attrs.get("checkpoint")
+    or relative to the search's ``--out`` (``base``) in older studies; None when it kept none. A search
+    directory that was moved or copied (``base`` no longer where the trial wrote it) holds the checkpoint
+    at the same place under ``base``: ``trials/NNNN/NAME``."""
+    recorded = TrialRecord.of(trial).checkpoint
     if recorded is None:
         return None
-    path = Path(str(recorded))
-    return (path if path.is_absolute() else Path(base or ".") / path).resolve()
+    path = Path(recorded)
+    if not path.is_absolute():
+        return (Path(base or ".") / path).resolve()
+    moved = Path(base) / TRIALS_DIR / path.parent.name / path.name if base is not None else None
+    if not path.is_file() and path.parent.parent.name == TRIALS_DIR and moved is not None and moved.is_file():
+        return moved.resolve()
+    return path.resolve()
 
 
 def winners(study: optuna.Study) -> list[FrozenTrial]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import optuna
 from optuna.storages import BaseStorage
@@ -13,19 +13,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import SearchError
 from archdsl.search.budget import Tally
+from archdsl.search.record import StudyRecord, write_study
 from archdsl.search.sampler import make_pruner, make_sampler
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.storages.connect import StorageRef
 from archdsl.versions import library_versions
 
-__all__ = ["FINGERPRINT", "OUT_DIR", "SEARCH", "VERSIONS", "SearchResult", "best_trials", "open_study"]
-
-FINGERPRINT = "archdsl_fingerprint"
-SEARCH = "archdsl_search"
-OUT_DIR = "archdsl_out"
-VERSIONS = "archdsl_versions"
-"""The versions (archdsl, torch, lightning, optuna, pydantic) of the process that created the study; each trial
-records those of the worker that ran it under ``versions``."""
+__all__ = ["SearchResult", "Stopped", "best_trials", "open_study"]
 
 
 def open_study(
@@ -55,13 +49,10 @@ def open_study(
         load_if_exists=True,
     )
     mine = space.fingerprint()
-    stored = study.user_attrs.get(FINGERPRINT)
+    stored = StudyRecord.of(study).fingerprint
     if stored is None:
-        study.set_user_attr(SEARCH, space.to_data())
-        study.set_user_attr(OUT_DIR, str(out.resolve()))
-        study.set_user_attr(VERSIONS, library_versions())
-        study.set_user_attr(FINGERPRINT, mine)
-        stored = optuna.load_study(study_name=study_name, storage=storage).user_attrs.get(FINGERPRINT)
+        write_study(study, search=space.to_data(), out=out, versions=library_versions(), fingerprint=mine)
+        stored = StudyRecord.of(optuna.load_study(study_name=study_name, storage=storage)).fingerprint
     if stored != mine:
         raise SearchError.at(
             "",
@@ -82,6 +73,10 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: t.number)
 
 
+Stopped = Literal["budget", "timeout", "interrupted", "failures", "bug", "preempted", "left"]
+"""Why a search (or one worker) stopped."""
+
+
 @dataclass(frozen=True)
 class SearchResult:
     """What a search (or one worker) leaves behind; ``to_json`` is the ``search --json`` line."""
@@ -92,7 +87,7 @@ class SearchResult:
     objectives: list[str]
     best: list[FrozenTrial]
     tally: Tally
-    stopped: str = "budget"
+    stopped: Stopped = "budget"
     """Why this process stopped: ``budget`` (met), ``timeout``, ``interrupted`` (Ctrl-C), ``failures`` (trials
     kept failing), ``bug`` (a trial raised an error that is no training fault), ``preempted`` (SIGTERM) or
     ``left`` (the remaining trials run on workers this one cannot watch)."""

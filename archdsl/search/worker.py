@@ -30,7 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.errors import ArchDSLError, Problem
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import TrialBug, TrialFault, describe
-from archdsl.search.objective import Objective, TrialContext
+from archdsl.search.objective import Objective, OverBudget, TrialContext
+from archdsl.search.record import TrialRecord
 from archdsl.search.report.progress import Progress, say_resuming
 from archdsl.search.results import record_study
 from archdsl.search.space.load import SearchSpace
@@ -39,7 +40,7 @@ from archdsl.search.storages.heartbeats import fail_stale
 from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.search.storages.resilient import ResilientStorage, StorageLostError
 from archdsl.search.storages.retry import Retry
-from archdsl.search.study import SearchResult, best_trials, open_study
+from archdsl.search.study import SearchResult, Stopped, best_trials, open_study
 from archdsl.train.placement import parse_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
@@ -116,7 +117,8 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     deadline = time.monotonic() + timeout * 60 if timeout else None
     retry = Retry(workers.max_retry)
     identity = WorkerIdentity(str(placement) if placement else None, options.label)
-    stopped, reason = "budget", ""
+    stopped: Stopped = "budget"
+    reason = ""
     with PreemptionGuard() as guard:
         context = TrialContext(target, identity, StudyRef(ref, workers, name), retry, guard, placement)
         objective = Objective(space, out, context, allow_import=options.allow_import)
@@ -124,7 +126,7 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
         callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [last]
         if options.progress:
             callbacks.append(Progress(space, target, study, show_worker=options.show_worker, deadline=deadline))
-        failures: list[FrozenTrial] = []
+        failures: list[TrialRecord] = []
         poll = min(5.0, float(workers.heartbeat_seconds)) if ref.has_heartbeat else 2.0
         waiting_said = False
         try:
@@ -140,7 +142,7 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     break
                 if step == "wait":
                     running = [t for t in trials if t.state == TrialState.RUNNING]
-                    if not ref.has_heartbeat and not any(t.user_attrs.get("host") == identity.host for t in running):
+                    if not ref.has_heartbeat and not any(TrialRecord.of(t).host == identity.host for t in running):
                         # journal storage: a worker elsewhere cannot be watched from here
                         stopped, reason = "left", "the remaining trials run on workers this one cannot watch"
                         break
@@ -161,6 +163,8 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     # state (modules, registries, the study): moved out of the collector's reach, the next
                     # trial's full collection scans only that trial's objects (~175 ms -> a few ms per trial)
                     gc.freeze()
+                except OverBudget:  # other workers took the last slot as this trial started: count again
+                    continue
                 except optuna.exceptions.UpdateFinishedTrialError as err:
                     # This worker's trial was failed by another: its heartbeat went stale while the storage
                     # was out of reach. Its retry runs elsewhere; carry on.
@@ -194,20 +198,21 @@ def timeout_reason(minutes: float | None, finished: int, target: int) -> str:
     )
 
 
-def _count_failure(trial: FrozenTrial | None, failures: list[FrozenTrial], limit: int) -> None:
+def _count_failure(trial: FrozenTrial | None, failures: list[TrialRecord], limit: int) -> None:
     """Keep the run of consecutive failed trials; stop the worker when it reaches ``limit``
     (``workers.max_failures_in_a_row``)."""
-    if trial is None or trial.state != TrialState.FAIL or "error" not in trial.user_attrs:
+    record = TrialRecord.of(trial) if trial is not None else None
+    if record is None or not record.failed:
         failures.clear()
         return
-    failures.append(trial)
+    failures.append(record)
     if len(failures) >= limit:
         numbers = ", ".join(str(t.number) for t in failures)
         raise TrialsFailing(
             Problem(
                 "",
                 f"{len(failures)} trials in a row failed on this worker (trials {numbers}; "
-                f"workers.max_failures_in_a_row is {limit}); the last: {failures[-1].user_attrs['error']}",
+                f"workers.max_failures_in_a_row is {limit}); the last: {failures[-1].error}",
             )
         )
 
@@ -249,7 +254,7 @@ def _lost_in(err: BaseException) -> StorageLostError | None:
 
 
 def _say_waiting(running: list[FrozenTrial], grace: int, heartbeat: bool) -> None:
-    where = ", ".join(f"#{t.number} on {t.user_attrs.get('worker', '?')}" for t in running)
+    where = ", ".join(f"#{t.number} on {TrialRecord.of(t).worker or '?'}" for t in running)
     rule = (
         f"a trial whose worker died is failed after workers.grace_seconds={grace} s without a heartbeat and retried"
         if heartbeat

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from archdsl.errors import SpecError, UsageError
 from archdsl.spec.train import TrainSpec
 
-__all__ = ["Placement", "parse_device"]
+__all__ = ["Placement", "device_name", "parse_device"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,20 @@ def spec_trainer_args(train: TrainSpec) -> tuple[str, int | list[int] | str, int
 
         processes = max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
     return train.accelerator, train.devices, processes
+
+
+def device_name(placement: Placement | None, accelerator: str) -> str:
+    """The device a run uses, as torch names it: ``cpu``, ``cuda`` or ``cuda:N`` (the ``--device`` choice, else
+    the spec's ``train.accelerator``, ``auto`` resolved to what this machine has)."""
+    if placement is not None:
+        return str(placement)
+    if accelerator in ("cuda", "gpu"):
+        return "cuda"
+    if accelerator == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return accelerator
 
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")

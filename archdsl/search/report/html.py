@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.atomic import atomic_write_text
 from archdsl.plan.published import HALONET_TRADEOFF
 from archdsl.search.budget import tally
+from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.report.labels import short_labels
 from archdsl.search.report.ranking import ranking_table
 from archdsl.search.study import best_trials
@@ -55,11 +56,11 @@ def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     in spec paths), val accuracy on digits, train time / the "conv 1,2" row, and the paper's ImageNet row."""
     rows: dict[int, tuple[float, float]] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        n = t.params.get("conv_stages")
-        if n is not None and "seconds" in t.user_attrs:  # the best trial of each row
-            acc = float(t.user_attrs["val/acc"])
+        n, record = t.params.get("conv_stages"), TrialRecord.of(t)
+        if n is not None and record.seconds is not None and record.val_acc is not None:  # the best of each row
+            acc = record.val_acc
             if int(n) not in rows or acc > rows[int(n)][0]:
-                rows[int(n)] = (acc, float(t.user_attrs["seconds"]))
+                rows[int(n)] = (acc, record.seconds)
     if not rows:
         return None
     ref = rows.get(2, next(iter(rows.values())))[1]
@@ -197,8 +198,7 @@ def _plots(study: optuna.Study, out: Path, labels: dict[str, str], few: bool) ->
 
 
 def _metrics(study: optuna.Study) -> list[str]:
-    names = study.user_attrs.get("archdsl_search", {}).get("definition", {}).get("objectives", [])
-    return [n["metric"] for n in names] or [f"value{i}" for i in range(len(study.directions))]
+    return StudyRecord.of(study).objective_names(len(study.directions))
 
 
 def _ranked(study: optuna.Study) -> list[FrozenTrial]:
@@ -220,16 +220,17 @@ def _table(rows: Sequence[FrozenTrial], names: list[str], labels: dict[str, str]
         + "</tr>"
     ]
     for t in rows:
-        state = "rejected" if t.user_attrs.get("rejected") else t.state.name.lower()
-        note = str(t.user_attrs.get("reason") or t.user_attrs.get("error") or "")
+        record = TrialRecord.of(t)
+        state = "rejected" if record.outcome == "rejected" else t.state.name.lower()
+        note = record.reason or record.error or ""
         cells = [
             f"{t.number} ★" if t.number in best else str(t.number),
             state,
             ", ".join(_fmt(v) for v in (t.values or [])),
             *(_fmt(t.params.get(k)) for k in names),
-            f"{t.user_attrs['params']:,}" if isinstance(t.user_attrs.get("params"), int) else "",
-            _fmt(t.user_attrs.get("epochs")),
-            _fmt(t.user_attrs.get("test/acc")),
+            f"{record.params:,}" if record.params is not None else "",
+            _fmt(record.epochs),
+            _fmt(record.test_acc),
             note if len(note) <= 80 else note[:77] + "...",
         ]
         css = " class='best'" if t.number in best else ""

@@ -13,7 +13,8 @@ from typing import Any, TextIO
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.search.budget import retry_history, tally
+from archdsl.search.budget import tally
+from archdsl.search.record import TrialRecord, retry_history
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.study import best_trials
 
@@ -79,7 +80,8 @@ class Progress:
             print(self._line(t, counts.finished, counts, best, retries.get(t.number)), file=self.stream, flush=True)
 
     def _line(self, t: FrozenTrial, done: int, counts: Any, best: list[FrozenTrial], retry: int | None) -> str:
-        if t.user_attrs.get("over_budget"):
+        record = TrialRecord.of(t)
+        if record.outcome == "over_budget":
             return f"trial {t.number} not run: the budget of {self.target} trials was taken by other workers"
         elapsed = time.perf_counter() - self.start
         left = max(0, self.target - done)
@@ -89,13 +91,12 @@ class Progress:
             if not self.finished_here or elapsed / self.finished_here * left > to_go:
                 eta += f" (the timeout stops new trials in {clock(to_go)})"
         state = t.state.name.lower()
-        if t.user_attrs.get("rejected"):
-            state = f"rejected ({str(t.user_attrs.get('reason', ''))[:60]})"
+        if record.outcome == "rejected":
+            state = f"rejected ({(record.reason or '')[:60]})"
         elif t.state == TrialState.FAIL:
-            why = t.user_attrs.get("reason") or t.user_attrs.get("error") or "its worker was lost: no heartbeat"
-            state = f"failed ({str(why)[:80]}{f'; queued again as #{retry}' if retry is not None else ''})"
+            state = f"failed ({record.why[:80]}{f'; queued again as #{retry}' if retry is not None else ''})"
         values = ", ".join(f"{n}={v:.4g}" for n, v in zip(self.space.objective_names, t.values or [], strict=False))
-        where = t.user_attrs.get("worker") if self.show_worker else None
+        where = record.worker if self.show_worker else None
         best_text = ""
         if len(best) == 1:
             best_text = f"best #{best[0].number} {self.space.objective_names[0]}={best[0].values[0]:.4f}"

@@ -16,6 +16,8 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from archdsl.search.record import TrialRecord
+
 __all__ = ["RankRow", "module_ranking", "ranking_table"]
 
 
@@ -55,7 +57,8 @@ def module_ranking(study: optuna.Study) -> list[RankRow]:
                 group_rows.append(RankRow(name, value, 0, None, None, None, None))
                 continue
             top = min(group, key=lambda t: (sign * t.values[0], t.number))
-            params, flops = top.user_attrs.get("params"), top.user_attrs.get("flops")
+            record = TrialRecord.of(top)
+            params, flops = record.params, record.flops
             group_rows.append(
                 RankRow(
                     name,

@@ -10,8 +10,9 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.search.budget import Tally, tally
+from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.storages.heartbeats import last_heartbeats
-from archdsl.search.study import SEARCH, best_trials
+from archdsl.search.study import best_trials
 
 __all__ = ["RunningTrial", "StudyStatus", "study_status"]
 
@@ -74,41 +75,41 @@ class StudyStatus:
 def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, display: str) -> StudyStatus:
     trials = study.get_trials(deepcopy=False)
     counts = tally(trials)
-    definition = study.user_attrs.get(SEARCH, {}).get("definition", {})
-    objectives = [o.get("metric", "?") for o in definition.get("objectives", [])] or ["val/acc"]
-    budget = definition.get("budget", {}).get("trials", 20) if definition else None
-    epochs = study.user_attrs.get(SEARCH, {}).get("base", {}).get("train", {}).get("epochs", 10)
+    stored = StudyRecord.of(study)
+    definition, base = stored.definition(), stored.base()
+    objectives = stored.objective_names(len(study.directions))
+    budget = definition.budget.trials if definition is not None else None
+    epochs = base.train.epochs if base is not None else None
     beats = last_heartbeats(storage, study.study_name)
     now = dt.datetime.now()
     running = [_running(t, now, beats, epochs) for t in trials if t.state == TrialState.RUNNING]
     rate = _rate(trials)
     left = max(0, (budget or 0) - counts.finished)
     eta = left / rate * 3600 if rate and budget else None
-    grace = definition.get("workers", {}).get("grace_seconds", 90) if definition else None
+    grace = definition.workers.grace_seconds if definition is not None else None
     return StudyStatus(
         study.study_name, display, objectives, budget, counts, running, best_trials(study), rate, eta, grace
     )
 
 
 def _running(
-    t: FrozenTrial, now: dt.datetime, beats: tuple[dt.datetime, dict[int, dt.datetime]] | None, epochs: int
+    t: FrozenTrial, now: dt.datetime, beats: tuple[dt.datetime, dict[int, dt.datetime]] | None, epochs: int | None
 ) -> RunningTrial:
-    spec_epochs = t.user_attrs.get("spec", {}).get("train", {}).get("epochs", epochs)
+    record = TrialRecord.of(t)
     age = None
     if beats is not None and t.number in beats[1]:
         age = round((beats[0] - beats[1][t.number]).total_seconds(), 1)
-    history = t.system_attrs.get("retry_history") or []
     return RunningTrial(
         number=t.number,
-        worker=t.user_attrs.get("worker"),
-        host=t.user_attrs.get("host"),
-        pid=t.user_attrs.get("pid"),
-        device=t.user_attrs.get("device"),
-        epoch=int(t.user_attrs.get("epoch", 0) or 0),
-        epochs=spec_epochs,
+        worker=record.worker,
+        host=record.host,
+        pid=record.pid,
+        device=record.device,
+        epoch=record.epoch,
+        epochs=record.trained_epochs or epochs,
         running_s=round((now - t.datetime_start).total_seconds(), 1) if t.datetime_start else 0.0,
         heartbeat_age_s=age,
-        retry_of=history[-1] if history else None,
+        retry_of=record.retry_of[-1] if record.retry_of else None,
     )
 
 

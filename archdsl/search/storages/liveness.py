@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from archdsl.search.record import TrialRecord, TrialWriter
 from archdsl.versions import library_versions
 
 __all__ = ["WorkerIdentity", "fail_dead_local_trials", "process_alive", "process_start_time"]
@@ -54,14 +55,14 @@ class WorkerIdentity:
         self.device = device
         self.worker = worker or f"{self.host}:{self.pid}"
 
-    def attrs(self) -> dict[str, object]:
-        """Recorded when a trial starts (``device`` again once its spec says where it trains)."""
-        attrs: dict[str, object] = {"host": self.host, "pid": self.pid, "pid_started": self.started}
-        attrs["worker"] = self.worker
-        attrs["versions"] = library_versions()  # workers of one study may run different installs
+    def record(self, writer: TrialWriter) -> None:
+        """Recorded when a trial starts (``device`` again once its spec says where it trains); workers of one
+        study may run different installs, so each trial records its worker's library versions."""
+        writer.worker(
+            host=self.host, pid=self.pid, pid_started=self.started, worker=self.worker, versions=library_versions()
+        )
         if self.device is not None:
-            attrs["device"] = self.device
-        return attrs
+            writer.device(self.device)
 
 
 def fail_dead_local_trials(
@@ -72,10 +73,11 @@ def fail_dead_local_trials(
     study_id = storage.get_study_id_from_name(study.study_name)
     failed = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") != host or not isinstance(pid, int) or pid == me:
+        record = TrialRecord.of(t)
+        pid = record.pid
+        if record.host != host or pid is None or pid == me:
             continue
-        if process_alive(pid, t.user_attrs.get("pid_started")):
+        if process_alive(pid, record.pid_started):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         try:

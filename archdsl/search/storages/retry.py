@@ -8,12 +8,13 @@ user attributes of the lost one (host, pid, epoch, reason...): the worker that r
 
 from __future__ import annotations
 
-import copy
 import warnings
 
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial
+
+from archdsl.search.record import without_record
 
 __all__ = ["Retry"]
 
@@ -29,6 +30,4 @@ class Retry:
             self._callback = RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        clean = copy.deepcopy(trial)
-        clean.user_attrs = {}
-        self._callback(study, clean)
+        self._callback(study, without_record(trial))

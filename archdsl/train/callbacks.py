@@ -1,0 +1,56 @@
+"""The Lightning callbacks every ``fit`` runs with: epochs counted, abandoned runs, a checkpoint before the
+first step, Ctrl-C handed back to the caller's handler."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback
+
+__all__ = ["ABANDONED", "EPOCHS", "EpochCount", "InitialCheckpoint", "RestoreSigint", "abandon"]
+
+ABANDONED, EPOCHS = "fit/abandoned_after_epoch", "fit/epochs"
+"""Keys in ``trainer.callback_metrics``, which Lightning carries back from spawned DDP ranks."""
+
+
+def abandon(trainer: L.Trainer, epoch: int) -> None:
+    """Stop at the end of this epoch and make ``fit`` raise ``Abandoned`` (call on every rank)."""
+    trainer.callback_metrics[ABANDONED] = torch.tensor(float(epoch))
+    trainer.should_stop = True
+
+
+class EpochCount(Callback):
+    """Record the epochs trained where the main process can read them, also after spawned ranks."""
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        trainer.callback_metrics[EPOCHS] = torch.tensor(float(trainer.current_epoch + 1))
+
+
+class InitialCheckpoint(Callback):
+    """Save ``last.ckpt`` before the first step, so a failure in epoch 0 still leaves a loadable one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.global_step == 0:
+            trainer.save_checkpoint(self.path)
+
+
+class RestoreSigint(Callback):
+    """Lightning ignores SIGINT after a Ctrl-C (for its graceful shutdown) and leaves it ignored; this puts
+    back the handler the caller had when the callback was made, so a later Ctrl-C still reaches it."""
+
+    def __init__(self) -> None:
+        self.handler: Any = signal.getsignal(signal.SIGINT)
+
+    def __getstate__(self) -> dict[str, Any]:  # spawned ranks keep their own handlers
+        return {"handler": None}
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if self.handler is not None:
+            signal.signal(signal.SIGINT, self.handler)
