@@ -7,10 +7,31 @@ form ``FILE:LINE:COL: dotted.path: what must hold, what was given``.
 from __future__ import annotations
 
 import reprlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 
-__all__ = ["ArchDSLError", "Location", "Problem", "SearchError", "ShapeError", "SpecError", "UsageError", "brief"]
+__all__ = [
+    "ArchDSLError",
+    "Location",
+    "Problem",
+    "SearchError",
+    "ShapeError",
+    "SpecError",
+    "UsageError",
+    "brief",
+    "chain",
+]
+
+
+def chain(err: BaseException) -> Iterator[BaseException]:
+    """``err``, then the exceptions it was raised from or while handling (``__cause__``, else ``__context__``),
+    outermost first, each once (a chain may loop)."""
+    seen: set[int] = set()
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 @dataclass(frozen=True)

@@ -174,7 +174,7 @@ def test_attention_is_searchable_with_shorthand_choices(tmp_path: object) -> Non
     from optuna.trial import FixedTrial
 
     from archdsl.search.space.load import search_from_text
-    from archdsl.search.space.resolve import resolve
+    from archdsl.search.space.resolution import resolve
 
     text = """
 base: ../specs/resnet50.yaml

@@ -162,7 +162,7 @@ def _answer(text: str, tmp: Path) -> None:
         return
     from archdsl.planner import plan_model
     from archdsl.search.space.load import load_search
-    from archdsl.search.space.resolve import resolve
+    from archdsl.search.space.resolution import resolve
     from archdsl.spec.load import is_search_doc
     from archdsl.spec.source import read_yaml
 

@@ -130,7 +130,7 @@ with contextlib.redirect_stdout(io.StringIO()):
     "resolve, plan and reject 100 trials of the digits search": """
 import optuna
 from archdsl.planner import plan_model
-from archdsl.search.space.resolve import resolve
+from archdsl.search.space.resolution import resolve
 from archdsl.search.space.load import load_search
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 space = load_search("search/digits.yaml")
@@ -155,3 +155,178 @@ def test_the_front_half_never_imports_torch(code: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+SEARCH = PACKAGE / "search"
+STORAGES = SEARCH / "storages"
+RECORD = SEARCH / "record.py"
+FACES = ("archdsl.search", "archdsl.search.space", "archdsl.search.storages", "archdsl.search.report")
+DRIVERS = ("sqlalchemy", "sqlite3", "psycopg", "pymysql")
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imported_names(tree: ast.AST) -> set[str]:
+    """Every module an import statement names, lazy ones and ``TYPE_CHECKING`` ones included."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return names
+
+
+def _private_optuna(name: str) -> bool:
+    parts = name.split(".")
+    return parts[0] == "optuna" and any(p.startswith("_") for p in parts[1:])
+
+
+def _sql(tree: ast.AST) -> list[int]:
+    """Lines that run SQL: a database driver's ``execute`` or SQLAlchemy's ``text``/``select``."""
+    return [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in ("execute", "executescript", "text", "select")
+    ]
+
+
+def test_private_optuna_modules_and_sql_live_in_the_storages_package_alone() -> None:
+    offenders = []
+    for name, path in _modules().items():
+        if path.is_relative_to(STORAGES):
+            continue
+        tree = ast.parse(path.read_text())
+        imported = _imported_names(tree)
+        offenders += [f"{name}: imports {i}" for i in sorted(imported) if _private_optuna(i)]
+        offenders += [f"{name}: imports {i}" for i in sorted(imported) if i.split(".")[0] in DRIVERS]
+        offenders += [f"{name}:{line}: runs SQL" for line in _sql(tree)]
+    assert offenders == []
+    inside = [n for n, p in _modules().items() if p.is_relative_to(STORAGES) and _sql(ast.parse(p.read_text()))]
+    assert inside, "the check must see the SQL the storages package does run"
+
+
+ATTRS = ("user_attrs", "system_attrs")
+SETTERS = ("set_user_attr", "set_system_attr")
+
+
+def _attribute_access(tree: ast.AST) -> list[int]:
+    """Lines that read or write a trial's or study's attributes by key: ``x.user_attrs[k]``,
+    ``x.user_attrs.get(k)``, ``k in x.user_attrs``, ``x.set_user_attr(k, v)`` (and the system ones)."""
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Attribute) and node.value.attr in ATTRS:
+            lines.append(node.lineno)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            func = node.func
+            if func.attr in SETTERS or (isinstance(func.value, ast.Attribute) and func.value.attr in ATTRS):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(c, ast.Attribute) and c.attr in ATTRS for c in node.comparators
+        ):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_record_reads_or_writes_trial_and_study_attributes() -> None:
+    offenders = {
+        name: lines
+        for name, path in _modules().items()
+        if path != RECORD and (lines := _attribute_access(ast.parse(path.read_text())))
+    }
+    assert offenders == {}
+    assert len(_attribute_access(ast.parse(RECORD.read_text()))) >= 5  # the check sees the record's own
+
+
+def test_fit_takes_a_planned_spec_and_keywords_it_names() -> None:
+    tree = ast.parse((PACKAGE / "train" / "fit.py").read_text())
+    fit = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "fit")
+    assert fit.args.kwarg is None and fit.args.vararg is None
+    assert [a.arg for a in fit.args.args] == ["planned", "out"]
+    assert ast.unparse(fit.args.args[0].annotation) == "PlannedSpec"  # type: ignore[arg-type]
+    assert len(fit.args.kwonlyargs) >= 5
+
+
+def _type_checking_names(tree: ast.Module) -> dict[str, str]:
+    found = {}
+    for node in tree.body:
+        if isinstance(node, ast.If) and _is_type_checking(node):
+            for imp in node.body:
+                if isinstance(imp, ast.ImportFrom) and imp.module:
+                    found.update({a.asname or a.name: imp.module for a in imp.names})
+    return found
+
+
+@pytest.mark.parametrize("face", FACES)
+def test_each_search_package_has_a_face_that_loads_lazily(face: str) -> None:
+    """``__all__`` is the face's table; each name resolves to what type checkers are told it is; importing the
+    face imports none of its modules (Optuna and torch stay unloaded until a name is used)."""
+    import importlib
+
+    module = importlib.import_module(face)
+    path = Path(module.__file__ or "")
+    table = {name: mod for mod, names in module._EXPORTS.items() for name in names}
+    assert sorted(table) == module.__all__
+    assert _type_checking_names(ast.parse(path.read_text())) == table
+    for name, mod in table.items():
+        assert getattr(module, name) is getattr(importlib.import_module(mod), name)
+    check = f"import sys, {face}\nassert not [m for m in sys.modules if m.startswith(('optuna', 'torch'))]\n"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_code_outside_the_search_package_uses_its_faces() -> None:
+    """The rest of archdsl (CLI, launchers, export) imports ``archdsl.search`` and its subpackages through their
+    faces, so moving a module inside the search package changes no other package."""
+    offenders = []
+    for name, path in _modules().items():
+        if path.is_relative_to(SEARCH):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            module = node.module if isinstance(node, ast.ImportFrom) else None
+            if module and module.startswith("archdsl.search") and module not in FACES:
+                offenders.append(f"{name}: from {module} import ...")
+    assert offenders == []
+
+
+def test_every_launcher_lives_in_launch_and_the_search_never_imports_it() -> None:
+    launch = {p.stem for p in (PACKAGE / "launch").glob("*.py")}
+    assert {"local", "ray_tasks", "run", "slurm", "kubernetes"} <= launch
+    graph = _graph(top_level_only=False)
+    upward = sorted(
+        f"{m} -> {d}"
+        for m, deps in graph.items()
+        if m.startswith("archdsl.search")
+        for d in deps
+        if d.startswith("archdsl.launch")
+    )
+    assert upward == []
+
+
+def test_train_refuses_an_unplannable_spec_before_it_imports_torch(tmp_path: Path) -> None:
+    """``archdsl train`` of a spec the planner refuses answers like ``validate``: the located line, exit 2, and
+    neither torch nor Lightning loaded."""
+    spec = tmp_path / "huge.yaml"
+    spec.write_text(
+        "name: huge\ninput: {channels: 3, size: 32}\nstem: {type: conv, channels: 16, kernel_size: 3}\n"
+        "stages:\n  - {channels: 64, stride: 1, blocks: [{type: bottleneck, mixer: {type: halo, block_size: 5, "
+        "halo_size: 1, num_heads: 2}}]}\nhead: {type: classifier, num_classes: 10}\n"
+    )
+    args = ["train", str(spec), "--out", str(tmp_path / "o")]
+    check = (
+        "import sys, contextlib, io\nfrom archdsl.cli import main\nerr = io.StringIO()\n"
+        f"with contextlib.redirect_stderr(err):\n    code = main({args!r})\n"
+        "print(err.getvalue())\nassert code == 2, code\n"
+        "assert not [m for m in sys.modules if m.startswith(('torch', 'lightning'))]\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"{spec}:5:" in proc.stdout and "block_size" in proc.stdout
+    assert not (tmp_path / "o").exists()

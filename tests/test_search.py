@@ -19,7 +19,7 @@ from archdsl.cli import main
 from archdsl.errors import SearchError
 from archdsl.launch.run import run_search
 from archdsl.search.space.load import load_search
-from archdsl.search.space.resolve import resolve
+from archdsl.search.space.resolution import resolve
 
 BASE = """\
 name: tiny_base
@@ -404,3 +404,19 @@ def test_the_study_and_every_trial_record_the_library_versions(finished: tuple[P
     expected = {name: version(name) for name in ("archdsl", "torch", "lightning", "optuna", "pydantic")}
     assert study.user_attrs["archdsl_versions"] == expected
     assert study.trials and all(t.user_attrs["versions"] == expected for t in study.trials)
+
+
+def test_a_trial_is_planned_once_from_sampling_to_training(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Resolve, the budget checks, the latency measurement and training share one plan of the trial's spec."""
+    import archdsl.planner as planner
+
+    text = SEARCH.replace("pruner:", "objectives: [{{metric: val/acc}}, {{metric: latency_ms}}]\npruner:")
+    space = load_search(write_search(tmp_path, text, trials=1))
+    planned: list[str] = []
+    plan = planner._plan
+    monkeypatch.setattr(planner, "_plan", lambda spec: planned.append(spec.name) or plan(spec))
+    result = run_search(space, tmp_path / "out", progress=False)
+    assert result.trials["complete"] == 1
+    (trial,) = result.best
+    assert trial.values[0] > 0 and trial.values[1] > 0  # trained, and its latency measured
+    assert planned == ["tiny_base"]

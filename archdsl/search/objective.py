@@ -19,7 +19,7 @@ from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
 from archdsl.search.record import TrialWriter
 from archdsl.search.results import trial_dir
 from archdsl.search.space.load import SearchSpace
-from archdsl.search.space.resolve import resolve
+from archdsl.search.space.resolution import resolve
 from archdsl.search.storages.connect import StudyRef
 from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.spec.load import spec_to_data

@@ -27,7 +27,7 @@ from typing import TypeVar
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.errors import ArchDSLError, Problem
+from archdsl.errors import ArchDSLError, Problem, chain
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import TrialBug, TrialFault, describe
 from archdsl.search.objective import Objective, OverBudget, TrialContext
@@ -243,14 +243,7 @@ def _guarded(storage: optuna.storages.BaseStorage, call: Callable[[], T]) -> T:
 
 
 def _lost_in(err: BaseException) -> StorageLostError | None:
-    seen: set[int] = set()
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        if isinstance(current, StorageLostError):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    return next((e for e in chain(err) if isinstance(e, StorageLostError)), None)
 
 
 def _say_waiting(running: list[FrozenTrial], grace: int, heartbeat: bool) -> None:

@@ -1,5 +1,5 @@
 """The search file: its models (:mod:`.definition`), loading and checks against the base spec
-(:mod:`.load`), parameter paths (:mod:`.paths`), a trial's spec (:mod:`.resolve`, the only place that samples),
+(:mod:`.load`), parameter paths (:mod:`.paths`), a trial's spec (:mod:`.resolution`, the only place that samples),
 HaloNet's ``conv_stages`` (:mod:`.conv_stages`), its JSON schema and README reference. No torch."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _EXPORTS = {
     "archdsl.search.space.load": ("SearchSpace", "load_search", "search_from_text"),
     "archdsl.search.space.paths": ("assign", "expand", "is_valid_path", "parse_pattern"),
     "archdsl.search.space.reference": ("search_reference",),
-    "archdsl.search.space.resolve": ("resolve",),
+    "archdsl.search.space.resolution": ("resolve",),
     "archdsl.search.space.schema": ("search_schema",),
 }
 __all__ = exported(_EXPORTS)
@@ -42,5 +42,5 @@ if TYPE_CHECKING:
     from archdsl.search.space.load import SearchSpace, load_search, search_from_text
     from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern
     from archdsl.search.space.reference import search_reference
-    from archdsl.search.space.resolve import resolve
+    from archdsl.search.space.resolution import resolve
     from archdsl.search.space.schema import search_schema

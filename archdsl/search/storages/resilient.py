@@ -27,7 +27,7 @@ from optuna.study._frozen import FrozenStudy
 from optuna.study._study_direction import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.errors import ArchDSLError, Problem
+from archdsl.errors import ArchDSLError, Problem, chain
 
 __all__ = ["ResilientStorage", "StorageLostError", "describe_error", "is_transient"]
 
@@ -68,10 +68,7 @@ def is_transient(exc: BaseException) -> bool:
     ``StorageInternalError``, sometimes behind an ``UnboundLocalError`` raised while handling them)."""
     import sqlalchemy.exc as sa_exc
 
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
+    for current in chain(exc):
         if isinstance(current, (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError)):
             text = str(getattr(current, "orig", current)).lower()
             return not any(p in text for p in _PERMANENT)
@@ -79,18 +76,15 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(current, (ConnectionError, TimeoutError)):
             return True
-        current = current.__cause__ or current.__context__
     return False
 
 
 def describe_error(exc: BaseException) -> str:
     """The innermost database message of ``exc``, on one line."""
-    current: BaseException | None = exc
-    while current is not None:
+    for current in chain(exc):
         orig = getattr(current, "orig", None)
         if orig is not None:
             return " ".join(str(orig).split())[:200]
-        current = current.__cause__ or current.__context__
     return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
