@@ -17,7 +17,6 @@ __all__ = [
     "FILE_BYTES",
     "GRID_POINTS",
     "INT_DIGITS",
-    "LIMITS",
     "PARAMS",
     "YAML_DEPTH",
     "YAML_NODES",
@@ -73,5 +72,3 @@ PARAMS = Limit("params", 5_000_000_000, "parameters")
 ACTIVATION_BYTES = Limit("activation_bytes", 1 << 40, "bytes")
 """A lower bound of the activations one training step keeps: every part's float32 output at the spec's batch
 size (HaloNet-H7 at 640 px and batch 64 keeps 16 GiB by this count)."""
-
-LIMITS = (FILE_BYTES, YAML_NODES, YAML_DEPTH, INT_DIGITS, GRID_POINTS, PARAMS, ACTIVATION_BYTES)

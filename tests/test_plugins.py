@@ -156,3 +156,24 @@ def test_late_registration_is_refused_with_the_way_to_register() -> None:
     with pytest.raises(ValueError, match=r"registered after the spec models were built.*'archdsl\.kinds' entry-point"):
         BLOCKS.register("too_late", Kind("too_late", object, lambda spec, ctx: None))  # type: ignore[arg-type]
     assert "too_late" not in BLOCKS.names()
+
+
+def _channels_last(env: dict[str, str], cwd: Path) -> str:
+    code = "import archdsl\nplan = archdsl.plan_model(archdsl.load_spec('spec.yaml'))\nprint(plan.channels_last)"
+    run = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    return run.stdout.strip()
+
+
+def test_a_plugin_kind_named_by_its_literal_declares_the_layout_its_module_needs(
+    plugin: dict[str, str], tmp_path: Path
+) -> None:
+    assert _channels_last(plugin, tmp_path) == "True"  # the scaled residual blocks carry most of the FLOPs
+    named_once = KINDS.replace('make_node(ctx, "block", "scaled_residual",', 'make_node(ctx, "block", spec.type,')
+    named_once = named_once.replace(
+        'BLOCKS.register("scaled_residual", Kind("scaled_residual", ScaledResidualSpec, plan))',
+        'BLOCKS.add(Kind.of(ScaledResidualSpec, plan, layout="nchw"))',
+    )
+    assert named_once.count('"scaled_residual"') == 1
+    (tmp_path / "site" / "archdsl_demo_plugin" / "__init__.py").write_text(textwrap.dedent(named_once))
+    assert _channels_last(plugin, tmp_path) == "False"

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 from pydantic import BeforeValidator
 
+from archdsl.attention.none import NoAttentionSpec
 from archdsl.kinds import ATTENTION
 from archdsl.plan.shapes import Ctx, Node, Shape
 
@@ -34,6 +35,6 @@ Attached = Annotated[Optional["AttentionSpec"], BeforeValidator(attention_shorth
 
 def plan_attention(spec: Any, ctx: Ctx, shape: Shape) -> Node | None:
     """The attention module on a ``shape`` map inside the block of ``ctx`` (path ``<block>.attention``)."""
-    if spec is None or spec.type == "none":
+    if spec is None or isinstance(spec, NoAttentionSpec):
         return None
     return ATTENTION.get(spec.type).plan(spec, ctx.child("attention", shape, out_channels=shape[0], stride=1))

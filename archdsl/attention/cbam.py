@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import ATTENTION, Kind
+from archdsl.kinds import ATTENTION, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import OddKernel, SpecModel
@@ -35,7 +35,7 @@ def _plan(spec: CBAMSpec, ctx: Ctx) -> Node:
     return make_node(
         ctx,
         "attention",
-        "cbam",
+        spec.type,
         ctx.in_shape,
         "archdsl.nn.cbam.ConvBlockAttention",
         {"channels": c, "hidden": hidden, "kernel_size": k},
@@ -43,4 +43,4 @@ def _plan(spec: CBAMSpec, ctx: Ctx) -> Node:
     )
 
 
-ATTENTION.register("cbam", Kind("cbam", CBAMSpec, _plan, example={"type": "cbam", "reduction": 4, "kernel_size": 3}))
+ATTENTION.add(Kind.of(CBAMSpec, _plan, example={"type": type_name(CBAMSpec), "reduction": 4, "kernel_size": 3}))

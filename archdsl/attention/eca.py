@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import ATTENTION, Kind
+from archdsl.kinds import ATTENTION, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import OddKernel, SpecModel
@@ -42,8 +42,8 @@ def _plan(spec: ECASpec, ctx: Ctx) -> Node:
     k = spec.kernel_size or eca_kernel(c, spec.gamma, spec.beta)
     flops = cost.Cost(k, 2 * k * c)  # one k-tap filter over C positions
     return make_node(
-        ctx, "attention", "eca", ctx.in_shape, "archdsl.nn.eca.EfficientChannelAttention", {"kernel_size": k}, flops
+        ctx, "attention", spec.type, ctx.in_shape, "archdsl.nn.eca.EfficientChannelAttention", {"kernel_size": k}, flops
     )
 
 
-ATTENTION.register("eca", Kind("eca", ECASpec, _plan, example={"type": "eca"}))
+ATTENTION.add(Kind.of(ECASpec, _plan, example={"type": type_name(ECASpec)}))

@@ -21,4 +21,4 @@ def _plan(spec: NoAttentionSpec, ctx: Ctx) -> Node:
     raise AssertionError("attention 'none' plans to no node; plan_attention skips it")
 
 
-ATTENTION.register("none", Kind("none", NoAttentionSpec, _plan))
+ATTENTION.add(Kind.of(NoAttentionSpec, _plan))

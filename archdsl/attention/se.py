@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import ATTENTION, Kind
+from archdsl.kinds import ATTENTION, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, SpecModel
@@ -40,7 +40,7 @@ def se_node(ctx: Ctx, channels: int, reduced: int, act: str) -> Node:
     """The SE module on the map of ``ctx`` (also MBConv's built-in EfficientNet SE)."""
     kwargs = {"channels": channels, "reduced": reduced, "act": act}
     c = cost.conv(channels, reduced, 1, (1, 1), bias=True) + cost.conv(reduced, channels, 1, (1, 1), bias=True)
-    return make_node(ctx, "attention", "se", ctx.in_shape, "archdsl.nn.se.SqueezeExcite", kwargs, c)
+    return make_node(ctx, "attention", type_name(SESpec), ctx.in_shape, "archdsl.nn.se.SqueezeExcite", kwargs, c)
 
 
 def _plan(spec: SESpec, ctx: Ctx) -> Node:
@@ -48,4 +48,4 @@ def _plan(spec: SESpec, ctx: Ctx) -> Node:
     return se_node(ctx, c, se_width(c, spec.reduction, spec.divisor), spec.act)
 
 
-ATTENTION.register("se", Kind("se", SESpec, _plan, example={"type": "se", "reduction": 4}))
+ATTENTION.add(Kind.of(SESpec, _plan, example={"type": type_name(SESpec), "reduction": 4}))

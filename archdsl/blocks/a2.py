@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -40,7 +40,7 @@ def a2_width(value: int | float, channels: int) -> int:
 
 
 def _plan(spec: DoubleAttentionSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "a2")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     c_m, c_n = a2_width(spec.c_m, c), a2_width(spec.c_n, c)
     require(c_m >= 1, ctx.path + ".c_m", f"c_m={spec.c_m} leaves no channels of {c}")
@@ -54,12 +54,15 @@ def _plan(spec: DoubleAttentionSpec, ctx: Ctx) -> Node:
         + cost.conv(c_m, c, 1, (h, w), bias=True)  # out
     )
     kwargs = {"channels": c, "c_m": c_m, "c_n": c_n, "zero_init": spec.zero_init}
-    return make_node(ctx, "block", "a2", ctx.in_shape, "archdsl.nn.a2.DoubleAttention", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.a2.DoubleAttention", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "a2", "c_n": 4, "zero_init": False}],
+    "blocks": [
+        {"type": "bottleneck", "width": 8},
+        {"type": type_name(DoubleAttentionSpec), "c_n": 4, "zero_init": False},
+    ],
 }
-BLOCKS.register("a2", Kind("a2", DoubleAttentionSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(DoubleAttentionSpec, _plan, example=_EXAMPLE))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -33,7 +33,7 @@ class APCNetSpec(BlockSpecBase):
 
 
 def _plan(spec: APCNetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "apcnet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -57,12 +57,12 @@ def _plan(spec: APCNetSpec, ctx: Ctx) -> Node:
         )
     total = total + cost.conv_bn(c + len(spec.scales) * inner, c, spec.fusion_kernel, hw)
     kwargs = {"channels": c, "inner": inner, "scales": list(spec.scales), "fusion_kernel": spec.fusion_kernel}
-    return make_node(ctx, "block", "apcnet", ctx.in_shape, "archdsl.nn.apcnet.AdaptivePyramidContext", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.apcnet.AdaptivePyramidContext", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "apcnet", "scales": [1, 2, 3, 6]}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(APCNetSpec), "scales": [1, 2, 3, 6]}],
 }
-BLOCKS.register("apcnet", Kind("apcnet", APCNetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(APCNetSpec, _plan, example=_EXAMPLE))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from archdsl.attention.attach import Attached, plan_attention
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -49,8 +49,12 @@ def _plan(spec: BasicBlockSpec, ctx: Ctx) -> Node:
         "attention": attention.recipe if attention else None,
     }
     children = [attention] if attention else []
-    return make_node(ctx, "block", "basic", (c_out, ho, wo), "archdsl.nn.basic.BasicBlock", kwargs, total, children)
+    return make_node(ctx, "block", spec.type, (c_out, ho, wo), "archdsl.nn.basic.BasicBlock", kwargs, total, children)
 
 
-_EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": "basic", "repeat": 2, "attention": "se"}]}
-BLOCKS.register("basic", Kind("basic", BasicBlockSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {
+    "channels": 32,
+    "stride": 2,
+    "blocks": [{"type": type_name(BasicBlockSpec), "repeat": 2, "attention": "se"}],
+}
+BLOCKS.add(Kind.of(BasicBlockSpec, _plan, example=_EXAMPLE))

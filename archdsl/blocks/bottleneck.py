@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field
 
 from archdsl.attention.attach import Attached, plan_attention
-from archdsl.kinds import BLOCKS, MIXERS, Kind
+from archdsl.kinds import BLOCKS, MIXERS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require_divisible
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -71,9 +71,9 @@ def _plan(spec: BottleneckSpec, ctx: Ctx) -> Node:
     }
     children = [mixer, *([attention] if attention else [])]
     return make_node(
-        ctx, "block", "bottleneck", (c_out, ho, wo), "archdsl.nn.bottleneck.Bottleneck", kwargs, total, children
+        ctx, "block", spec.type, (c_out, ho, wo), "archdsl.nn.bottleneck.Bottleneck", kwargs, total, children
     )
 
 
-_EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": "bottleneck", "repeat": 2}]}
-BLOCKS.register("bottleneck", Kind("bottleneck", BottleneckSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"channels": 32, "stride": 2, "blocks": [{"type": type_name(BottleneckSpec), "repeat": 2}]}
+BLOCKS.add(Kind.of(BottleneckSpec, _plan, example=_EXAMPLE))

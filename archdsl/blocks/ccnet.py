@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -28,7 +28,7 @@ class CCNetSpec(BlockSpecBase):
 
 
 def _plan(spec: CCNetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "ccnet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -42,7 +42,7 @@ def _plan(spec: CCNetSpec, ctx: Ctx) -> Node:
     )
     total = cost.Cost(step.params, step.flops * spec.recurrence) + cost.param(1)  # shared weights; gamma
     kwargs = {"channels": c, "inner": inner, "recurrence": spec.recurrence}
-    return make_node(ctx, "block", "ccnet", ctx.in_shape, "archdsl.nn.ccnet.RecurrentCrissCross", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.ccnet.RecurrentCrissCross", kwargs, total)
 
 
 _EXAMPLE = {
@@ -50,8 +50,8 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "ccnet"},
-        {"type": "ccnet", "reduction": 4, "recurrence": 1},
+        {"type": type_name(CCNetSpec)},
+        {"type": type_name(CCNetSpec), "reduction": 4, "recurrence": 1},
     ],
 }
-BLOCKS.register("ccnet", Kind("ccnet", CCNetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(CCNetSpec, _plan, example=_EXAMPLE))

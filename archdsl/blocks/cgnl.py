@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -38,7 +38,7 @@ class CGNLSpec(BlockSpecBase):
 
 
 def _plan(spec: CGNLSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "cgnl")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -66,7 +66,7 @@ def _plan(spec: CGNLSpec, ctx: Ctx) -> Node:
         "gamma": spec.gamma,
         "zero_init": spec.zero_init,
     }
-    return make_node(ctx, "block", "cgnl", ctx.in_shape, "archdsl.nn.cgnl.CompactGeneralizedNonLocal", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.cgnl.CompactGeneralizedNonLocal", kwargs, total)
 
 
 _EXAMPLE = {
@@ -74,7 +74,7 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "cgnl", "groups": 4, "kernel": "gaussian", "zero_init": False},
+        {"type": type_name(CGNLSpec), "groups": 4, "kernel": "gaussian", "zero_init": False},
     ],
 }
-BLOCKS.register("cgnl", Kind("cgnl", CGNLSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(CGNLSpec, _plan, example=_EXAMPLE))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -30,7 +30,7 @@ class DANetSpec(BlockSpecBase):
 
 
 def _plan(spec: DANetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "danet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     n = h * w
     inner = c // spec.reduction
@@ -42,7 +42,7 @@ def _plan(spec: DANetSpec, ctx: Ctx) -> Node:
     if spec.branches in ("both", "channel"):
         total = total + cost.matmul(c, n, c) + cost.matmul(c, c, n) + cost.param(1)  # X X^T, attn X, gamma
     kwargs = {"channels": c, "inner": inner, "branches": spec.branches, "channel_logits": spec.channel_logits}
-    return make_node(ctx, "block", "danet", ctx.in_shape, "archdsl.nn.danet.DualAttention", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.danet.DualAttention", kwargs, total)
 
 
 _EXAMPLE = {
@@ -50,9 +50,9 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "danet"},
-        {"type": "danet", "branches": "position", "reduction": 4},
-        {"type": "danet", "branches": "channel", "channel_logits": "energy"},
+        {"type": type_name(DANetSpec)},
+        {"type": type_name(DANetSpec), "branches": "position", "reduction": 4},
+        {"type": type_name(DANetSpec), "branches": "channel", "channel_logits": "energy"},
     ],
 }
-BLOCKS.register("danet", Kind("danet", DANetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(DANetSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require_context_block, require_divisible
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -33,7 +33,7 @@ class DGMNSpec(BlockSpecBase):
 
 
 def _plan(spec: DGMNSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "dgmn")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     m = spec.channels_per_group
     require_divisible(c, m, ctx.path + ".channels_per_group", "the block's channels", "channels_per_group")
@@ -54,7 +54,7 @@ def _plan(spec: DGMNSpec, ctx: Ctx) -> Node:
         "group_channels": m,
         "zero_init": spec.zero_init,
     }
-    return make_node(ctx, "block", "dgmn", ctx.in_shape, "archdsl.nn.dgmn.DynamicGraphMessagePassing", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.dgmn.DynamicGraphMessagePassing", kwargs, total)
 
 
 _EXAMPLE = {
@@ -62,7 +62,7 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "dgmn", "dilation": 2, "channels_per_group": 4, "zero_init": False},
+        {"type": type_name(DGMNSpec), "dilation": 2, "channels_per_group": 4, "zero_init": False},
     ],
 }
-BLOCKS.register("dgmn", Kind("dgmn", DGMNSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(DGMNSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require_context_block, require_divisible
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -34,7 +34,7 @@ class EMANetSpec(BlockSpecBase):
 
 
 def _plan(spec: EMANetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "emanet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     require_divisible(c, spec.reduction, ctx.path + ".reduction", "the block's channels", "reduction")
     inner = c // spec.reduction
@@ -55,12 +55,12 @@ def _plan(spec: EMANetSpec, ctx: Ctx) -> Node:
         "momentum": spec.momentum,
         "stop_gradient": spec.stop_gradient,
     }
-    return make_node(ctx, "block", "emanet", ctx.in_shape, "archdsl.nn.emanet.EMAUnit", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.emanet.EMAUnit", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "emanet", "bases": 16}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(EMANetSpec), "bases": 16}],
 }
-BLOCKS.register("emanet", Kind("emanet", EMANetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(EMANetSpec, _plan, example=_EXAMPLE))

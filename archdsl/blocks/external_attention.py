@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -31,7 +31,7 @@ class ExternalAttentionSpec(BlockSpecBase):
 
 
 def _plan(spec: ExternalAttentionSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "external_attention")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     require(c % spec.heads == 0, ctx.path + ".heads", f"heads={spec.heads} must divide the block's channels {c}")
     d, n = c // spec.heads, h * w
@@ -44,12 +44,15 @@ def _plan(spec: ExternalAttentionSpec, ctx: Ctx) -> Node:
     )
     kwargs = {"channels": c, "memory": spec.memory, "heads": spec.heads, "relu": spec.relu}
     target = "archdsl.nn.external_attention.ExternalAttention"
-    return make_node(ctx, "block", "external_attention", ctx.in_shape, target, kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, target, kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "external_attention", "memory": 16, "heads": 2}],
+    "blocks": [
+        {"type": "bottleneck", "width": 8},
+        {"type": type_name(ExternalAttentionSpec), "memory": 16, "heads": 2},
+    ],
 }
-BLOCKS.register("external_attention", Kind("external_attention", ExternalAttentionSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(ExternalAttentionSpec, _plan, example=_EXAMPLE))

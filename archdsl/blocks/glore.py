@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -41,7 +41,7 @@ def _width(ratio: float, c: int, path: str, what: str) -> int:
 
 
 def _plan(spec: GloReSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "glore")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     s = _width(spec.states, c, ctx.path + ".states", "state channels C'")
     nn_ = _width(spec.nodes, c, ctx.path + ".nodes", "node count N")
@@ -57,12 +57,12 @@ def _plan(spec: GloReSpec, ctx: Ctx) -> Node:
         + cost.batchnorm(c)
     )
     kwargs = {"channels": c, "states": s, "nodes": nn_, "normalize": spec.normalize, "zero_init": spec.zero_init}
-    return make_node(ctx, "block", "glore", ctx.in_shape, "archdsl.nn.glore.GloRe", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.glore.GloRe", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "glore", "zero_init": False}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(GloReSpec), "zero_init": False}],
 }
-BLOCKS.register("glore", Kind("glore", GloReSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(GloReSpec, _plan, example=_EXAMPLE))

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -40,7 +40,7 @@ def _attention_cost(c: int, key: int, padded: tuple[int, int], groups: int, memb
 
 
 def _plan(spec: ISASpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "isa")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     key = c // spec.key_reduction
     require(key >= 1, ctx.path + ".key_reduction", f"key_reduction={spec.key_reduction} leaves no key channels of {c}")
@@ -54,12 +54,12 @@ def _plan(spec: ISASpec, ctx: Ctx) -> Node:
         + cost.batchnorm(c)
     )
     kwargs = {"channels": c, "key": key, "block": [ph, pw]}
-    return make_node(ctx, "block", "isa", ctx.in_shape, "archdsl.nn.isa.InterlacedSparseAttention", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.isa.InterlacedSparseAttention", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "isa", "block_size": [4, 3]}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(ISASpec), "block_size": [4, 3]}],
 }
-BLOCKS.register("isa", Kind("isa", ISASpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(ISASpec, _plan, example=_EXAMPLE))

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -33,7 +33,7 @@ class LatentGNNSpec(BlockSpecBase):
 
 
 def _plan(spec: LatentGNNSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "latentgnn")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -52,7 +52,7 @@ def _plan(spec: LatentGNNSpec, ctx: Ctx) -> Node:
         + cost.param(1)  # gamma
     )
     kwargs = {"channels": c, "inner": inner, "latent": d, "kernels": k, "zero_init": spec.zero_init}
-    return make_node(ctx, "block", "latentgnn", ctx.in_shape, "archdsl.nn.latentgnn.LatentGNN", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.latentgnn.LatentGNN", kwargs, total)
 
 
 _EXAMPLE = {
@@ -60,7 +60,7 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "latentgnn", "latent": 16, "kernels": 2, "zero_init": False},
+        {"type": type_name(LatentGNNSpec), "latent": 16, "kernels": 2, "zero_init": False},
     ],
 }
-BLOCKS.register("latentgnn", Kind("latentgnn", LatentGNNSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(LatentGNNSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block, require_divisible
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -34,7 +34,7 @@ class LocalRelationSpec(BlockSpecBase):
 
 
 def _plan(spec: LocalRelationSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "local_relation")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     width = c // spec.reduction
     require(width >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -63,12 +63,12 @@ def _plan(spec: LocalRelationSpec, ctx: Ctx) -> Node:
         "composability": spec.composability,
     }
     target = "archdsl.nn.local_relation.LocalRelationBottleneck"
-    return make_node(ctx, "block", "local_relation", ctx.in_shape, target, kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, target, kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "local_relation", "channels_per_group": 4}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(LocalRelationSpec), "channels_per_group": 4}],
 }
-BLOCKS.register("local_relation", Kind("local_relation", LocalRelationSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(LocalRelationSpec, _plan, example=_EXAMPLE))

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from archdsl.attention.attach import Attached, plan_attention
 from archdsl.attention.se import se_node
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -74,12 +74,12 @@ def _plan(spec: MBConvSpec, ctx: Ctx) -> Node:
         "attention": attention.recipe if attention else None,
     }
     children = [attention] if attention else []
-    return make_node(ctx, "block", "mbconv", (c_out, ho, wo), "archdsl.nn.mbconv.MBConv", kwargs, total, children)
+    return make_node(ctx, "block", spec.type, (c_out, ho, wo), "archdsl.nn.mbconv.MBConv", kwargs, total, children)
 
 
 _EXAMPLE = {
     "channels": 24,
     "stride": 2,
-    "blocks": [{"type": "mbconv", "repeat": 2, "expand_ratio": 4.0, "kernel_size": 5, "se_ratio": 0.25}],
+    "blocks": [{"type": type_name(MBConvSpec), "repeat": 2, "expand_ratio": 4.0, "kernel_size": 5, "se_ratio": 0.25}],
 }
-BLOCKS.register("mbconv", Kind("mbconv", MBConvSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(MBConvSpec, _plan, example=_EXAMPLE))

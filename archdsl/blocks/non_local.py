@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -31,7 +31,7 @@ class NonLocalSpec(BlockSpecBase):
 
 
 def _plan(spec: NonLocalSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "nonlocal")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -51,12 +51,15 @@ def _plan(spec: NonLocalSpec, ctx: Ctx) -> Node:
         "subsample": spec.subsample,
         "zero_init": spec.zero_init,
     }
-    return make_node(ctx, "block", "nonlocal", ctx.in_shape, "archdsl.nn.non_local.NonLocal", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.non_local.NonLocal", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "nonlocal", "subsample": True, "zero_init": False}],
+    "blocks": [
+        {"type": "bottleneck", "width": 8},
+        {"type": type_name(NonLocalSpec), "subsample": True, "zero_init": False},
+    ],
 }
-BLOCKS.register("nonlocal", Kind("nonlocal", NonLocalSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(NonLocalSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -58,7 +58,7 @@ def object_context_cost(c: int, key: int, value: int, out: int, regions: int, hw
 
 
 def _plan(spec: OCNetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "ocnet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     hw = (h, w)
     key = c // spec.key_reduction
@@ -92,7 +92,7 @@ def _plan(spec: OCNetSpec, ctx: Ctx) -> Node:
         "dilations": list(spec.dilations),
         "zero_init": spec.zero_init,
     }
-    return make_node(ctx, "block", "ocnet", ctx.in_shape, "archdsl.nn.ocnet.ObjectContextBlock", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.ocnet.ObjectContextBlock", kwargs, total)
 
 
 _EXAMPLE = {
@@ -100,8 +100,8 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "ocnet", "variant": "pyramid", "zero_init": False},
-        {"type": "ocnet", "variant": "asp", "dilations": [2, 4, 6], "zero_init": False},
+        {"type": type_name(OCNetSpec), "variant": "pyramid", "zero_init": False},
+        {"type": type_name(OCNetSpec), "variant": "asp", "dilations": [2, 4, 6], "zero_init": False},
     ],
 }
-BLOCKS.register("ocnet", Kind("ocnet", OCNetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(OCNetSpec, _plan, example=_EXAMPLE))

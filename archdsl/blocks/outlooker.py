@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import mlp_hidden, require, require_token_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -40,7 +40,7 @@ def outlook_windows(size: int, kernel_size: int, padding: int, stride: int) -> i
 
 
 def _plan(spec: OutlookerSpec, ctx: Ctx) -> Node:
-    require_token_block(ctx, "outlooker", spec.num_heads, spec.mlp_ratio)
+    require_token_block(ctx, spec.type, spec.num_heads, spec.mlp_ratio)
     c, h, w = ctx.in_shape
     k, p, s = spec.kernel_size, spec.padding, spec.attn_stride
     need = (-(-h // s), -(-w // s))
@@ -71,12 +71,12 @@ def _plan(spec: OutlookerSpec, ctx: Ctx) -> Node:
         + cost.linear(c, c, n)  # proj
     )
     total = cost.layernorm(c) * 2 + attn + cost.mlp(c, hidden, n)
-    return make_node(ctx, "block", "outlooker", ctx.in_shape, "archdsl.nn.outlook.Outlooker", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.outlook.Outlooker", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 16,
     "stride": 1,
-    "blocks": [{"type": "outlooker", "repeat": 2, "num_heads": 2, "attn_stride": 3, "mlp_ratio": 2.0}],
+    "blocks": [{"type": type_name(OutlookerSpec), "repeat": 2, "num_heads": 2, "attn_stride": 3, "mlp_ratio": 2.0}],
 }
-BLOCKS.register("outlooker", Kind("outlooker", OutlookerSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(OutlookerSpec, _plan, example=_EXAMPLE))

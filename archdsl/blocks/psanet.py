@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -36,7 +36,7 @@ class PSANetSpec(BlockSpecBase):
 
 
 def _plan(spec: PSANetSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "psanet")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     inner = c // spec.reduction
     require(inner >= 1, ctx.path + ".reduction", f"reduction={spec.reduction} leaves no channels of {c}")
@@ -66,12 +66,12 @@ def _plan(spec: PSANetSpec, ctx: Ctx) -> Node:
         "fusion_kernel": spec.fusion_kernel,
     }
     target = "archdsl.nn.psanet.PointwiseSpatialAttention"
-    return make_node(ctx, "block", "psanet", ctx.in_shape, target, kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, target, kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "psanet", "mode": "bi"}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(PSANetSpec), "mode": "bi"}],
 }
-BLOCKS.register("psanet", Kind("psanet", PSANetSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(PSANetSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -47,7 +47,7 @@ class SGRSpec(BlockSpecBase):
 
 
 def _plan(spec: SGRSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "sgr")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     m, d, k = spec.nodes, spec.node_dim, spec.embedding_dim
     given = None if isinstance(spec.adjacency, str) else [list(row) for row in spec.adjacency]
@@ -82,7 +82,7 @@ def _plan(spec: SGRSpec, ctx: Ctx) -> Node:
         "adjacency": given,
         "compatibility": spec.compatibility,
     }
-    return make_node(ctx, "block", "sgr", ctx.in_shape, "archdsl.nn.sgr.SymbolicGraphReasoning", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.sgr.SymbolicGraphReasoning", kwargs, total)
 
 
 _RING = [[1.0 if abs(i - j) in (1, 3) else 0.0 for j in range(4)] for i in range(4)]  # a ring over 4 nodes
@@ -91,7 +91,7 @@ _EXAMPLE = {
     "stride": 2,
     "blocks": [
         {"type": "bottleneck", "width": 8},
-        {"type": "sgr", "nodes": 4, "node_dim": 16, "embedding_dim": 8, "adjacency": _RING},
+        {"type": type_name(SGRSpec), "nodes": 4, "node_dim": 16, "embedding_dim": 8, "adjacency": _RING},
     ],
 }
-BLOCKS.register("sgr", Kind("sgr", SGRSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(SGRSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require, require_context_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -36,7 +36,7 @@ class STNSpec(BlockSpecBase):
 
 
 def _plan(spec: STNSpec, ctx: Ctx) -> Node:
-    require_context_block(ctx, "stn")
+    require_context_block(ctx, spec.type)
     c, h, w = ctx.in_shape
     p = spec.pool_size
     require(
@@ -58,12 +58,12 @@ def _plan(spec: STNSpec, ctx: Ctx) -> Node:
         "hidden": spec.hidden,
         "align_corners": spec.align_corners,
     }
-    return make_node(ctx, "block", "stn", ctx.in_shape, "archdsl.nn.stn.SpatialTransformer", kwargs, total)
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.stn.SpatialTransformer", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 32,
     "stride": 2,
-    "blocks": [{"type": "bottleneck", "width": 8}, {"type": "stn", "loc_channels": 8, "hidden": 16}],
+    "blocks": [{"type": "bottleneck", "width": 8}, {"type": type_name(STNSpec), "loc_channels": 8, "hidden": 16}],
 }
-BLOCKS.register("stn", Kind("stn", STNSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(STNSpec, _plan, example=_EXAMPLE))

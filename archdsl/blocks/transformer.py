@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import BLOCKS, Kind
+from archdsl.kinds import BLOCKS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import mlp_hidden, require_token_block
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -29,7 +29,7 @@ class TransformerSpec(BlockSpecBase):
 
 
 def _plan(spec: TransformerSpec, ctx: Ctx) -> Node:
-    require_token_block(ctx, "transformer", spec.num_heads, spec.mlp_ratio)
+    require_token_block(ctx, spec.type, spec.num_heads, spec.mlp_ratio)
     c, h, w = ctx.in_shape
     hidden = mlp_hidden(c, spec.mlp_ratio)
     kwargs = {
@@ -46,9 +46,7 @@ def _plan(spec: TransformerSpec, ctx: Ctx) -> Node:
         + cost.linear(c, c, n)
     )
     total = cost.layernorm(c) * 2 + attn + cost.mlp(c, hidden, n)
-    return make_node(
-        ctx, "block", "transformer", ctx.in_shape, "archdsl.nn.transformer.TransformerBlock", kwargs, total
-    )
+    return make_node(ctx, "block", spec.type, ctx.in_shape, "archdsl.nn.transformer.TransformerBlock", kwargs, total)
 
 
 _EXAMPLE = {
@@ -56,6 +54,6 @@ _EXAMPLE = {
     "stride": 2,
     "transition": {"type": "patch_merge"},
     "pos_embed": True,
-    "blocks": [{"type": "transformer", "repeat": 2, "num_heads": 4, "mlp_ratio": 2.0}],
+    "blocks": [{"type": type_name(TransformerSpec), "repeat": 2, "num_heads": 4, "mlp_ratio": 2.0}],
 }
-BLOCKS.register("transformer", Kind("transformer", TransformerSpec, _plan, example=_EXAMPLE))
+BLOCKS.add(Kind.of(TransformerSpec, _plan, example=_EXAMPLE))

@@ -28,10 +28,8 @@ class Cifar10Data(SpecModel):
     """DataLoader worker processes."""
 
 
-DATASETS.register(
-    "cifar10",
-    DatasetKind(
-        "cifar10",
+DATASETS.add(
+    DatasetKind.of(
         Cifar10Data,
         "archdsl.train.data.cifar10:cifar10_datamodule",
         "archdsl.train.data.cifar10:cifar10_preprocessing",

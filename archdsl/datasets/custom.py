@@ -23,7 +23,6 @@ class CustomData(SpecModel):
     """Keyword arguments passed to the class (plain values only)."""
 
 
-DATASETS.register(
-    "custom",
-    DatasetKind("custom", CustomData, "archdsl.train.data.custom:custom_datamodule", PIXELS, numbered_classes),
+DATASETS.add(
+    DatasetKind.of(CustomData, "archdsl.train.data.custom:custom_datamodule", PIXELS, numbered_classes),
 )

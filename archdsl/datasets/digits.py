@@ -23,10 +23,8 @@ class DigitsData(SpecModel):
     """Random shifts of up to 1/8 of the image during training."""
 
 
-DATASETS.register(
-    "digits",
-    DatasetKind(
-        "digits",
+DATASETS.add(
+    DatasetKind.of(
         DigitsData,
         "archdsl.train.data.digits:digits_datamodule",
         "archdsl.train.data.digits:digits_preprocessing",

@@ -56,10 +56,8 @@ def preprocessing(spec: ImageFolderData, channels: int, size: int) -> dict[str, 
     }
 
 
-DATASETS.register(
-    "image_folder",
-    DatasetKind(
-        "image_folder",
+DATASETS.add(
+    DatasetKind.of(
         ImageFolderData,
         "archdsl.train.data.image_folder:image_folder_datamodule",
         "archdsl.datasets.image_folder:preprocessing",

@@ -23,9 +23,6 @@ class SyntheticData(SpecModel):
     """Classes; default: the head's."""
 
 
-DATASETS.register(
-    "synthetic",
-    DatasetKind(
-        "synthetic", SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule", PIXELS, numbered_classes
-    ),
+DATASETS.add(
+    DatasetKind.of(SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule", PIXELS, numbered_classes),
 )

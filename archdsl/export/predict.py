@@ -12,7 +12,7 @@ from archdsl.errors import UsageError
 from archdsl.export.artifact import load_model
 from archdsl.export.verify import read_manifest
 
-__all__ = ["INVERT", "Prediction", "inverts", "predict_images", "preprocess"]
+__all__ = ["Prediction", "inverts", "predict_images", "preprocess"]
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,6 @@ class Prediction:
     top: list[tuple[str, float]]
 
 
-INVERT = ("auto", "yes", "no")
 FILTERS = {"bilinear": "BILINEAR", "bicubic": "BICUBIC", "nearest": "NEAREST", "lanczos": "LANCZOS"}
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import HEADS, Kind
+from archdsl.kinds import HEADS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import mlp_hidden, require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -70,7 +70,7 @@ def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Node:
     return make_node(
         ctx,
         "head",
-        "class_attention",
+        spec.type,
         (spec.num_classes,),
         "archdsl.nn.class_attention.ClassAttentionHead",
         kwargs,
@@ -78,5 +78,5 @@ def _plan(spec: ClassAttentionSpec, ctx: Ctx) -> Node:
     )
 
 
-_EXAMPLE = {"type": "class_attention", "num_classes": 10, "num_heads": 4, "mlp_ratio": 2.0}
-HEADS.register("class_attention", Kind("class_attention", ClassAttentionSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(ClassAttentionSpec), "num_classes": 10, "num_heads": 4, "mlp_ratio": 2.0}
+HEADS.add(Kind.of(ClassAttentionSpec, _plan, example=_EXAMPLE))

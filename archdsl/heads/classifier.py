@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import HEADS, Kind
+from archdsl.kinds import HEADS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import ActName, SpecModel
@@ -42,10 +42,8 @@ def _plan(spec: ClassifierSpec, ctx: Ctx) -> Node:
         "dropout": spec.dropout,
         "act": spec.act,
     }
-    return make_node(
-        ctx, "head", "classifier", (spec.num_classes,), "archdsl.nn.classifier.ClassifierHead", kwargs, total
-    )
+    return make_node(ctx, "head", spec.type, (spec.num_classes,), "archdsl.nn.classifier.ClassifierHead", kwargs, total)
 
 
-_EXAMPLE = {"type": "classifier", "num_classes": 7, "final_channels": 24, "dropout": 0.1}
-HEADS.register("classifier", Kind("classifier", ClassifierSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(ClassifierSpec), "num_classes": 7, "final_channels": 24, "dropout": 0.1}
+HEADS.add(Kind.of(ClassifierSpec, _plan, example=_EXAMPLE))

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import MIXERS, Kind
+from archdsl.kinds import MIXERS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require_divisible, same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -40,9 +40,9 @@ def _plan(spec: ConvMixerSpec, ctx: Ctx) -> Node:
         "bias": False,
     }
     return make_node(
-        ctx, "mixer", "conv", (c, ho, wo), "torch.nn.Conv2d", kwargs, cost.conv(c, c, k, (ho, wo), spec.groups)
+        ctx, "mixer", spec.type, (c, ho, wo), "torch.nn.Conv2d", kwargs, cost.conv(c, c, k, (ho, wo), spec.groups)
     )
 
 
-_EXAMPLE = {"type": "conv", "kernel_size": 5, "groups": 2}
-MIXERS.register("conv", Kind("conv", ConvMixerSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(ConvMixerSpec), "kernel_size": 5, "groups": 2}
+MIXERS.add(Kind.of(ConvMixerSpec, _plan, example=_EXAMPLE))

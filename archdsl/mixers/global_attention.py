@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import MIXERS, Kind
+from archdsl.kinds import MIXERS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -40,7 +40,7 @@ def _plan(spec: GlobalAttentionSpec, ctx: Ctx) -> Node:
     return make_node(
         ctx,
         "mixer",
-        "global_attention",
+        spec.type,
         (w, hh // s, ww // s),
         "archdsl.nn.global_attention.GlobalAttention",
         kwargs,
@@ -48,5 +48,5 @@ def _plan(spec: GlobalAttentionSpec, ctx: Ctx) -> Node:
     )
 
 
-_EXAMPLE = {"type": "global_attention", "num_heads": 2}
-MIXERS.register("global_attention", Kind("global_attention", GlobalAttentionSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(GlobalAttentionSpec), "num_heads": 2}
+MIXERS.add(Kind.of(GlobalAttentionSpec, _plan, example=_EXAMPLE, layout="nchw"))

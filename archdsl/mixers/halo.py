@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import MIXERS, Kind
+from archdsl.kinds import MIXERS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -74,8 +74,8 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
     c = cost.conv(w, w, 1, (ho, wo)) + cost.conv(w, w + vw, 1, (hh, ww))
     c = c + cost.relpos(dq, (win, win), n * blocks * nq, (win, win))
     c = c + cost.matmul(nq, dq, win * win, n * blocks) + cost.matmul(nq, win * win, dv, n * blocks)
-    return make_node(ctx, "mixer", "halo", (vw, ho, wo), "archdsl.nn.halo.HaloAttention", kwargs, c)
+    return make_node(ctx, "mixer", spec.type, (vw, ho, wo), "archdsl.nn.halo.HaloAttention", kwargs, c)
 
 
-_EXAMPLE = {"type": "halo", "block_size": 4, "halo_size": 1, "num_heads": 2, "value_ratio": 2.0}
-MIXERS.register("halo", Kind("halo", HaloMixerSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(HaloMixerSpec), "block_size": 4, "halo_size": 1, "num_heads": 2, "value_ratio": 2.0}
+MIXERS.add(Kind.of(HaloMixerSpec, _plan, example=_EXAMPLE, layout="nchw"))

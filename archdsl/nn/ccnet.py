@@ -30,22 +30,17 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archdsl.nn.qkv import QueryKeyValue
+
 __all__ = ["CrissCrossAttention", "RecurrentCrissCross"]
 
 
-class CrissCrossAttention(nn.Module):
+class CrissCrossAttention(QueryKeyValue):
     """``x + gamma * (criss-cross aggregate)``: (B, C, H, W) -> (B, C, H, W)."""
-
-    def __init__(self, channels: int, inner: int) -> None:
-        super().__init__()
-        self.query = nn.Conv2d(channels, inner, 1)
-        self.key = nn.Conv2d(channels, inner, 1)
-        self.value = nn.Conv2d(channels, channels, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x.shape[2]
-        q, k, v = self.query(x), self.key(x), self.value(x)  # (B, C', H, W), (B, C', H, W), (B, C, H, W)
+        q, k, v = self.project(x)  # (B, C', H, W), (B, C', H, W), (B, C, H, W)
         col = q.permute(0, 3, 2, 1) @ k.permute(0, 3, 1, 2)  # (B, W, H, C') @ (B, W, C', H) -> (B, W, H, H)
         self_pos = torch.eye(h, dtype=torch.bool, device=x.device)  # (H, H): query row i == key row i'
         col = col.masked_fill(self_pos, float("-inf"))  # the position itself enters through its row only

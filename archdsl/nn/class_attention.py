@@ -61,6 +61,9 @@ class ClassAttentionBlock(nn.Module):
 class ClassAttentionHead(nn.Module):
     """(B, C, H, W) -> (B, num_classes)."""
 
+    NO_WEIGHT_DECAY = ("cls_token",)
+    """The class token is an embedding: trained without weight decay."""
+
     def __init__(
         self,
         dim: int,

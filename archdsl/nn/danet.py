@@ -36,27 +36,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from archdsl.nn.qkv import QueryKeyValue
+
 __all__ = ["DANET_BRANCHES", "DANET_CHANNEL_LOGITS", "ChannelAttention", "DualAttention", "PositionAttention"]
 
 DANET_BRANCHES = ("both", "position", "channel")
 DANET_CHANNEL_LOGITS = ("max_minus_energy", "energy")
 
 
-class PositionAttention(nn.Module):
+class PositionAttention(QueryKeyValue):
     """``gamma * sum_j softmax_j(q_i . k_j) v_j`` at every position i (no residual): (B, C, H, W) -> (B, C, H, W)."""
-
-    def __init__(self, channels: int, inner: int) -> None:
-        super().__init__()
-        self.query = nn.Conv2d(channels, inner, 1)
-        self.key = nn.Conv2d(channels, inner, 1)
-        self.value = nn.Conv2d(channels, channels, 1)
-        self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        q = self.query(x).flatten(2)  # (B, C', N)
-        k = self.key(x).flatten(2)  # (B, C', N)
-        v = self.value(x).flatten(2)  # (B, C, N)
+        q, k, v = self.project(x)
+        q, k, v = q.flatten(2), k.flatten(2), v.flatten(2)  # (B, C', N), (B, C', N), (B, C, N)
         attn = (q.transpose(1, 2) @ k).softmax(dim=-1)  # (B, N, N): row i over the keys j
         y = (v @ attn.transpose(1, 2)).reshape(b, c, h, w)  # (B, C, N) -> (B, C, H, W)
         return self.gamma * y
@@ -64,6 +58,9 @@ class PositionAttention(nn.Module):
 
 class ChannelAttention(nn.Module):
     """``gamma * sum_d softmax_d(l_cd) x_d`` for every channel c (no residual): (B, C, H, W) -> (B, C, H, W)."""
+
+    NO_WEIGHT_DECAY = ("gamma",)
+    """The output scale is a gate, like a norm's weight: no weight decay."""
 
     def __init__(self, logits: str) -> None:
         super().__init__()

@@ -35,6 +35,9 @@ __all__ = ["LatentGNN"]
 class LatentGNN(nn.Module):
     """(B, C, H, W) -> (B, C, H, W)."""
 
+    NO_WEIGHT_DECAY = ("gamma",)
+    """The output scale is a gate, like a norm's weight: no weight decay."""
+
     def __init__(self, channels: int, inner: int, latent: int, kernels: int, zero_init: bool) -> None:
         super().__init__()
         self.kernels = kernels

@@ -29,6 +29,10 @@ NONLOCAL_MODES = ("embedded_gaussian", "gaussian", "dot_product", "concatenation
 class NonLocal(nn.Module):
     """(B, C, H, W) -> (B, C, H, W)."""
 
+    NO_WEIGHT_DECAY = ("w_f",)
+    """The concatenation's pairwise weight vector ``[a; b]`` is trained without weight decay, like the other
+    vectors (norm scales, biases, gates)."""
+
     def __init__(self, channels: int, inner: int, mode: str, subsample: bool, zero_init: bool) -> None:
         super().__init__()
         if mode not in NONLOCAL_MODES:

@@ -36,6 +36,9 @@ class RelativePosition2d(nn.Module):
     Nq = Nq_h*Nq_w and Nk = Nk_h*Nk_w, both flattened row-major.
     """
 
+    NO_WEIGHT_DECAY = ("table_h", "table_w")
+    """Relative-position tables, embeddings of offsets: trained without weight decay."""
+
     index_h: torch.Tensor
     index_w: torch.Tensor
 

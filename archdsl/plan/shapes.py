@@ -16,6 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from archdsl.plan.cost import Cost
+from archdsl.plan.layout import layout_of
 from archdsl.plan.recipe import Recipe
 
 __all__ = ["Ctx", "ModelPlan", "Node", "Shape", "StagePlan", "make_node", "stride_at"]
@@ -167,7 +168,6 @@ class StagePlan:
 
 STAGE = "archdsl.nn.stage.Stage"
 BACKBONE = "archdsl.nn.backbone.Backbone"
-NCHW_KERNELS = frozenset({"halo", "global_attention"})  # node types whose modules reshape NCHW maps
 
 
 @dataclass(frozen=True)
@@ -209,13 +209,15 @@ class ModelPlan:
 
     @property
     def channels_last(self) -> bool:
-        """NHWC layout for the built model, unless kernels that cut NCHW maps into blocks and heads (halo, global
-        attention: ``NCHW_KERNELS``) carry at least 20% of the planned FLOPs. Convolutions run without layout
-        reorders in NHWC and the outlook/transformer blocks work channels-last inside, so ResNet and VOLO steps
-        are faster in NHWC on CPU and BoTNet's unchanged, while HaloNet's are slower (``benchmarks/models.py``)."""
+        """NHWC layout for the built model, unless kernels that cut NCHW maps into blocks and heads (the kinds
+        that declare ``layout="nchw"``, :mod:`archdsl.plan.layout`: halo, global attention) carry at least 20% of
+        the planned FLOPs. Convolutions run without layout reorders in NHWC and the outlook/transformer blocks
+        work channels-last inside, so ResNet and VOLO steps are faster in NHWC on CPU and BoTNet's unchanged,
+        while HaloNet's are slower (``benchmarks/models.py``)."""
         leaves = [n for n in self.nodes() if not n.children]
         total = sum(n.flops for n in leaves)
-        return total > 0 and sum(n.flops for n in leaves if n.type in NCHW_KERNELS) < 0.2 * total
+        nchw = sum(n.flops for n in leaves if layout_of(n.role, n.type) == "nchw")
+        return total > 0 and nchw < 0.2 * total
 
     @property
     def recipe(self) -> Recipe:

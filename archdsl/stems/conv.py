@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import STEMS, Kind
+from archdsl.kinds import STEMS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -49,8 +49,8 @@ def _plan(spec: ConvStemSpec, ctx: Ctx) -> Node:
         "pool": spec.pool == "max",
         "act": spec.act,
     }
-    return make_node(ctx, "stem", "conv", (spec.channels, ho, wo), "archdsl.nn.conv_stem.ConvStem", kwargs, c_cost)
+    return make_node(ctx, "stem", spec.type, (spec.channels, ho, wo), "archdsl.nn.conv_stem.ConvStem", kwargs, c_cost)
 
 
-_EXAMPLE = {"type": "conv", "channels": 16, "kernel_size": 7, "stride": 2, "pool": "max"}
-STEMS.register("conv", Kind("conv", ConvStemSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(ConvStemSpec), "channels": 16, "kernel_size": 7, "stride": 2, "pool": "max"}
+STEMS.add(Kind.of(ConvStemSpec, _plan, example=_EXAMPLE))

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import STEMS, Kind
+from archdsl.kinds import STEMS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -44,9 +44,9 @@ def _plan(spec: PatchEmbedStemSpec, ctx: Ctx) -> Node:
     )
     kwargs = {"in_channels": c, "channels": spec.channels, "hidden": spec.hidden, "patch_size": p}
     return make_node(
-        ctx, "stem", "patch_embed", (spec.channels, *out), "archdsl.nn.patch_embed.PatchEmbedStem", kwargs, total
+        ctx, "stem", spec.type, (spec.channels, *out), "archdsl.nn.patch_embed.PatchEmbedStem", kwargs, total
     )
 
 
-_EXAMPLE = {"type": "patch_embed", "channels": 24, "hidden": 16, "patch_size": 4}
-STEMS.register("patch_embed", Kind("patch_embed", PatchEmbedStemSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(PatchEmbedStemSpec), "channels": 24, "hidden": 16, "patch_size": 4}
+STEMS.add(Kind.of(PatchEmbedStemSpec, _plan, example=_EXAMPLE))

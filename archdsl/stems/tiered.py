@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from archdsl.kinds import STEMS, Kind
+from archdsl.kinds import STEMS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import same_size
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -53,8 +53,8 @@ def _plan(spec: TieredStemSpec, ctx: Ctx) -> Node:
         "pool": spec.pool == "max",
         "act": spec.act,
     }
-    return make_node(ctx, "stem", "tiered", (c, ho, wo), "archdsl.nn.tiered_stem.TieredStem", kwargs, total)
+    return make_node(ctx, "stem", spec.type, (c, ho, wo), "archdsl.nn.tiered_stem.TieredStem", kwargs, total)
 
 
-_EXAMPLE = {"type": "tiered", "channels": [8, 12, 16], "stride": 2, "pool": "max"}
-STEMS.register("tiered", Kind("tiered", TieredStemSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {"type": type_name(TieredStemSpec), "channels": [8, 12, 16], "stride": 2, "pool": "max"}
+STEMS.add(Kind.of(TieredStemSpec, _plan, example=_EXAMPLE))

@@ -12,9 +12,15 @@ from torch import nn
 
 from archdsl.spec.train import TrainSpec
 
-__all__ = ["ClassificationModule", "NonFiniteLossError", "param_groups"]
+__all__ = ["NORMS", "ClassificationModule", "NonFiniteLossError", "no_decay_names", "param_groups"]
 
-_NO_DECAY_NAMES = ("pos", "cls_token", "table_h", "table_w")
+NORMS: tuple[type[nn.Module], ...] = (
+    nn.modules.batchnorm._NormBase,  # the batch and instance norms, lazy and synchronised ones included
+    nn.GroupNorm,
+    nn.LayerNorm,
+    nn.RMSNorm,
+)
+"""Normalisation layers: every parameter of one (its scale and shift) is trained without weight decay."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -25,19 +31,28 @@ class NonFiniteLossError(RuntimeError):
         super().__init__(f"loss is {value} at epoch {epoch}, step {step} (global step {global_step})")
 
 
+def no_decay_names(module: nn.Module) -> set[str]:
+    """The names of ``module``'s own parameters (not its children's) that get no weight decay, by their role:
+    all of a normalisation layer's (:data:`NORMS`), a ``bias``, and the ones the module lists in its
+    ``NO_WEIGHT_DECAY`` class attribute (position embeddings, class tokens, relative-position tables, gates)."""
+    own = [name for name, _ in module.named_parameters(recurse=False)]
+    if isinstance(module, NORMS):
+        return set(own)
+    declared = set(getattr(module, "NO_WEIGHT_DECAY", ()))
+    return {name for name in own if name == "bias" or name in declared}
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Decay conv/linear weights only: not norms, biases, embeddings or relative-position tables."""
-    decay: list[nn.Parameter] = []
-    no_decay: list[nn.Parameter] = []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        leaf = name.rsplit(".", 1)[-1]
-        skip = p.ndim <= 1 or any(key in leaf for key in _NO_DECAY_NAMES)
-        (no_decay if skip else decay).append(p)
+    """Decay conv/linear weights only: not norms, biases, embeddings or relative-position tables
+    (:func:`no_decay_names` of the module that owns each parameter), in ``model.parameters()`` order."""
+    skipped: set[int] = set()
+    for module in model.modules():
+        names = no_decay_names(module)
+        skipped.update(id(p) for name, p in module.named_parameters(recurse=False) if name in names)
+    trained = [p for p in model.parameters() if p.requires_grad]
     return [
-        {"params": decay, "weight_decay": weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
+        {"params": [p for p in trained if id(p) not in skipped], "weight_decay": weight_decay},
+        {"params": [p for p in trained if id(p) in skipped], "weight_decay": 0.0},
     ]
 
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from archdsl.kinds import TRANSITIONS, Kind
+from archdsl.kinds import TRANSITIONS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -56,13 +56,13 @@ def _plan(spec: CarafeSpec, ctx: Ctx) -> Node:
         "encoder_kernel": k_enc,
         "up_kernel": k,
     }
-    return make_node(ctx, "transition", "carafe", (out, s * h, s * w), "archdsl.nn.carafe.CARAFE", kwargs, total)
+    return make_node(ctx, "transition", spec.type, (out, s * h, s * w), "archdsl.nn.carafe.CARAFE", kwargs, total)
 
 
 _EXAMPLE = {
     "channels": 24,
     "stride": "1/2",
-    "transition": {"type": "carafe", "compressed_channels": 8, "up_kernel": 3},
+    "transition": {"type": type_name(CarafeSpec), "compressed_channels": 8, "up_kernel": 3},
     "blocks": [{"type": "basic"}],
 }
-TRANSITIONS.register("carafe", Kind("carafe", CarafeSpec, _plan, example=_EXAMPLE))
+TRANSITIONS.add(Kind.of(CarafeSpec, _plan, example=_EXAMPLE))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from archdsl.kinds import TRANSITIONS, Kind
+from archdsl.kinds import TRANSITIONS, Kind, type_name
 from archdsl.plan import cost
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
@@ -31,7 +31,7 @@ def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Node:
     return make_node(
         ctx,
         "transition",
-        "patch_merge",
+        spec.type,
         (out, h // s, w // s),
         "torch.nn.Conv2d",
         kwargs,
@@ -39,5 +39,10 @@ def _plan(spec: PatchMergeSpec, ctx: Ctx) -> Node:
     )
 
 
-_EXAMPLE = {"channels": 24, "stride": 2, "transition": {"type": "patch_merge"}, "blocks": [{"type": "bottleneck"}]}
-TRANSITIONS.register("patch_merge", Kind("patch_merge", PatchMergeSpec, _plan, example=_EXAMPLE))
+_EXAMPLE = {
+    "channels": 24,
+    "stride": 2,
+    "transition": {"type": type_name(PatchMergeSpec)},
+    "blocks": [{"type": "bottleneck"}],
+}
+TRANSITIONS.add(Kind.of(PatchMergeSpec, _plan, example=_EXAMPLE))
