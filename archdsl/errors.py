@@ -123,3 +123,7 @@ class UsageError(ArchDSLError):
     @classmethod
     def option(cls, option: str, message: str) -> UsageError:
         return cls(Problem(option, message))
+
+    def located(self, locate: Callable[[str], Location]) -> ArchDSLError:
+        """Unchanged: a command-line problem lies in no file (``--out: ...``, not ``spec.yaml:2:1: --out: ...``)."""
+        return self

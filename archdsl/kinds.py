@@ -110,13 +110,21 @@ class DatasetKind(Generic[S]):
     or ``"no"``."""
     class_names: Callable[[S, int], list[str]]
     """``(spec, num_classes) -> names`` of the classes, in label order."""
+    train_images: Callable[[S], int] | None = None
+    """``spec -> `` how many images train the model, for a dataset that knows it without reading files."""
 
     @classmethod
     def of(
-        cls, spec: type[S], datamodule: str, preprocessing: str, class_names: Callable[[S, int], list[str]]
+        cls,
+        spec: type[S],
+        datamodule: str,
+        preprocessing: str,
+        class_names: Callable[[S, int], list[str]],
+        *,
+        train_images: Callable[[S], int] | None = None,
     ) -> DatasetKind[S]:
         """The dataset named by ``spec``'s ``name`` tag (:func:`type_name`)."""
-        return cls(type_name(spec, "name"), spec, datamodule, preprocessing, class_names)
+        return cls(type_name(spec, "name"), spec, datamodule, preprocessing, class_names, train_images)
 
 
 class _Named(Protocol):

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-__all__ = ["plural", "validate_file"]
+if TYPE_CHECKING:
+    from archdsl.plan.shapes import ModelPlan
+    from archdsl.spec.model import ModelSpec
+
+__all__ = ["OVERSIZED", "Validated", "plural", "size_warnings", "validate_file"]
+
+OVERSIZED = 1000
+"""A model with more parameters than this many times its training images gets a warning."""
 
 
 def plural(n: int, noun: str) -> str:
@@ -12,8 +21,38 @@ def plural(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-def validate_file(path: str | Path) -> str:
-    """Read, validate and plan ``path``; returns a one-line description, raises ``ArchDSLError``."""
+@dataclass(frozen=True)
+class Validated:
+    """A file that passed: one line describing it, and what is allowed but likely a mistake."""
+
+    summary: str
+    warnings: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+def size_warnings(spec: ModelSpec, plan: ModelPlan) -> tuple[str, ...]:
+    """A warning when the model has over :data:`OVERSIZED` times as many parameters as its dataset has training
+    images (for datasets that know their size): it would memorise them, or not train at all."""
+    from archdsl.kinds import DATASETS
+
+    data = spec.train.data if spec.train is not None else None
+    kind = DATASETS.get(data.name) if data is not None else None
+    if kind is None or kind.train_images is None:
+        return ()
+    images = kind.train_images(data)
+    if plan.params <= OVERSIZED * images:
+        return ()
+    return (
+        f"the model has {plan.params:,} parameters, over {OVERSIZED:,}x the {images:,} training images of "
+        f"train.data.name={data.name} ({plan.params / images:,.0f} per image): expect it to memorise them or not "
+        "to train; a smaller model, or more data",
+    )
+
+
+def validate_file(path: str | Path) -> Validated:
+    """Read, validate and plan ``path``; returns what it is (and warnings), raises ``ArchDSLError``."""
     from archdsl.planner import plan_model
     from archdsl.search.space import load_search
     from archdsl.spec.load import is_search_doc, parse_spec
@@ -23,10 +62,12 @@ def validate_file(path: str | Path) -> str:
     if is_search_doc(doc):
         space = load_search(path)
         d = space.definition
-        return (
+        return Validated(
             f"search over {plural(len(d.params), 'parameter')} of {space.base_doc.file}, "
             f"{d.budget.trials} trials, objectives {', '.join(space.objective_names)}"
         )
     spec = parse_spec(doc)
     plan = plan_model(spec)
-    return f"{spec.name}, {plan.params:,} params, {plan.flops / 1e9:.2f} GFLOPs"
+    trains = isinstance(doc.data, dict) and "train" in doc.data  # a spec without one is a zoo entry, not a run
+    warnings = size_warnings(spec, plan) if trains else ()
+    return Validated(f"{spec.name}, {plan.params:,} params, {plan.flops / 1e9:.2f} GFLOPs", warnings)

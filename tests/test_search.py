@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -16,7 +17,7 @@ from optuna.trial import FixedTrial, TrialState
 
 import archdsl
 from archdsl.cli import main
-from archdsl.errors import SearchError
+from archdsl.errors import ArchDSLError, SearchError
 from archdsl.launch.run import run_search
 from archdsl.search.space.load import load_search
 from archdsl.search.space.resolution import resolve
@@ -35,6 +36,8 @@ stages:
 head: {type: classifier, num_classes: 10}
 train: {epochs: 2, batch_size: 128, optimizer: {lr: 3.0e-3}, data: {name: digits, augment: false}}
 """
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SEARCH = """\
 base: base.yaml
@@ -420,3 +423,127 @@ def test_a_trial_is_planned_once_from_sampling_to_training(tmp_path: Path, monke
     (trial,) = result.best
     assert trial.values[0] > 0 and trial.values[1] > 0  # trained, and its latency measured
     assert planned == ["tiny_base"]
+
+
+def test_search_file_errors_point_at_the_offending_key_with_what_was_meant(tmp_path: Path) -> None:
+    def only(param: str) -> str:
+        lr = "  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}"
+        (line,) = _problems(write_search(tmp_path, SEARCH.replace(lr, param)))
+        return line.removeprefix(f"{tmp_path}/search.yaml:")
+
+    unknown = only("  train.optimizer.lr: {{float: [1.0e-3, 6.0e-3], lg: true}}")
+    assert unknown.startswith("10:49: params.train.optimizer.lr.lg: unknown key 'lg' (did you mean 'log'?)")
+    assert only("  train.optimizer.lr: {{float: [1.0e-3, 6.0e-3], log: yes}}").startswith(
+        "10:54: params.train.optimizer.lr.log: must be a valid boolean, got 'yes'"
+    )
+    assert only("  train.optimizer.lr: {{flot: [1.0e-3, 6.0e-3]}}").endswith(
+        "got the unknown kind 'flot' (did you mean 'float'?)"
+    )
+    assert only("  train.optimiser.lr: {{float: [1.0e-3, 6.0e-3]}}").endswith(
+        "no such path in the base spec " + str(tmp_path / "base.yaml") + " (did you mean 'train.optimizer.lr'?)"
+    )
+    assert only("  stages.*.blocks.*.mixer.num_hedas: {{choice: [2, 4]}}").endswith(
+        "(did you mean 'stages.*.blocks.*.mixer.num_heads'?)"
+    )
+    branch = SEARCH + (
+        "  stages.1.blocks.0:\n"
+        "    choice: {{halo: {{type: bottleneck, width: 8, mixer: {{type: halo, block_size: 2, num_heads: 2}}}}}}\n"
+        "    params: {{halo: {{mixer.halo_sise: {{int: [1, 2]}}}}}}\n"
+    )
+    (line,) = _problems(write_search(tmp_path / "branch", branch))
+    assert line.startswith(
+        f"{tmp_path}/branch/search.yaml:13:21: params.stages.1.blocks.0.params.halo.mixer.halo_sise:"
+    )
+    assert line.endswith("(did you mean 'mixer.halo_size'?)")
+
+
+def test_command_line_problems_name_the_option_not_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "base.yaml"
+    spec.write_text(BASE.replace("epochs: 2", "epochs: 1"))
+    out = tmp_path / "run"
+    (out).mkdir()
+    (out / "best.ckpt").write_bytes(b"")
+    assert main(["train", str(spec), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("--out: ") and "already holds a training run" in line
+
+
+PARAMS_ONLY = """\
+base: base.yaml
+objectives: [{{metric: params}}]
+budget: {{trials: {trials}, max_params: {max_params}}}
+sampler: {{name: random, seed: 0}}
+params:
+  stages.0.channels: {{int: [16, 64]}}
+  train.optimizer.lr: {{float: [1.0e-3, 5.0e-3], log: true}}
+"""
+
+
+def test_a_budget_raised_in_the_file_continues_the_study_and_other_changes_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Trials of a params-only search plan and finish in milliseconds: the budget's rules, without training."""
+
+    def run(trials: int, max_params: int = 1_000_000, *extra: str) -> dict[str, Any]:
+        write_search(tmp_path, PARAMS_ONLY.replace("{max_params}", str(max_params)), trials=trials)
+        code = main(["search", str(tmp_path / "search.yaml"), "--out", str(tmp_path / "out"), "--json", *extra])
+        captured = capsys.readouterr()
+        result: dict[str, Any] = json.loads(captured.out.strip().splitlines()[-1]) if code == 0 else {}
+        return {"code": code, "err": captured.err, **result}
+
+    first = run(6)
+    assert first["trials"]["complete"] == 6
+    raised = run(10)
+    assert raised["code"] == 0 and raised["study"] == first["study"] and raised["trials"]["complete"] == 10
+    assert "resuming study 'search'" in raised["err"] and "10 of 10" not in raised["err"]
+    changed = run(10, 500_000)
+    assert changed["code"] == 2
+    assert "budget.max_params: 1000000 -> 500000" in changed["err"] and "--new-study" in changed["err"]
+    lowered = run(4)
+    assert lowered["code"] == 0 and lowered["trials"]["complete"] == 10  # nothing ran, nothing was lost
+    assert "already holds 10 finished trials, more than this run's budget of 4" in lowered["err"]
+    # status counts against the budget the latest run was given, --trials included
+    assert run(6, 1_000_000, "--trials", "12")["trials"]["complete"] == 12
+    assert main(["status", str(tmp_path / "out"), "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["budget"], status["trials"]["finished"]) == (12, 12)
+
+
+def test_set_fixes_values_for_every_trial_and_is_part_of_the_search(tmp_path: Path) -> None:
+    fixed = SEARCH.replace("params:", "set: {{train.epochs: 1, stages.*.blocks.*.width: 4}}\nparams:")
+    space = load_search(write_search(tmp_path, fixed))
+    trial = FixedTrial(
+        {
+            "conv_stages": 0,
+            "stages.*.blocks.*.mixer.num_heads": 2,
+            "stages.0.blocks.0.mixer.halo_size": 1,
+            "train.optimizer.lr": 2e-3,
+        }
+    )
+    spec = resolve(space, trial)
+    assert spec.train.epochs == 1 and [b.width for s in spec.stages for b in s.blocks] == [4, 4]
+    assert space.fingerprint() != load_search(write_search(tmp_path / "plain", SEARCH)).fingerprint()
+    (line,) = _problems(write_search(tmp_path / "bad", fixed.replace("train.epochs", "train.epocs")))
+    assert line.startswith(f"{tmp_path}/bad/search.yaml:6:7: set.train.epocs: no such path in the base spec")
+    assert line.endswith("(did you mean 'train.epochs'?)")
+    with pytest.raises(ArchDSLError) as err:  # the base with its set values is a spec: its problems are located
+        load_search(write_search(tmp_path / "neg", fixed.replace("train.epochs: 1", "train.epochs: -1")))
+    (line,) = (str(p) for p in err.value.problems)
+    assert line.startswith(f"{tmp_path}/neg/search.yaml:6:21: train.epochs: must be greater than or equal to 1")
+
+
+def test_validate_warns_of_a_model_far_larger_than_its_training_set(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "big.yaml"
+    wide = BASE.replace("channels: 32\n    stride: 2", "channels: 16384\n    stride: 2").replace(
+        "width: 8", "width: 64"
+    )
+    spec.write_text(wide)
+    assert main(["validate", str(spec)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"ok  {spec}: tiny_base")
+    assert f"{spec}: warning: the model has " in captured.err
+    assert "over 1,000x the 1,077 training images of train.data.name=digits" in captured.err
+    assert main(["validate", str(ROOT / "specs" / "resnet50.yaml")]) == 0  # a zoo entry trains on nothing
+    assert "warning" not in capsys.readouterr().err

@@ -152,6 +152,38 @@ def test_resume_continues_step_and_schedule(tmp_path: Path) -> None:
     assert epochs == {"0", "1", "2"}
 
 
+class _LearningRates(Callback):
+    def __init__(self) -> None:
+        self.lr: dict[int, float] = {}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:  # type: ignore[no-untyped-def]
+        self.lr[trainer.global_step] = trainer.optimizers[0].param_groups[0]["lr"]
+
+
+def test_resume_with_more_epochs_plans_the_schedule_again_over_the_new_total(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``train --epochs 2`` then ``--resume --epochs 4``: the cosine ended at 0 after epoch 2; resumed, the steps of
+    epochs 3 and 4 follow the closed-form cosine over 4 epochs (warm-up not repeated), and one line says so."""
+    import math
+
+    spec = tiny(tmp_path, epochs=2)
+    fit(plan_spec(load_spec(spec, ["train.schedule.warmup_epochs=0.5"])), tmp_path / "run", progress=False, test=False)
+    capfd.readouterr()
+    seen = _LearningRates()
+    longer = plan_spec(load_spec(spec, ["train.schedule.warmup_epochs=0.5", "train.epochs=4"]))
+    fit(longer, tmp_path / "run", resume=True, progress=False, test=False, callbacks=[seen])
+    steps = 34  # per epoch: ceil(1077 / 32)
+    total, warmup = 4 * steps, steps // 2
+    assert sorted(seen.lr) == list(range(2 * steps, 4 * steps))
+    for step, lr in seen.lr.items():
+        cosine = 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+        assert lr == pytest.approx(3e-3 * cosine, rel=1e-9, abs=1e-15), step
+    assert seen.lr[2 * steps] > 1e-3  # learning again, not at the old schedule's end (0)
+    err = capfd.readouterr().err
+    assert f"was planned over {2 * steps} steps and now runs over {total} (4 epochs)" in err
+
+
 def test_non_finite_loss_stops_with_located_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     spec = tiny(tmp_path, epochs=2, lr=1e12, opt="sgd")
     out = tmp_path / "nan"

@@ -21,12 +21,14 @@ def run(args: argparse.Namespace) -> int:
     failed = 0
     for path in args.paths:
         try:
-            summary = validate_file(path)
+            result = validate_file(path)
         except ArchDSLError as err:
             failed += 1
             for problem in err.problems:
                 print(problem, file=sys.stderr)
             continue
+        for warning in result.warnings:
+            print(f"{path}: warning: {warning}", file=sys.stderr)
         if not args.quiet:
-            print(f"ok  {path}: {summary}")
+            print(f"ok  {path}: {result.summary}")
     return 2 if failed else 0

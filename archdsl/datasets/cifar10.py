@@ -34,5 +34,6 @@ DATASETS.add(
         "archdsl.train.data.cifar10:cifar10_datamodule",
         "archdsl.train.data.cifar10:cifar10_preprocessing",
         lambda spec, n: list(CIFAR10_CLASSES),
+        train_images=lambda spec: 50_000 - spec.val_size,
     ),
 )

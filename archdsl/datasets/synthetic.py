@@ -24,5 +24,11 @@ class SyntheticData(SpecModel):
 
 
 DATASETS.add(
-    DatasetKind.of(SyntheticData, "archdsl.train.data.synthetic:synthetic_datamodule", PIXELS, numbered_classes),
+    DatasetKind.of(
+        SyntheticData,
+        "archdsl.train.data.synthetic:synthetic_datamodule",
+        PIXELS,
+        numbered_classes,
+        train_images=lambda spec: spec.num_samples,
+    ),
 )

@@ -123,7 +123,7 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     ref = resolve_storage(storage_url, out)
     name = options.study_name or space.name
     storage = open_storage(ref, space.definition.workers)
-    study = open_study(space, storage, ref, name, out, new_study=options.new_study)
+    study = open_study(space, storage, ref, name, out, new_study=options.new_study, trials=options.trials)
     record_study(out, ref, name)
     if ref.kind == "postgresql":
         from archdsl.search.storages import check_connection_budget

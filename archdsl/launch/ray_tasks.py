@@ -67,7 +67,8 @@ def run_ray(
     options = replace(options, out=out)
     ref = resolve_storage(storage_url, out)
     name = options.study_name or space.name
-    study = open_study(space, open_storage(ref, space.definition.workers), ref, name, out, new_study=options.new_study)
+    storage = open_storage(ref, space.definition.workers)
+    study = open_study(space, storage, ref, name, out, new_study=options.new_study, trials=options.trials)
     record_study(out, ref, name)
     options = replace(options, study_name=name, new_study=False)
     started_here = not ray.is_initialized()

@@ -35,7 +35,9 @@ __all__ = [
     "TrialRecord",
     "TrialWriter",
     "outcome",
+    "record_budget",
     "retry_history",
+    "rewrite_search",
     "without_record",
     "write_study",
 ]
@@ -101,6 +103,8 @@ class StudyAttr(str, Enum):
     VERSIONS = "archdsl_versions"
     """The versions of the process that created the study; each trial records its worker's."""
     FINGERPRINT = "archdsl_fingerprint"
+    BUDGET = "archdsl_budget"
+    """The trial budget of the latest run (``budget.trials``, or ``--trials``), which ``status`` counts against."""
 
 
 RETRY_HISTORY = "retry_history"
@@ -354,6 +358,8 @@ class StudyRecord:
     out_dir: Path | None
     versions: Mapping[str, str]
     fingerprint: str | None
+    run_budget: int | None = None
+    """The trial budget the latest run was given (studies of earlier releases record none)."""
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudyRecord:
@@ -364,22 +370,42 @@ class StudyRecord:
             out_dir=Path(out) if out else None,
             versions=dict(versions) if isinstance(versions, dict) else {},
             fingerprint=_str(a.get(StudyAttr.FINGERPRINT.value)),
+            run_budget=_int(a.get(StudyAttr.BUDGET.value)),
         )
+
+    @property
+    def definition_data(self) -> Mapping[str, Any]:
+        """The search file's data as stored (empty for a study archdsl did not create)."""
+        data = (self.search or {}).get("definition")
+        return data if isinstance(data, dict) else {}
+
+    @property
+    def base_data(self) -> Mapping[str, Any]:
+        """The base spec's data as stored."""
+        data = (self.search or {}).get("base")
+        return data if isinstance(data, dict) else {}
+
+    def budget(self) -> int | None:
+        """The trial budget to count against: the latest run's, else the stored definition's."""
+        if self.run_budget is not None:
+            return self.run_budget
+        definition = self.definition()
+        return definition.budget.trials if definition is not None else None
 
     def definition(self) -> SearchDefinition | None:
         """The stored search definition, validated again (every default filled in, as the search file would
         be today); None for a study archdsl did not create, or one it can no longer read."""
-        data = (self.search or {}).get("definition")
+        data = self.definition_data
         try:
-            return SearchDefinition.model_validate(data) if isinstance(data, dict) else None
+            return SearchDefinition.model_validate(data) if data else None
         except ValidationError:
             return None
 
     def base(self) -> ModelSpec | None:
         """The stored base spec, validated again; None where there is none or it no longer validates."""
-        data = (self.search or {}).get("base")
+        data = self.base_data
         try:
-            return spec_from_text(json.dumps(data), "<the study's base spec>") if isinstance(data, dict) else None
+            return spec_from_text(json.dumps(data), "<the study's base spec>") if data else None
         except ArchDSLError:
             return None
 
@@ -400,3 +426,15 @@ def write_study(
     study.set_user_attr(StudyAttr.OUT_DIR.value, str(out.resolve()))
     study.set_user_attr(StudyAttr.VERSIONS.value, dict(versions))
     study.set_user_attr(StudyAttr.FINGERPRINT.value, fingerprint)
+
+
+def rewrite_search(study: optuna.Study, search: Mapping[str, Any], fingerprint: str) -> None:
+    """Record the search data and fingerprint of a run that joins the study (its budget may differ)."""
+    study.set_user_attr(StudyAttr.SEARCH.value, dict(search))
+    study.set_user_attr(StudyAttr.FINGERPRINT.value, fingerprint)
+
+
+def record_budget(study: optuna.Study, trials: int) -> None:
+    """Record the trial budget of the run that opened the study, unless it is recorded already."""
+    if StudyRecord.of(study).run_budget != trials:
+        study.set_user_attr(StudyAttr.BUDGET.value, trials)

@@ -13,8 +13,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import SearchError
 from archdsl.search.budget import Tally
-from archdsl.search.record import StudyRecord, write_study
+from archdsl.search.record import StudyRecord, record_budget, rewrite_search, write_study
 from archdsl.search.sampler import make_pruner, make_sampler
+from archdsl.search.space.identity import differences, identity
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.storages.connect import StorageRef
 from archdsl.versions import library_versions
@@ -30,8 +31,10 @@ def open_study(
     out: Path,
     *,
     new_study: bool = False,
+    trials: int | None = None,
 ) -> optuna.Study:
-    """Create the study once or load it; refuse a study made by another search definition or base spec.
+    """Create the study once or load it; refuse a study made by another search definition or base spec;
+    record the budget of this run (``trials``, default ``budget.trials``), which ``status`` counts against.
 
     Safe when several workers start together: Optuna's ``load_if_exists`` settles who creates the study,
     and the fingerprint is read back after it is written.
@@ -54,12 +57,18 @@ def open_study(
         write_study(study, search=space.to_data(), out=out, versions=library_versions(), fingerprint=mine)
         stored = StudyRecord.of(optuna.load_study(study_name=study_name, storage=storage)).fingerprint
     if stored != mine:
-        raise SearchError.at(
-            "",
-            f"study '{study_name}' in {ref.display} was made by a different search definition or base spec; "
-            "pass --new-study to replace it, or --study NAME to start another",
-            space.doc.locate(()),
-        )
+        record = StudyRecord.of(study)
+        changed = differences(identity(record.definition_data, record.base_data), space.identity())
+        if changed:
+            raise SearchError.at(
+                "",
+                f"study '{study_name}' in {ref.display} was made by a different search definition or base spec "
+                f"({'; '.join(changed)}); revert the change, pass --new-study to replace the study, or --study NAME "
+                "to start another (budget.trials and budget.timeout_minutes may change: the study goes on)",
+                space.doc.locate(()),
+            )
+        rewrite_search(study, space.to_data(), mine)  # the same search, fingerprinted by an earlier release
+    record_budget(study, trials if trials is not None else space.definition.budget.trials)
     return study
 
 

@@ -108,10 +108,18 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
     workers = space.definition.workers
     name = options.study_name or space.name
     storage = open_storage(ref, workers)
-    study = open_study(space, storage, ref, name, out, new_study=options.new_study)
+    study = open_study(space, storage, ref, name, out, new_study=options.new_study, trials=options.trials)
     record_study(out, ref, name)
     target = options.trials or space.definition.budget.trials
-    if options.progress:
+    finished = tally(study.get_trials(deepcopy=False)).finished
+    if finished > target:  # the budget was lowered below what the study holds: say so, run nothing
+        print(
+            f"study '{name}' in {ref.display} already holds {finished} finished trials, more than this run's budget "
+            f"of {target} (budget.trials or --trials): nothing to run",
+            file=sys.stderr,
+            flush=True,
+        )
+    elif options.progress:
         say_resuming(study, ref.display, target)
     timeout = options.timeout_minutes
     deadline = time.monotonic() + timeout * 60 if timeout else None

@@ -6,7 +6,7 @@ import types
 import typing
 from typing import Any, Union
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Discriminator, Tag, ValidationError
 
 from archdsl.errors import Problem, brief
 from archdsl.registry import suggest
@@ -28,14 +28,28 @@ def problems_from_validation(err: ValidationError, doc: SourceDoc, root: type[Ba
     return problems
 
 
+def _follows(cur: Any, part: Any) -> bool:
+    """Whether ``part`` is a list index or a key written in ``cur``."""
+    return (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)) or (
+        isinstance(cur, dict) and isinstance(part, str) and part in cur
+    )
+
+
 def _data_path(data: Any, loc: tuple[Any, ...]) -> PathKey:
     """Drop the union tags and validator names pydantic inserts into ``loc``."""
     out: list[str | int] = []
     cur = data
-    for part in loc:
-        if (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)) or (
-            isinstance(cur, dict) and isinstance(part, str) and part in cur
+    for i, part in enumerate(loc):
+        following = loc[i + 1] if i + 1 < len(loc) else None
+        if (
+            _follows(cur, part)
+            and following is not None
+            and not isinstance(cur[part], dict)
+            and not _follows(cur[part], following)
+            and _follows(cur, following)
         ):
+            continue  # a union tag that is also a key (a search parameter's ``float``): the error is beside it
+        if _follows(cur, part):
             out.append(part)
             cur = cur[part]  # type: ignore[index]  # list index or dict key, checked above
         elif isinstance(cur, dict) and isinstance(part, str) and part not in cur and not _is_tag(cur, part):
@@ -85,13 +99,16 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
 
 def _unwrap(tp: Any, data: Any) -> Any:
     """Follow Annotated/Optional/discriminated unions to the model or list type ``data`` is read as."""
+    tag: Any = data.get("type") if isinstance(data, dict) else None
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
+            for meta in getattr(tp, "__metadata__", ()):
+                if isinstance(meta, Discriminator) and callable(meta.discriminator):
+                    tag = meta.discriminator(data)  # a union told apart by a function (search parameters)
             tp = typing.get_args(tp)[0]
         elif origin in (Union, types.UnionType):
             members = [a for a in typing.get_args(tp) if a is not type(None)]
-            tag = data.get("type") if isinstance(data, dict) else None
             chosen = next((m for m in members if tag is not None and _tag_of(m) == tag), None)
             if chosen is None and len(members) == 1:
                 chosen = members[0]
@@ -103,6 +120,8 @@ def _unwrap(tp: Any, data: Any) -> Any:
 
 
 def _tag_of(model: Any) -> Any:
+    if typing.get_origin(model) is typing.Annotated:  # Annotated[Model, Tag("name")]
+        return next((m.tag for m in getattr(model, "__metadata__", ()) if isinstance(m, Tag)), None)
     field = getattr(model, "model_fields", {}).get("type")
     args = typing.get_args(field.annotation) if field is not None else ()
     return args[0] if args else None
@@ -120,11 +139,19 @@ def fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
             if not args:
                 return []
             tp = args[0]
+        elif typing.get_origin(tp) is dict:  # a mapping of user-named entries (search parameters)
+            tp = typing.get_args(tp)[1]
         else:
-            fields = getattr(tp, "model_fields", None)
-            if fields is None or part not in fields:
+            fields = _keys(tp)
+            if part not in fields:
                 return []
             tp = fields[part].annotation
         cur = cur[part] if isinstance(cur, dict | list) else None  # type: ignore[index]
     tp = _unwrap(tp, cur)
-    return list(getattr(tp, "model_fields", {}) or [])
+    return list(_keys(tp))
+
+
+def _keys(tp: Any) -> dict[str, Any]:
+    """A model's fields by the key a user writes (its alias where it has one)."""
+    fields = getattr(tp, "model_fields", None) or {}
+    return {f.alias or name: f for name, f in fields.items()}

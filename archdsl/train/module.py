@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 import lightning as L
@@ -113,10 +114,36 @@ class ClassificationModule(L.LightningModule):
             opt = torch.optim.AdamW(groups, lr=t.optimizer.lr, betas=t.optimizer.betas)
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warmup = min(total - 1, round(t.schedule.warmup_epochs * total / max(1, self.trainer.max_epochs or 1)))
+        self._planned = (total, warmup)  # a resumed run's checkpoint overwrites the schedule's own copy
         sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, _schedule(total, warmup, t.schedule.name, t.schedule.min_lr_ratio)
+            opt, _Schedule(total, warmup, t.schedule.name, t.schedule.min_lr_ratio)
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_start(self) -> None:
+        """A resumed run restores the schedule it was planned with; when it now trains for more epochs, the
+        schedule is planned again over the new total from the step it stands at (the warm-up, already done,
+        is not repeated; cosine goes on to the new end), and one line says so."""
+        planned: tuple[int, int] | None = getattr(self, "_planned", None)
+        configs = self.trainer.lr_scheduler_configs
+        if planned is None or not configs or self.trainer.global_step == 0:
+            return
+        scheduler = configs[0].scheduler
+        restored = next((f for f in getattr(scheduler, "lr_lambdas", ()) if isinstance(f, _Schedule)), None)
+        if restored is None or restored.total == planned[0]:
+            return
+        was = restored.total
+        restored.total, restored.warmup = planned
+        step = scheduler.last_epoch  # type: ignore[union-attr]
+        for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, strict=True):  # type: ignore[union-attr]
+            group["lr"] = base * restored(step)
+        if self.trainer.is_global_zero:
+            print(
+                f"resuming at step {step}: the learning-rate schedule ({restored.name}) was planned over {was} steps "
+                f"and now runs over {planned[0]} ({self.trainer.max_epochs} epochs)",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 class _Schedule:
@@ -132,7 +159,3 @@ class _Schedule:
             return 1.0
         progress = min(1.0, (step - self.warmup) / max(1, self.total - self.warmup))
         return self.floor + (1.0 - self.floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _schedule(total: int, warmup: int, name: str, floor: float) -> _Schedule:
-    return _Schedule(total, warmup, name, floor)

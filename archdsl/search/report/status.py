@@ -78,7 +78,7 @@ def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, disp
     stored = StudyRecord.of(study)
     definition, base = stored.definition(), stored.base()
     objectives = stored.objective_names(len(study.directions))
-    budget = definition.budget.trials if definition is not None else None
+    budget = stored.budget()
     epochs = base.train.epochs if base is not None else None
     beats = last_heartbeats(storage, study.study_name)
     now = dt.datetime.now()

@@ -4,6 +4,7 @@
 base: ../specs/digits_search_base.yaml
 objectives: [{metric: val/acc, direction: maximize}]
 budget: {trials: 30, max_params: 2_000_000}
+set: {train.epochs: 4}                                       # fixed for every trial
 params:
   stages.*.blocks.*.mixer.num_heads: {choice: [2, 4]}      # one parameter tied across every match
   train.optimizer.lr: {float: [1.0e-3, 5.0e-3], log: true}
@@ -231,6 +232,9 @@ class SearchDefinition(SpecModel):
     """Pruner."""
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
     """Heartbeats, retries and reconnects of the workers sharing the study (also a single ``search``)."""
+    fixed: dict[str, Any] = Field(default_factory=dict, alias="set")
+    """Spec path (wildcards ``*`` allowed) -> a value every trial trains with (``set: {train.epochs: 2}``),
+    applied to the base spec before any parameter."""
     params: dict[str, ParamSpec] = Field(min_length=1)  # type: ignore[valid-type]
     """Spec path (wildcards ``*`` allowed) -> parameter; the path is also the Optuna parameter name."""
 

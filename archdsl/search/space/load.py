@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from archdsl.errors import Problem, SearchError, SpecError, brief
 from archdsl.limits import GRID_POINTS
+from archdsl.registry import suggest
 from archdsl.search.space.conv_stages import apply_conv_stages
 from archdsl.search.space.definition import (
     CONV_STAGES,
@@ -21,7 +21,8 @@ from archdsl.search.space.definition import (
     IntParam,
     SearchDefinition,
 )
-from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern
+from archdsl.search.space.identity import fingerprint, identity
+from archdsl.search.space.paths import assign, expand, is_valid_path, parse_pattern, suggest_path
 from archdsl.spec.errors import problems_from_validation
 from archdsl.spec.load import parse_spec
 from archdsl.spec.source import SourceDoc, read_yaml, read_yaml_text
@@ -50,14 +51,17 @@ class SearchSpace:
         return [o.resolved_direction for o in self.definition.objectives]
 
     def fingerprint(self) -> str:
-        """Hash of the definition and the base spec's data: a study must not mix two searches.
+        """Hash of what is searched (:mod:`archdsl.search.space.identity`): a study must not mix two searches.
 
-        Where the base file lies (``base``) and how workers keep in touch (``workers``) do not change what
-        is searched, so moving the files or tuning heartbeats keeps the study.
+        Where the base file lies (``base``), how workers keep in touch (``workers``) and how much to run
+        (``budget.trials``, ``budget.timeout_minutes``) do not change what is searched, so moving the files,
+        tuning heartbeats or raising the budget keeps the study.
         """
-        definition = {k: v for k, v in self.doc.data.items() if k not in ("base", "workers")}
-        payload = json.dumps({"definition": definition, "base": self.base_doc.data}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+        return fingerprint(self.identity())
+
+    def identity(self) -> dict[str, Any]:
+        """The data another run must agree on to join this search's study."""
+        return identity(self.doc.data, self.base_doc.data)
 
     def to_data(self) -> dict[str, Any]:
         """Everything needed to resolve trials without the files (stored in the study)."""
@@ -86,7 +90,8 @@ def _build(doc: SourceDoc, path: Path) -> SearchSpace:
     try:
         definition = SearchDefinition.model_validate(doc.data)
     except ValidationError as err:
-        raise SearchError(problems_from_validation(err, doc, SearchDefinition)) from None
+        problems = problems_from_validation(err, doc, SearchDefinition)
+        raise SearchError([_kind_hint(e, p) for e, p in zip(err.errors(), problems, strict=True)]) from None
     base_path = (path.parent / definition.base).resolve()
     try:
         base_doc = read_yaml(base_path)
@@ -96,13 +101,52 @@ def _build(doc: SourceDoc, path: Path) -> SearchSpace:
                 "base", f"base spec '{definition.base}' not found (looked at {base_path})", doc.locate("base")
             ) from None
         raise
-    parse_spec(base_doc)  # the base itself must be a valid spec (errors located in its file)
+    base_doc, problems = _apply_fixed(definition, doc, base_doc)
+    if problems:
+        raise SearchError(problems)
+    parse_spec(base_doc)  # the base itself must be a valid spec (errors located in its file, or at `set:`)
     problems = list(_check_params(definition, doc, base_doc))
     if definition.sampler.name == "grid":
         problems += _check_grid(definition, doc)
     if problems:
         raise SearchError(problems)
     return SearchSpace(definition, doc, base_doc, path.stem)
+
+
+def _apply_fixed(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc) -> tuple[SourceDoc, list[Problem]]:
+    """The base spec with the search file's ``set:`` values in place; a problem of a set value is located at
+    its line in the search file."""
+    if not definition.fixed:
+        return base, []
+    data = copy.deepcopy(base.data)
+    overrides = dict(base.overrides)
+    problems = []
+    for key, value in definition.fixed.items():
+        pattern = parse_pattern(key) if key and "" not in key.split(".") else ()
+        paths = [p for p in expand(data, pattern) if is_valid_path(data, p)] if pattern else []
+        if not paths:
+            hint = suggest_path(data, pattern) if pattern else ""
+            where = doc.locate_key(("set", key))
+            problems.append(Problem(f"set.{key}", f"no such path in the base spec {base.file}{hint}", where))
+            continue
+        for path in paths:
+            assign(data, path, copy.deepcopy(value))
+            overrides[path] = doc.locate(("set", key))
+    return replace(base, data=data, overrides=overrides), problems
+
+
+PARAM_KINDS = ("int", "float", "choice")
+
+
+def _kind_hint(error: Any, problem: Problem) -> Problem:
+    """A parameter of no known kind names the key it was most likely meant to have: ``{flot: [..]}``."""
+    given = error.get("input")
+    if error["type"] != "invalid_param" or not isinstance(given, dict):
+        return problem
+    for key in given:
+        if isinstance(key, str) and key not in PARAM_KINDS and (hint := suggest(key, PARAM_KINDS)):
+            return replace(problem, message=f"{problem.message}; got the unknown kind '{key}'{hint}")
+    return problem
 
 
 def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc) -> list[Problem]:
@@ -130,7 +174,8 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
         pattern = parse_pattern(key)
         matches = [p for d in variants for p in expand(d, pattern) if is_valid_path(d, p)]
         if not matches:
-            problems.append(Problem(f"params.{key}", f"no such path in the base spec {base.file}", where))
+            hint = max((suggest_path(d, pattern) for d in variants), key=len)
+            problems.append(Problem(f"params.{key}", f"no such path in the base spec {base.file}{hint}", where))
             continue
         if isinstance(param, BlockChoiceParam):
             for branch, sub in param.params.items():
@@ -142,10 +187,12 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
                         for p in expand(branch_data, rel_pattern)
                     )
                     if not ok:
+                        wrapped = _wrap(data, matches[0], branch_data)
+                        hint = suggest_path(wrapped, (*matches[0], *rel_pattern), shown_from=len(matches[0]))
                         problems.append(
                             Problem(
                                 f"params.{key}.params.{branch}.{rel}",
-                                f"no such path in branch '{branch}' ({json.dumps(branch_data)})",
+                                f"no such path in branch '{branch}' ({json.dumps(branch_data)}){hint}",
                                 doc.locate_key(("params", key, "params", branch, rel)),
                             )
                         )

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from archdsl.registry import suggest
 from archdsl.spec.errors import fields_at
 from archdsl.spec.model import ModelSpec
 from archdsl.spec.source import PathKey, parse_dotted
 
-__all__ = ["assign", "expand", "is_valid_path", "parse_pattern"]
+__all__ = ["assign", "expand", "is_valid_path", "parse_pattern", "suggest_path"]
 
 WILDCARD = "*"
 
@@ -60,6 +61,37 @@ def is_valid_path(data: dict[str, Any], path: PathKey, root: type = ModelSpec) -
             return False
         cur = None
     return True
+
+
+def suggest_path(data: dict[str, Any], path: PathKey, root: type = ModelSpec, *, shown_from: int = 0) -> str:
+    """`` (did you mean 'a.b.c'?)`` for the path ``path`` most likely meant, or an empty string: the first
+    part that names nothing is replaced by the closest key written there or field the spec models accept
+    (a wildcard is tried on each item it matches); the path is shown from part ``shown_from`` on."""
+
+    def walk(cur: Any, i: int, concrete: tuple[str | int, ...]) -> str:
+        if i == len(path):
+            return ""
+        part = path[i]
+        if part == WILDCARD:
+            keys = list(range(len(cur))) if isinstance(cur, list) else list(cur) if isinstance(cur, dict) else []
+            return next((h for k in keys if (h := walk(cur[k], i + 1, (*concrete, k)))), "")
+        if _follows(cur, part):
+            return walk(cur[int(part)] if isinstance(cur, list) else cur[str(part)], i + 1, (*concrete, part))
+        written = [k for k in cur if isinstance(k, str)] if isinstance(cur, dict) else []
+        options = sorted({*written, *fields_at(root, data, concrete)})
+        hint = suggest(str(part), options) if options else ""
+        if not hint:
+            return ""
+        meant = (*path[:i], hint.split("'")[1], *path[i + 1 :])[shown_from:]
+        return f" (did you mean '{'.'.join(str(p) for p in meant)}'?)"
+
+    return walk(data, 0, ())
+
+
+def _follows(cur: Any, part: Any) -> bool:
+    return (isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)) or (
+        isinstance(cur, dict) and str(part) in cur
+    )
 
 
 def assign(data: Any, path: PathKey, value: Any) -> None:
