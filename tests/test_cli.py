@@ -174,3 +174,15 @@ def test_validate_counts_parameters_in_words(tmp_path: Path, capsys: pytest.Capt
     )
     assert main(["validate", str(search)]) == 0
     assert ": search over 1 parameter of " in capsys.readouterr().out
+
+
+def test_summary_prints_the_spec_name_as_written_in_both_forms(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "mine.yaml"
+    spec.write_text(
+        (ROOT / "specs" / "digits_hybrid.yaml").read_text().replace("name: digits_hybrid", "name: My_hybrid")
+    )
+    for extra in ([], ["--blocks"]):
+        assert main(["summary", str(spec), *extra]) == 0
+        assert capsys.readouterr().out.startswith("My_hybrid: input 1x16x16 -> 10\n")

@@ -70,3 +70,56 @@ def test_table_states_rank_and_cost() -> None:
     assert lines[0].startswith("| parameter | value | rank | trials | best val/acc |")
     assert "| `stages.2.blocks.1` | danet | 1 | 1 | 0.9700 | 0.9700 | 1,200 | 6.00 |" in lines
     assert "| `stages.2.blocks.1` | ccnet | – | 0 | – | – | – | – |" in lines
+
+
+def test_pruned_and_rejected_trials_are_counted_and_a_value_only_pruned_shows_what_they_reported() -> None:
+    study = _study()
+    pruned = optuna.trial.TrialState.PRUNED
+    for ctx, steps, rejected in [
+        ("ccnet", {0: 0.40, 1: 0.52}, False),  # ran and was pruned: its last value counts
+        ("ccnet", {0: 0.45}, False),
+        ("danet", {0: 0.30}, False),  # beside a complete trial, the complete one's value stands
+        ("bottleneck", {}, True),  # refused before training: counted, no value
+    ]:
+        study.add_trial(
+            optuna.trial.create_trial(
+                params={"stages.2.blocks.1": ctx, "stages.*.blocks.0.attention": "se", "lr": 3e-3},
+                distributions={"stages.2.blocks.1": CTX, "stages.*.blocks.0.attention": ATT, "lr": LR},
+                state=pruned,
+                intermediate_values=steps,
+                user_attrs={"params": 700, "flops": 2_000_000, "rejected": rejected, "reason": "too big"},
+            )
+        )
+    ctx = {r.value: r for r in module_ranking(study) if r.param == "stages.2.blocks.1"}
+    assert list(ctx) == ["danet", "nonlocal", "bottleneck", "ccnet"]  # only pruned: after the complete ones
+    assert (ctx["ccnet"].trials, ctx["ccnet"].pruned, ctx["ccnet"].best, ctx["ccnet"].from_pruned) == (2, 2, 0.52, True)
+    assert abs(ctx["ccnet"].mean - 0.485) < 1e-12  # type: ignore[operator]
+    assert (ctx["danet"].trials, ctx["danet"].pruned, ctx["danet"].best, ctx["danet"].from_pruned) == (
+        2,
+        1,
+        0.97,
+        False,
+    )
+    assert (ctx["bottleneck"].trials, ctx["bottleneck"].rejected, ctx["bottleneck"].complete) == (2, 1, 1)
+    lines = ranking_table(study, "val/acc").splitlines()  # type: ignore[union-attr]
+    assert (
+        "| `stages.2.blocks.1` | ccnet | 4 | 2 (2 pruned) | 0.5200 (pruned) | 0.4850 (pruned) | 700 | 2.00 |" in lines
+    )
+    assert "| `stages.2.blocks.1` | danet | 1 | 2 (1 pruned) | 0.9700 | 0.9700 | 1,200 | 6.00 |" in lines
+    assert "| `stages.2.blocks.1` | bottleneck | 3 | 2 (1 rejected) | 0.9000 | 0.9000 | 800 | 3.00 |" in lines
+
+
+def test_a_value_whose_trials_were_all_rejected_is_listed_without_a_rank() -> None:
+    study = optuna.create_study(direction="maximize")
+    dist = CategoricalDistribution(["a", "b"])
+    study.add_trial(optuna.trial.create_trial(params={"m": "a"}, distributions={"m": dist}, value=0.5))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"m": "b"},
+            distributions={"m": dist},
+            state=optuna.trial.TrialState.PRUNED,
+            user_attrs={"rejected": True},
+        )
+    )
+    lines = ranking_table(study, "v").splitlines()  # type: ignore[union-attr]
+    assert lines[-1] == "| `m` | b | – | 1 (1 rejected) | – | – | – | – |"

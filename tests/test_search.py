@@ -83,7 +83,8 @@ def test_unknown_path_is_located(tmp_path: Path) -> None:
     problems = _problems(write_search(tmp_path, text))
     assert problems == [
         f"{tmp_path}/search.yaml:11:3: params.stages.5.channels: no such path in the base spec {tmp_path}/base.yaml",
-        f"{tmp_path}/search.yaml:12:3: params.stem.chanels: no such path in the base spec {tmp_path}/base.yaml",
+        f"{tmp_path}/search.yaml:12:3: params.stem.chanels: no such path in the base spec {tmp_path}/base.yaml"
+        " (did you mean 'stem.channels'?)",
     ]
 
 

@@ -1,23 +1,31 @@
 """A study's report: PNG plots and an HTML page a person would open.
 
-Plots are Optuna's matplotlib visualisations drawn from a copy of the study whose parameters carry short
-labels (:mod:`archdsl.search.report.labels`); importances are computed per parameter over the trials where it
-was active (a parameter of a part that was not there is not sampled). The trial table is sorted best first,
-the best trial marked, values rounded, and paged. For a search over ``conv_stages`` (HaloNet's trade-off
-study) the page and the returned text also hold the trade-off table beside the paper's, labelled as digits.
+The plots are drawn with matplotlib from the trials, parameters under short labels
+(:mod:`archdsl.search.report.labels`): the history over trial numbers (complete trials, pruned ones at the
+last value they reported, rejected ones marked at the bottom, the best so far), importances computed per
+parameter over the trials where it was active (a parameter of a part that was not there is not sampled), and
+parallel coordinates whose integer and categorical axes are labelled with their values (a parameter a trial
+did not have is drawn at ``absent``); a multi-objective study adds Optuna's Pareto front. Titles are wrapped
+until they fit the figure. The trial table is sorted best first, the best trial marked, values rounded, and
+paged. For a search over ``conv_stages`` (HaloNet's trade-off study) the page and the returned text also hold
+the trade-off table beside the paper's, labelled as digits, with a row for every stage count tried: one whose
+trials were all pruned shows the best value they reported, one whose trials were all rejected says so.
 """
 
 from __future__ import annotations
 
 import html
 import math
+import re
+import textwrap
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.atomic import atomic_write_text
@@ -25,8 +33,12 @@ from archdsl.plan.published import HALONET_TRADEOFF
 from archdsl.search.budget import tally
 from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.report.labels import short_labels
-from archdsl.search.report.ranking import ranking_table
+from archdsl.search.report.ranking import ranking_table, reported
 from archdsl.search.study import best_trials
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 __all__ = ["MIN_TRIALS", "PAGE_ROWS", "Report", "importances", "tradeoff_table", "write_report"]
 
@@ -34,6 +46,8 @@ MIN_TRIALS = 10
 """Completed trials below which importances and parallel coordinates are marked as resting on too few."""
 PAGE_ROWS = 25
 """Trial-table rows per page."""
+ABSENT = -0.15
+"""Where parallel coordinates draw a parameter a trial did not have (its axes span 0 to 1)."""
 
 
 @dataclass(frozen=True)
@@ -47,37 +61,124 @@ class Report:
     pages: list[str] = field(default_factory=list)
 
 
+def _maximise(study: optuna.Study) -> bool:
+    return study.directions[0] == optuna.study.StudyDirection.MAXIMIZE
+
+
+def _metrics(study: optuna.Study) -> list[str]:
+    return StudyRecord.of(study).objective_names(len(study.directions))
+
+
+def _reports_accuracy(study: optuna.Study) -> bool:
+    """Whether the values its trials reported each epoch are ``val/acc`` (the metric the pruning callback
+    monitors unless the objectives name ``val/loss`` and not ``val/acc``)."""
+    names = _metrics(study)
+    return next((m for m in names if m in ("val/acc", "val/loss")), "val/acc") == "val/acc"
+
+
+# --- the trade-off table ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Ours:
+    """Our result for one trade-off row: the best complete trial, else the best pruned, else a rejected one."""
+
+    outcome: Literal["complete", "pruned", "rejected"]
+    acc: float | None = None
+    """Val accuracy: of the complete trial, or the best a pruned one reported before it was stopped."""
+    seconds: float | None = None
+    epoch: int | None = None
+    """The epoch of a pruned trial's value."""
+    reason: str | None = None
+    """Why a rejected trial was refused."""
+
+    def key(self) -> tuple[int, float]:
+        rank = ("rejected", "pruned", "complete").index(self.outcome)
+        return rank, self.acc if self.acc is not None else -math.inf
+
+
+def _ours(trial: FrozenTrial, accuracy_reported: bool) -> _Ours | None:
+    record = TrialRecord.of(trial)
+    if record.outcome == "complete" and record.seconds is not None and record.val_acc is not None:
+        return _Ours("complete", record.val_acc, record.seconds)
+    if record.outcome == "pruned":
+        best = reported(trial, best=True) if accuracy_reported else None
+        return _Ours("pruned", best.value if best else None, epoch=best.epoch if best else None)
+    if record.outcome == "rejected":
+        return _Ours("rejected", reason=record.reason)
+    return None
+
+
+def _tradeoff_rows(study: optuna.Study) -> dict[int, _Ours]:
+    """Leading conv stages -> our row, for every stage count a finished trial tried."""
+    accuracy_reported = _reports_accuracy(study)
+    rows: dict[int, _Ours] = {}
+    for t in study.get_trials(deepcopy=False):
+        n, ours = t.params.get("conv_stages"), _ours(t, accuracy_reported)
+        if n is not None and ours is not None and (int(n) not in rows or ours.key() > rows[int(n)].key()):
+            rows[int(n)] = ours
+    return dict(sorted(rows.items()))
+
+
 def _stage_list(n: int, first: int, last: int) -> str:
     return ", ".join(str(i) for i in range(first, last + 1)) if last >= first else "–"
 
 
+def _our_cells(ours: _Ours, ref: float | None) -> tuple[str, str]:
+    """The val acc and train time cells of our row."""
+    if ours.outcome == "rejected":
+        return "rejected before training", "–"
+    if ours.outcome == "pruned" or ours.acc is None or ours.seconds is None:
+        value = f"{ours.acc:.4f} at epoch {ours.epoch}" if ours.acc is not None else "no epoch reported"
+        return f"pruned: {value}", "–"
+    time = f"{ours.seconds / ref:.2f} ({ours.seconds:.1f} s)" if ref else f"{ours.seconds:.1f} s"
+    return f"{ours.acc:.4f}", time
+
+
 def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     """Markdown table: conv stages, attention stages (numbered 1-4 as in the paper; ``stages.0``-``stages.3``
-    in spec paths), val accuracy on digits, train time / the "conv 1,2" row, and the paper's ImageNet row."""
-    rows: dict[int, tuple[float, float]] = {}
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        n, record = t.params.get("conv_stages"), TrialRecord.of(t)
-        if n is not None and record.seconds is not None and record.val_acc is not None:  # the best of each row
-            acc = record.val_acc
-            if int(n) not in rows or acc > rows[int(n)][0]:
-                rows[int(n)] = (acc, record.seconds)
+    in spec paths), val accuracy on digits, train time / the "conv 1,2" row, and the paper's ImageNet row.
+
+    A row for every stage count a finished trial tried: the best complete trial's; where none completed,
+    ``pruned:`` with the best val accuracy its pruned trials reported and the epoch; where all were refused
+    before training, ``rejected before training``."""
+    rows = _tradeoff_rows(study)
     if not rows:
         return None
-    ref = rows.get(2, next(iter(rows.values())))[1]
+    conv_1_2 = rows.get(2)
+    ref = conv_1_2.seconds if conv_1_2 is not None else None  # no ratio without the row they are relative to
     lines = [
         "| conv stages | attention stages | val acc (ours, digits) | train time (ours, / conv 1,2; indicative) "
         "| top-1 (paper, ImageNet) | train time (paper) |",
         "|---|---|---|---|---|---|",
     ]
-    for n in sorted(rows):
-        acc, sec = rows[n]
+    for n, ours in rows.items():
         paper = HALONET_TRADEOFF.get(n)
         top1, time = (paper.top1, paper.train_time) if paper else (float("nan"), float("nan"))
+        acc, sec = _our_cells(ours, ref)
         lines.append(
-            f"| {_stage_list(n, 1, n)} | {_stage_list(stages, n + 1, stages)} | {acc:.4f} | "
-            f"{sec / ref:.2f} ({sec:.1f} s) | {top1} | {time} |"
+            f"| {_stage_list(n, 1, n)} | {_stage_list(stages, n + 1, stages)} | {acc} | {sec} | {top1} | {time} |"
         )
     return "\n".join(lines)
+
+
+def _tradeoff_notes(study: optuna.Study) -> list[str]:
+    """What the rows without a complete trial mean, one sentence per row."""
+    notes = []
+    for n, ours in _tradeoff_rows(study).items():
+        row = f"The row with {n} leading conv stage{'' if n == 1 else 's'}"
+        if ours.outcome == "pruned":
+            notes.append(
+                f"{row} has no complete trial: its value is the best val acc its pruned trials reported before "
+                "the pruner stopped them, not that of a finished training."
+            )
+        elif ours.outcome == "rejected":
+            why = f" ({ours.reason})" if ours.reason else ""
+            notes.append(f"{row} was never trained: its trials were rejected before training{why}.")
+    return notes
+
+
+# --- values and tables -----------------------------------------------------------------------------------
 
 
 def _fmt(value: Any) -> str:
@@ -91,8 +192,33 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}"
 
 
+def _choice(value: Any) -> str:
+    """A categorical choice as a label: YAML's ``null`` for None (no ``None`` on the page)."""
+    return "null" if value is None else str(value)
+
+
+def _inline(text: str) -> str:
+    """Escaped HTML of a line of Markdown: ```code``` as <code>, ``**bold**`` as <b>, no stray backtick."""
+    out = html.escape(text, quote=False)
+    out = re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return out.replace("`", "")
+
+
+def _markdown_to_html(table: str) -> str:
+    rows = [r.strip("|").split("|") for r in table.splitlines() if not r.startswith("|---")]
+    out = ["<table>"]
+    for i, row in enumerate(rows):
+        tag = "th" if i == 0 else "td"
+        out.append("<tr>" + "".join(f"<{tag}>{_inline(c.strip())}</{tag}>" for c in row) + "</tr>")
+    return "".join([*out, "</table>"])
+
+
+# --- plots -----------------------------------------------------------------------------------------------
+
+
 def _labelled(study: optuna.Study, labels: dict[str, str]) -> optuna.Study:
-    """An in-memory copy of the finished trials with short parameter names, for the plots."""
+    """An in-memory copy of the finished trials with short parameter names, for Optuna's plots."""
     copy = optuna.create_study(directions=study.directions, study_name=study.study_name)
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         copy.add_trial(
@@ -136,20 +262,266 @@ def importances(
     return sorted(out, key=lambda r: -r[1])
 
 
-def _importance_plot(rows: list[tuple[str, float, int]], labels: dict[str, str], metric: str, few: bool) -> Any:
+def _figure(width: float, height: float) -> tuple[Figure, Axes]:
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(width, height), layout="constrained")
+    return fig, ax
+
+
+def _indicative(title: str, few: bool) -> str:
+    return f"{title} — indicative: fewer than {MIN_TRIALS} completed trials" if few else title
+
+
+def _importance_plot(rows: list[tuple[str, float, int]], labels: dict[str, str], metric: str, few: bool) -> Figure:
     if not rows:
         raise ValueError("no parameter varied over two or more completed trials")
-    _, ax = plt.subplots()
+    fig, ax = _figure(8, max(3.5, 1.6 + 0.35 * len(rows)))
     shown = rows[::-1]
     ax.barh([f"{labels[n]} (n={k})" for n, _, k in shown], [v for _, v, _ in shown], color="#4c72b0")
     ax.set_xlabel(f"importance for {metric} (fANOVA; n: trials where it was active)")
-    title = "Parameter importances"
-    if few:
-        title += f" — indicative: fewer than {MIN_TRIALS} completed trials"
-    ax.set_title(title)
-    return ax
+    fig.suptitle(_indicative("Parameter importances", few))
+    return fig
+
+
+def _history_points(study: optuna.Study) -> dict[str, list[tuple[int, float]]]:
+    """``complete``, ``pruned`` (at the last value reported) and ``no value`` points (trial number, value):
+    the rejected trials and pruned ones that reported nothing (value NaN, drawn at the bottom)."""
+    points: dict[str, list[tuple[int, float]]] = {"complete": [], "pruned": [], "rejected": [], "no value": []}
+    for t in study.get_trials(deepcopy=False):
+        kind = TrialRecord.of(t).outcome
+        if kind == "complete" and t.values:
+            points["complete"].append((t.number, float(t.values[0])))
+        elif kind == "pruned":
+            last = reported(t)
+            points["pruned" if last else "no value"].append((t.number, last.value if last else math.nan))
+        elif kind == "rejected":
+            points["rejected"].append((t.number, math.nan))
+    return points
+
+
+def _best_so_far(points: list[tuple[int, float]], maximise: bool, last: int) -> tuple[list[int], list[float]]:
+    """A step line through the best value reached by each complete trial, held up to trial ``last``."""
+    xs: list[int] = []
+    ys: list[float] = []
+    for n, v in sorted(points):
+        best = v if not ys else (max if maximise else min)(ys[-1], v)
+        xs.append(n)
+        ys.append(best)
+    if xs and last > xs[-1]:
+        xs.append(last)
+        ys.append(ys[-1])
+    return xs, ys
+
+
+def _history_plot(study: optuna.Study, metric: str) -> Figure:
+    from matplotlib.ticker import MaxNLocator
+
+    points = _history_points(study)
+    if not any(points.values()):
+        raise ValueError("no finished trial yet")
+    fig, ax = _figure(8, 5)
+    style: dict[str, dict[str, Any]] = {
+        "complete": {"marker": "o", "color": "#4c72b0", "label": "complete"},
+        "pruned": {"marker": "v", "color": "#dd8452", "label": "pruned (last value reported)"},
+    }
+    for kind, kw in style.items():
+        if points[kind]:
+            ax.scatter([n for n, _ in points[kind]], [v for _, v in points[kind]], s=28, zorder=3, **kw)
+    last = max(n for pts in points.values() for n, _ in pts)
+    xs, ys = _best_so_far(points["complete"], _maximise(study), last)
+    if xs:
+        ax.plot(xs, ys, drawstyle="steps-post", color="#c44e52", lw=1.5, label="best so far (complete trials)")
+    low, high = ax.get_ylim()
+    ax.set_ylim(low - 0.12 * (high - low), high)  # room for the trials without a value
+    bottom = ax.get_xaxis_transform()  # x: trial number, y: 0-1 of the axes
+    marks = {"rejected": ("x", "#8c1c13", "rejected (not trained; no value)"), "no value": ("x", "#dd8452", "")}
+    for kind, (marker, color, label) in marks.items():
+        if points[kind]:
+            numbers = [n for n, _ in points[kind]]
+            text = label or "pruned (no value reported)"
+            ax.plot(numbers, [0.04] * len(numbers), marker, color=color, transform=bottom, ms=7, mew=2, label=text)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("trial number")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.suptitle("Optimisation history")
+    return fig
+
+
+@dataclass(frozen=True)
+class _Axis:
+    """One vertical axis of the parallel coordinates: where each trial lies on it (0-1, or ``ABSENT``)."""
+
+    label: str
+    ticks: list[tuple[float, str]]
+    positions: list[float]
+
+
+def _scale(low: float, high: float, log: bool) -> Callable[[float], float]:
+    """Value -> 0-1 between ``low`` and ``high`` (0.5 where they are equal)."""
+    f = math.log if log else float
+    a, b = f(low), f(high)
+    if b <= a:
+        return lambda v: 0.5
+    return lambda v: (f(v) - a) / (b - a)
+
+
+def _numeric_ticks(low: float, high: float, log: bool, integer: bool) -> list[float]:
+    """Tick values between ``low`` and ``high``: whole numbers only on an integer axis."""
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    if integer and high - low <= 8 and not log:
+        return [float(v) for v in range(int(low), int(high) + 1)]
+    if log and low > 0:
+        locator: Any = LogLocator(base=2) if integer else LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+    else:
+        locator = MaxNLocator(nbins=5, integer=integer)
+    ticks = [float(v) for v in locator.tick_values(low, high) if low - 1e-12 <= v <= high + 1e-12]
+    ticks = [v for v in ticks if not integer or v == round(v)]
+    return sorted({low, high} | set(ticks)) if len(ticks) < 2 else ticks
+
+
+def _tick_text(value: float, integer: bool) -> str:
+    return str(round(value)) if integer else _fmt(float(value))
+
+
+def _param_axis(name: str, label: str, trials: Sequence[FrozenTrial]) -> _Axis:
+    """The axis of one parameter over ``trials``, ticks at its values: every choice of a categorical one,
+    whole numbers on an integer one, and ``absent`` below where some trial did not have it."""
+    dists: list[BaseDistribution] = [t.distributions[name] for t in trials if name in t.params]
+    first = dists[0]
+    if isinstance(first, CategoricalDistribution):
+        choices: list[Any] = []
+        for d in dists:
+            choices += [c for c in getattr(d, "choices", ()) if c not in choices]
+        where = {i: i / (len(choices) - 1) if len(choices) > 1 else 0.5 for i in range(len(choices))}
+        ticks = [(where[i], _choice(c)) for i, c in enumerate(choices)]
+        positions = [where[choices.index(t.params[name])] if name in t.params else ABSENT for t in trials]
+    else:
+        numeric = [d for d in dists if isinstance(d, IntDistribution | FloatDistribution)]
+        low, high = min(float(d.low) for d in numeric), max(float(d.high) for d in numeric)
+        log, integer = any(d.log for d in numeric), isinstance(first, IntDistribution)
+        scale = _scale(low, high, log)
+        ticks = [(scale(v), _tick_text(v, integer)) for v in _numeric_ticks(low, high, log, integer)]
+        positions = [scale(float(t.params[name])) if name in t.params else ABSENT for t in trials]
+    if ABSENT in positions:
+        ticks.append((ABSENT, "absent"))
+    return _Axis(label, ticks, positions)
+
+
+def _objective_axis(values: Sequence[float], metric: str) -> _Axis:
+    low, high = min(values), max(values)
+    scale = _scale(low, high, False)
+    ticks = _numeric_ticks(low, high, False, False) if high > low else [low]
+    return _Axis(metric, [(scale(v), _fmt(float(v))) for v in ticks], [scale(v) for v in values])
+
+
+_TICK: dict[str, Any] = {
+    "fontsize": 8,
+    "zorder": 5,
+    "bbox": {"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 0.6},
+}
+"""The tick labels of the parallel coordinates: on white, over the lines."""
+
+
+def _parallel_plot(study: optuna.Study, labels: dict[str, str], metric: str, few: bool) -> Figure:
+    """Parallel coordinates of the complete trials: the objective, then each parameter; lines coloured by
+    the objective, the best trial drawn thick on top."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import Normalize
+
+    trials = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)) if t.values]
+    if not trials:
+        raise ValueError("no completed trial yet")
+    values = [float(t.values[0]) for t in trials]
+    names = sorted({k for t in trials for k in t.params})
+    axes = [_objective_axis(values, metric), *(_param_axis(n, labels[n], trials) for n in names)]
+    fig, ax = _figure(max(8.0, 1.3 * len(axes) + 2), 5.5)
+    norm, cmap = Normalize(min(values), max(values)), plt.get_cmap("viridis")
+    best = (max if _maximise(study) else min)(range(len(trials)), key=lambda i: values[i])
+    for i in sorted(range(len(trials)), key=lambda i: i == best):
+        line = [a.positions[i] for a in axes]
+        kw: dict[str, Any] = {"lw": 1.2, "alpha": 0.75, "color": cmap(norm(values[i]))}
+        if i == best:
+            kw = {"lw": 3.0, "zorder": 4, "color": "#c44e52"}
+        ax.plot(range(len(axes)), line, **kw)
+    for j, axis in enumerate(axes):
+        ax.axvline(j, color="#333333", lw=0.8, zorder=2)
+        for y, text in axis.ticks:
+            ax.plot([j - 0.03, j], [y, y], color="#333333", lw=0.8, zorder=2)
+            ax.annotate(text, (j, y), (-5, 0), textcoords="offset points", ha="right", va="center", **_TICK)
+    ax.set_xticks(range(len(axes)), [a.label for a in axes], rotation=30, ha="right")
+    ax.set_yticks([])
+    ax.set_xlim(-0.6, len(axes) - 0.8)
+    ax.set_ylim(ABSENT - 0.08 if any(ABSENT in a.positions for a in axes) else -0.05, 1.05)
+    for side in ("left", "right", "top"):
+        ax.spines[side].set_visible(False)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=metric, pad=0.01)
+    title = f"Parallel coordinates of the {len(trials)} completed trials (best in red)"
+    fig.suptitle(_indicative(title, few))
+    return fig
+
+
+def _texts(fig: Figure) -> list[Any]:
+    """The titles and axis labels of a figure: what :func:`_fit` wraps."""
+    out = [ax.title for ax in fig.axes] + [a.label for ax in fig.axes for a in (ax.xaxis, ax.yaxis)]
+    title = fig.get_suptitle()
+    return out + ([t for t in fig.texts if t.get_text() == title] if title else [])
+
+
+def _outside(fig: Figure) -> list[str]:
+    """The titles and labels of a drawn figure that do not lie wholly inside it (cut off in the PNG)."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    box = fig.bbox
+    out = []
+    for text in _texts(fig):
+        if not text.get_text() or not text.get_visible():
+            continue
+        b = text.get_window_extent(renderer)
+        if b.x0 < box.x0 - 1 or b.x1 > box.x1 + 1 or b.y0 < box.y0 - 1 or b.y1 > box.y1 + 1:
+            out.append(text.get_text())
+    return out
+
+
+def _fit(fig: Figure) -> None:
+    """Wrap the titles and labels that do not fit the figure until they do, then lay it out again."""
+    for _ in range(6):
+        cut = set(_outside(fig))
+        if not cut:
+            return
+        for text in _texts(fig):
+            words = text.get_text()
+            if words in cut:
+                flat = " ".join(words.split())
+                longest = max(len(line) for line in words.splitlines())
+                text.set_text(textwrap.fill(flat, max(12, int(longest * 0.8))))
+        if fig.get_layout_engine() is None:
+            fig.tight_layout()
+
+
+def _pareto_plot(study: optuna.Study, labels: dict[str, str]) -> Figure:
+    from optuna.visualization import matplotlib as vis
+
+    ax = vis.plot_pareto_front(_labelled(study, labels), target_names=_metrics(study))
+    fig = cast("Figure", ax.figure)
+    fig.set_size_inches(8, 5)
+    fig.tight_layout()
+    return fig
+
+
+def _save(fig: Figure, out: Path, name: str) -> str:
+    import matplotlib.pyplot as plt
+
+    _fit(fig)
+    path = out / f"{name}.png"
+    tmp = out / f".{name}.png.tmp"
+    fig.savefig(tmp, dpi=100, format="png")
+    tmp.replace(path)
+    plt.close(fig)
+    return path.name
 
 
 def _plots(study: optuna.Study, out: Path, labels: dict[str, str], few: bool) -> tuple[list[str], dict[str, str]]:
@@ -157,48 +529,30 @@ def _plots(study: optuna.Study, out: Path, labels: dict[str, str], few: bool) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from optuna.visualization import matplotlib as vis
 
     multi = len(study.directions) > 1
     target = (lambda t: t.values[0]) if multi else None
     metric = _metrics(study)[0]
-    short = _labelled(study, labels)
-    makers: dict[str, Any] = {
-        "history": lambda: vis.plot_optimization_history(short, target=target, target_name=metric),
+    makers: dict[str, Callable[[], Figure]] = {
+        "history": lambda: _history_plot(study, metric),
         "importances": lambda: _importance_plot(importances(study, target), labels, metric, few),
-        "parallel_coordinates": lambda: vis.plot_parallel_coordinate(short, target=target, target_name=metric),
+        "parallel_coordinates": lambda: _parallel_plot(study, labels, metric, few),
     }
     if multi:
-        makers["pareto_front"] = lambda: vis.plot_pareto_front(short, target_names=_metrics(study))
+        makers["pareto_front"] = lambda: _pareto_plot(study, labels)
     made, skipped = [], {}
     for name, make in makers.items():
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ax = make()
-            fig = ax.figure if hasattr(ax, "figure") else ax.flat[0].figure
-            fig.set_size_inches(11 if name == "parallel_coordinates" else 8, 5)
-            if name == "parallel_coordinates":
-                for axis in fig.axes:
-                    for tick in axis.get_xticklabels():
-                        tick.set_rotation(30)
-                        tick.set_horizontalalignment("right")
-                if few:
-                    fig.axes[0].set_title(f"Parallel coordinates — indicative: fewer than {MIN_TRIALS} trials")
-            fig.tight_layout()
-            path = out / f"{name}.png"
-            tmp = out / f".{name}.png.tmp"
-            fig.savefig(tmp, dpi=100, format="png")
-            tmp.replace(path)
-            plt.close(fig)
-            made.append(path.name)
+                made.append(_save(make(), out, name))
         except (ValueError, RuntimeError, ZeroDivisionError) as exc:  # too few trials for this plot
+            plt.close("all")
             skipped[name] = str(exc)
     return made, skipped
 
 
-def _metrics(study: optuna.Study) -> list[str]:
-    return StudyRecord.of(study).objective_names(len(study.directions))
+# --- the page --------------------------------------------------------------------------------------------
 
 
 def _ranked(study: optuna.Study) -> list[FrozenTrial]:
@@ -209,6 +563,23 @@ def _ranked(study: optuna.Study) -> list[FrozenTrial]:
         (t for t in trials if t.state == TrialState.COMPLETE and t.values), key=lambda t: (sign * t.values[0], t.number)
     )
     return [*done, *sorted((t for t in trials if t not in done), key=lambda t: t.number)]
+
+
+def _values_cell(t: FrozenTrial, record: TrialRecord) -> str:
+    """The objective values; for a pruned trial the last value it reported (Optuna's value of a pruned trial)
+    and when."""
+    last = reported(t) if record.outcome == "pruned" else None
+    if last is not None:
+        return f"{_fmt(last.value)} (last reported, epoch {last.epoch})"
+    return ", ".join(_fmt(v) for v in t.values or [])
+
+
+def _param_cell(t: FrozenTrial, name: str) -> str:
+    """A parameter's value in the trial table: empty where the trial did not have it."""
+    if name not in t.params:
+        return ""
+    value = t.params[name]
+    return _choice(value) if value is None else _fmt(value)
 
 
 def _table(rows: Sequence[FrozenTrial], names: list[str], labels: dict[str, str], best: set[int]) -> str:
@@ -226,8 +597,8 @@ def _table(rows: Sequence[FrozenTrial], names: list[str], labels: dict[str, str]
         cells = [
             f"{t.number} ★" if t.number in best else str(t.number),
             state,
-            ", ".join(_fmt(v) for v in (t.values or [])),
-            *(_fmt(t.params.get(k)) for k in names),
+            _values_cell(t, record),
+            *(_param_cell(t, k) for k in names),
             f"{record.params:,}" if record.params is not None else "",
             _fmt(record.epochs),
             _fmt(record.test_acc),
@@ -242,8 +613,9 @@ _STYLE = (
     "body{font-family:sans-serif;margin:2em;max-width:1200px}table{border-collapse:collapse}"
     "td,th{border:1px solid #ccc;padding:2px 6px;font-size:13px;white-space:nowrap}th{background:#f3f3f3}"
     ".scroll{overflow-x:auto}tr.best td{background:#fff3c4;font-weight:bold}"
-    "img{max-width:48%;margin:4px}img.wide{max-width:98%}"
+    "img{max-width:48%;margin:4px;vertical-align:top}img.wide{max-width:98%}"
     ".warn{background:#fdecea;border-left:4px solid #d9534f;padding:6px 10px}nav a{margin-right:1em}"
+    ".note{color:#555;font-size:13px;max-width:60em}code{background:#f3f3f3;padding:0 3px}"
 )
 
 
@@ -262,6 +634,51 @@ def _page(title: str, body: list[str]) -> str:
     )
 
 
+def _notes(lines: Sequence[str]) -> list[str]:
+    return [f"<p class='note'>{_inline(line)}</p>" for line in lines]
+
+
+def _ranking_notes(metric: str) -> list[str]:
+    return [
+        "`trials` counts the finished trials that took the value: complete, pruned (stopped by the pruner in "
+        "training) and rejected (refused before training). Values marked (pruned) are those of a value none "
+        f"of whose trials completed: the last {metric} its pruned trials reported, ranked after the complete "
+        "ones; a value without a rank was never trained."
+    ]
+
+
+def _said(complete: int, table: str | None) -> list[str]:
+    """The warnings at the top of the page."""
+    said = []
+    if 0 < complete < MIN_TRIALS:
+        said.append(
+            f"Importances and parallel coordinates rest on {complete} completed trial{'' if complete == 1 else 's'} "
+            f"(fewer than {MIN_TRIALS}): read them as indicative."
+        )
+    if table:
+        said.append(
+            "The trade-off table's accuracies are on the digits data (16 px), not ImageNet, and its "
+            "train times are single trials timed during the search under whatever else ran: "
+            "indicative only."
+        )
+    return said
+
+
+def _nav(files: list[str], total: int) -> str:
+    if len(files) < 2:
+        return ""
+    links = "".join(
+        f"<a href='{f}'>{k * PAGE_ROWS + 1}–{min((k + 1) * PAGE_ROWS, total)}</a>" for k, f in enumerate(files)
+    )
+    return f"<nav>trials: {links}</nav>"
+
+
+def _budget_line(study: optuna.Study, finished: int) -> str:
+    """``10 of 12 trials finished: `` against the budget the latest run was given (nothing when none is known)."""
+    budget = StudyRecord.of(study).budget()
+    return f"{finished} of {budget} trials finished: " if budget is not None else ""
+
+
 def write_report(study: optuna.Study, out: str | Path) -> Report:
     """Write the plots, ``index.html`` (with the first page of trials) and ``trials-K.html`` into ``out``."""
     out = Path(out)
@@ -272,40 +689,19 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     few = len(complete) < MIN_TRIALS
     plots, skipped = _plots(study, out, labels, few)
+    metric = _metrics(study)[0]
     table = tradeoff_table(study)
-    ranking = ranking_table(study, _metrics(study)[0])
-    said = []
-    if few and complete:
-        n = len(complete)
-        said.append(
-            f"Importances and parallel coordinates rest on {n} completed trial{'' if n == 1 else 's'} "
-            f"(fewer than {MIN_TRIALS}): read them as indicative."
-        )
-    if table:
-        said.append(
-            "The trade-off table's accuracies are on the digits data (16 px), not ImageNet, and its "
-            "train times are single trials timed during the search under whatever else ran: "
-            "indicative only."
-        )
+    ranking = ranking_table(study, metric)
+    said = _said(len(complete), table)
     best = {t.number for t in best_trials(study)}
     ranked = _ranked(study)
     pages = [ranked[i : i + PAGE_ROWS] for i in range(0, len(ranked), PAGE_ROWS)] or [[]]
     files = ["index.html", *(f"trials-{k}.html" for k in range(2, len(pages) + 1))]
-    nav = (
-        "<nav>trials: "
-        + "".join(
-            f"<a href='{f}'>{k * PAGE_ROWS + 1}–{min((k + 1) * PAGE_ROWS, len(ranked))}</a>"
-            for k, f in enumerate(files)
-        )
-        + "</nav>"
-        if len(pages) > 1
-        else ""
-    )
+    nav = _nav(files, len(ranked))
     counts = tally(trials).counts()
-    metric = _metrics(study)[0]
     head = [
         f"<h1>Study {html.escape(study.study_name)}</h1>",
-        "<p>" + ", ".join(f"{v} {k}" for k, v in counts.items()) + "</p>",
+        "<p>" + _budget_line(study, tally(trials).finished) + ", ".join(f"{v} {k}" for k, v in counts.items()) + "</p>",
         *(f"<p class='warn'>{html.escape(w)}</p>" for w in said),
     ]
     if best:
@@ -318,8 +714,14 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     first = [
         *head,
         *(f"<img src='{p}' alt='{p}'{' class=wide' if p.startswith('parallel') else ''}>" for p in plots),
+        *(
+            f"<p class='note'>{html.escape(name)} plot not drawn: {html.escape(why)}</p>"
+            for name, why in skipped.items()
+        ),
         *(["<h2>Conv/attention trade-off (HaloNet)</h2>", _markdown_to_html(table)] if table else []),
+        *(_notes(_tradeoff_notes(study)) if table else []),
         *(["<h2>Modules ranked (per named choice)</h2>", _markdown_to_html(ranking)] if ranking else []),
+        *(_notes(_ranking_notes(metric)) if ranking else []),
         f"<h2>Trials (best first by {html.escape(metric)})</h2>",
         nav,
         _table(pages[0], names, labels, best),
@@ -336,12 +738,3 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         ]
         atomic_write_text(out / f"trials-{k}.html", _page(f"archdsl study {study.study_name}, page {k}", body))
     return Report(out, plots, table, ranking, skipped, said, files)
-
-
-def _markdown_to_html(table: str) -> str:
-    rows = [r.strip("|").split("|") for r in table.splitlines() if not r.startswith("|---")]
-    out = ["<table>"]
-    for i, row in enumerate(rows):
-        tag = "th" if i == 0 else "td"
-        out.append("<tr>" + "".join(f"<{tag}>{html.escape(c.strip())}</{tag}>" for c in row) + "</tr>")
-    return "".join([*out, "</table>"])

@@ -2,7 +2,8 @@
 
 ``stages.*.blocks.*.mixer.halo_size`` -> ``halo_size``; ``stem.kernel_size`` and
 ``stages.*.blocks.*.mixer.kernel_size`` -> ``stem.kernel_size`` and ``mixer.kernel_size``;
-``stages.2.channels`` -> ``stage 2 channels`` (stages numbered as in spec paths, from 0).
+``stages.2.channels`` -> ``stage 2 channels`` (stages numbered as in spec paths, from 0);
+``stages.*.blocks.1`` (a block chosen by name) -> ``blocks.1``.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ _STAGE = re.compile(r"^stages\.(\d+)\.")
 
 
 def _parts(name: str) -> list[str]:
-    """Dotted parts without wildcards and list indices (``0[bottleneck]`` keeps ``[bottleneck]``)."""
+    """Dotted parts without wildcards and list indices (``0[bottleneck]`` keeps ``[bottleneck]``), except a
+    last index, which stays with the part it picks from (``stages.*.blocks.1`` -> ``stages``, ``blocks.1``)."""
     parts = re.split(r"\.(?![^\[]*\])", name)
+    if len(parts) > 1 and parts[-1].isdigit():
+        parts = [*parts[:-2], f"{parts[-2]}.{parts[-1]}"]
     return [q for q in (re.sub(r"^\d+", "", p) for p in parts if p != "*") if q]
 
 

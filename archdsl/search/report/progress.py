@@ -59,7 +59,11 @@ class Progress:
         """``time.monotonic()`` after which no trial starts (the timeout), or None."""
         self.stream = stream or sys.stderr
         self.start = time.perf_counter()
-        self.seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+        before = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+        self.seen = {t.number for t in before}
+        self.done = tally(before).finished
+        """Finished trials (complete, pruned, rejected) this printer has seen, in the order it printed them:
+        the ``[done/target]`` of its lines, which never repeats or goes down when trials finish out of order."""
         self.finished_here = 0
 
     def __call__(self, study: optuna.Study, trial: Any = None) -> None:
@@ -77,7 +81,9 @@ class Progress:
             self.seen.add(t.number)
             if t.state != TrialState.FAIL:
                 self.finished_here += 1
-            print(self._line(t, counts.finished, counts, best, retries.get(t.number)), file=self.stream, flush=True)
+            if TrialRecord.of(t).finished:
+                self.done += 1
+            print(self._line(t, self.done, counts, best, retries.get(t.number)), file=self.stream, flush=True)
 
     def _line(self, t: FrozenTrial, done: int, counts: Any, best: list[FrozenTrial], retry: int | None) -> str:
         record = TrialRecord.of(t)
