@@ -113,3 +113,42 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     pruned = study.trials[second.number]
     assert list(pruned.intermediate_values) == [0] and pruned.intermediate_values[0] < 1.0
     assert (tmp_path / "t1" / "best.ckpt").is_file()  # the epoch that ran was checkpointed before stopping
+
+
+SLURM_TASK_2_OF_4 = {
+    "SLURM_JOB_ID": "4242",
+    "SLURM_JOB_NAME": "archdsl-workers",
+    "SLURM_NTASKS": "4",
+    "SLURM_NTASKS_PER_NODE": "4",
+    "SLURM_PROCID": "2",
+    "SLURM_LOCALID": "2",
+    "SLURM_NODEID": "0",
+    "SLURM_NODELIST": "localhost",
+    "SLURM_STEP_ID": "0",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("devices", [1, 2])
+def test_a_trial_trains_as_its_own_inside_a_slurm_task(tmp_path: Path, devices: int) -> None:
+    """Under the variables of task 2 of a 4-task SLURM step (what ``srun`` gives every worker), a trial's ranks
+    come from its own spawn: a 2-device trial trains (it died with ``IndexError`` in ``parallel_devices``), and a
+    1-device trial's process is rank zero, so it writes ``metrics.csv`` and says nothing of ``srun``."""
+    import os
+    import subprocess
+    import sys
+
+    spec = tmp_path / "ddp.yaml"
+    spec.write_text(SPEC.replace("epochs: 3", "epochs: 1").replace("devices: 2", f"devices: {devices}"))
+    env = {**os.environ, **SLURM_TASK_2_OF_4}
+    proc = subprocess.run(
+        [sys.executable, "-m", "archdsl", "train", str(spec), "--out", str(tmp_path / "run"), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["epochs"] == 1
+    assert (tmp_path / "run" / "metrics.csv").is_file()
+    assert "srun" not in proc.stderr

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from archdsl.cli._command import COMMANDS, Command
 from archdsl.cli.output import json_mode
+from archdsl.train.preempt import STARTUP
 
 __all__ = ["COMMANDS", "Command", "main"]
 
@@ -52,13 +53,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; returns the exit code."""
+    """Run one command; returns the exit code. A Ctrl-C at any moment ends it with 130 (see
+    :class:`~archdsl.train.preempt.StartupInterrupts`)."""
+    STARTUP.install()
+    try:
+        return _main(argv)
+    finally:
+        STARTUP.uninstall()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     from archdsl.errors import ArchDSLError
 
     args = _parser().parse_args(argv)
     try:
+        command: Command = args._command
+        if not command.handles_interrupts:
+            STARTUP.release()  # interrupted while starting: stop before running; from here on Python's handler
         with json_mode(bool(getattr(args, "json", False))):
-            code = int(args._command.run(args))
+            code = int(command.run(args))
+        STARTUP.release()  # a Ctrl-C recorded after the command's guard was gone
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
         return code
     except BrokenPipeError:  # the reader (`| head`) went away: stop quietly, as a C tool on SIGPIPE does

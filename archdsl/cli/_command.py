@@ -16,20 +16,28 @@ class Command:
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
     description: str = ""
+    handles_interrupts: bool = False
+    """The command takes over a Ctrl-C recorded while it started (its ``PreemptionGuard`` hands the running
+    trial back); the others are interrupted before they run."""
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None], description: str = ""
+    name: str,
+    help: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    description: str = "",
+    *,
+    handles_interrupts: bool = False,
 ) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
     """Register ``run`` as sub-command ``name``."""
 
     def register(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
         if name in COMMANDS:
             raise ValueError(f"command '{name}' is already registered")
-        COMMANDS[name] = Command(help, add_arguments, run, description)
+        COMMANDS[name] = Command(help, add_arguments, run, description, handles_interrupts)
         return run
 
     return register

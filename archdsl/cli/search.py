@@ -76,7 +76,9 @@ def _finish(result: SearchResult) -> int:
     return result.exit_code
 
 
-@command("search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args)
+@command(
+    "search", "search architectures with Optuna (resumable; embedded SQLite by default)", _args, handles_interrupts=True
+)
 def run(args: argparse.Namespace) -> int:
     from archdsl.launch.run import run_search
     from archdsl.search.space import load_search

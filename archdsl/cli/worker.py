@@ -42,6 +42,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     description="Runs trials of one study until the study, across all its workers, holds the budget of finished "
     "trials; exits 0. SIGTERM (preemption) fails the running trial with reason 'preempted', queues its parameters "
     "again and exits 0. A storage unreachable for longer than workers.reconnect_seconds exits 1.",
+    handles_interrupts=True,
 )
 def run(args: argparse.Namespace) -> int:
     from archdsl.cli.search import print_result

@@ -30,6 +30,7 @@ from archdsl.search import (
 from archdsl.search.report import Progress
 from archdsl.search.space import SearchSpace
 from archdsl.search.storages import PASSWORD_ENV, open_storage
+from archdsl.train.preempt import STARTUP
 
 __all__ = ["RayTaskFailed", "run_ray"]
 
@@ -58,6 +59,7 @@ def _worker_task(space: SearchSpace, url: str, options: WorkerOptions, index: in
 def run_ray(
     space: SearchSpace, storage_url: str | None, options: WorkerOptions, *, address: str, workers: int | None
 ) -> SearchResult:
+    STARTUP.release()  # Ray's tasks stop on Python's own Ctrl-C: a recorded one ends the search here
     try:
         import ray
     except ImportError:

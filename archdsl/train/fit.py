@@ -24,6 +24,7 @@ from archdsl.spec.load import spec_to_data
 from archdsl.train.callbacks import ABANDONED, EPOCHS, EpochCount, InitialCheckpoint, RestoreSigint, abandon
 from archdsl.train.checkpoint_io import AtomicCheckpointIO
 from archdsl.train.data import DataRequest, make_datamodule
+from archdsl.train.environment import trial_environment
 from archdsl.train.history import METRICS, HistoryLogger
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
@@ -143,7 +144,7 @@ def fit(
                 RestoreSigint(),
                 *callbacks,
             ],
-            plugins=[AtomicCheckpointIO()],
+            plugins=[AtomicCheckpointIO(), trial_environment(processes)],
             enable_progress_bar=progress,
             enable_model_summary=False,
             num_sanity_val_steps=0,
@@ -169,6 +170,7 @@ def fit(
                 enable_progress_bar=False,
                 enable_model_summary=False,
                 enable_checkpointing=False,
+                plugins=[trial_environment(1)],
             )
         val = trainer.validate(module, datamodule=data, ckpt_path=best, verbose=False)[0]
         test_acc = float("nan")

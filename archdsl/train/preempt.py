@@ -13,7 +13,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-__all__ = ["Preempted", "PreemptionGuard", "StopRequested"]
+__all__ = ["STARTUP", "Preempted", "PreemptionGuard", "StartupInterrupts", "StopRequested"]
 
 _REASONS = {signal.SIGTERM: "preempted", signal.SIGINT: "interrupted"}
 
@@ -39,6 +39,49 @@ class StopRequested(BaseException):
         self.reason = reason
 
 
+class StartupInterrupts:
+    """A Ctrl-C while a command starts (imports, opening the study) is recorded, not raised: raised there, a
+    ``KeyboardInterrupt`` can land in a library's bare ``except:`` or a finaliser and be lost, and the command runs
+    to its end. The command takes the request over at its first safe point: a :class:`PreemptionGuard` when it
+    is entered, else :meth:`release` (raises ``KeyboardInterrupt``). A second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.pending = False
+        self._installed = False
+
+    def install(self) -> None:
+        """Record Ctrl-C from now on (only over Python's default handler, in the main thread)."""
+        main = threading.current_thread() is threading.main_thread()
+        if main and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, self._record)
+            self._installed = True
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.pending = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def take(self) -> bool:
+        """Whether a Ctrl-C was recorded (and forget it)."""
+        pending, self.pending = self.pending, False
+        return pending
+
+    def uninstall(self) -> None:
+        """Python's default handler again, if this one is still in place."""
+        if self._installed and signal.getsignal(signal.SIGINT) == self._record:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        self._installed = False
+
+    def release(self) -> None:
+        """Hand Ctrl-C back to Python; raise ``KeyboardInterrupt`` if one was recorded."""
+        self.uninstall()
+        if self.take():
+            raise KeyboardInterrupt
+
+
+STARTUP = StartupInterrupts()
+"""The process's start-up recorder (``archdsl.cli.main`` installs it)."""
+
+
 class PreemptionGuard:
     """``with PreemptionGuard() as guard:`` SIGTERM and SIGINT set ``guard.reason``; ``guard.check()`` raises."""
 
@@ -51,6 +94,8 @@ class PreemptionGuard:
         if threading.current_thread() is threading.main_thread():
             for signum in _REASONS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+            if STARTUP.take():  # a Ctrl-C while the command started: handled here, the first safe point
+                self._handle(signal.SIGINT, None)
         return self
 
     def __exit__(

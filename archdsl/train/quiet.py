@@ -26,6 +26,7 @@ _MESSAGES = (
     r".*Experiment logs directory .* exists and is not empty.*",
     r".*smaller than the logging interval.*",
     r".*callbacks used to create the checkpoint need to be provided.*",
+    r".*The `srun` command is available on your system but is not used.*",  # a worker's trial is its own
 )
 
 
