@@ -217,3 +217,37 @@ def test_a_spawned_ranks_own_error_is_a_training_fault() -> None:
         mp.start_processes(raise_archdsl_error, nprocs=2, start_method="spawn")
     assert str(raised.value).strip().splitlines()[-1].startswith("archdsl.errors.SpecError: train.optimizer.lr: ")
     assert fault_of(raised.value) == "training"
+
+
+def test_a_sticky_device_fault_queues_the_trial_again_and_the_worker_exits_75(tmp_path: Path) -> None:
+    """A device error that may poison the process (here the text of a CUDA illegal memory access, raised by a
+    user data module in the first process only): the trial is handed back once, the worker exits 75 before
+    another trial can fail in the same process, and the next worker (a fresh process) runs those parameters."""
+    import os
+    import subprocess
+    import sys
+
+    from archdsl.search import DEVICE_LOST_EXIT
+    from archdsl.search.record import TrialRecord, outcome
+
+    data = f"{{name: custom, target: 'tests.device_fault_data:DeviceFaultOnce', kwargs: {{marker: {tmp_path}/m}}}}"
+    path = write_search(tmp_path, trials=2, base=BASE.replace("{name: digits, augment: false}", data))
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    argv = [sys.executable, "-m", "archdsl", "worker", str(path), "--storage", storage, "--allow-import"]
+    argv += ["--out", str(tmp_path / "out"), "--json"]
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    first = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert first.returncode == DEVICE_LOST_EXIT == 75, first.stderr[-2000:]
+    assert json.loads(first.stdout)["stopped"] == "device"
+    assert "hit a device fault (RuntimeError: CUDA error: an illegal memory access" in first.stderr
+    lost, queued = optuna.load_study(study_name="search", storage=storage).trials  # nothing else ran
+    assert queued.state == TrialState.WAITING and queued.params == lost.params
+    assert outcome(lost) == "fault" and "queued again for a fresh worker process" in lost.user_attrs["reason"]
+    second = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=root, env=env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    trials = optuna.load_study(study_name="search", storage=storage).trials
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(done) == 2 and len(trials) == 3
+    (retry,) = [t for t in done if TrialRecord.of(t).retry_of]
+    assert retry.params == lost.params and TrialRecord.of(retry).retry_of[-1] == lost.number

@@ -22,6 +22,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--trials", type=at_least(1), metavar="N", help="finished trials of the whole study (default: budget.trials)"
     )
     p.add_argument("--out", metavar="FILE", help="write the launch file here (default: standard output)")
+    p.add_argument(
+        "--allow-import", action="store_true", help="let the workers import train.data.name=custom data modules"
+    )
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -34,8 +37,14 @@ def _args(p: argparse.ArgumentParser) -> None:
     )
     _common(s)
     s.add_argument("--nodes", type=at_least(1), required=True, metavar="N", help="array tasks, one node each")
-    s.add_argument("--gpus-per-node", type=at_least(1), required=True, metavar="G")
+    s.add_argument("--gpus-per-node", type=at_least(0), required=True, metavar="G", help="0: CPU nodes")
     s.add_argument("--cpus-per-gpu", type=at_least(1), default=4, metavar="C")
+    s.add_argument(
+        "--cpus-per-worker", type=at_least(1), metavar="C", help="CPUs of each worker (default: --cpus-per-gpu x GPUs)"
+    )
+    s.add_argument(
+        "--workers-per-node", type=at_least(1), default=1, metavar="N", help="workers per CPU node (--gpus-per-node 0)"
+    )
     s.add_argument(
         "--dir",
         metavar="DIR",
@@ -78,7 +87,9 @@ def run(args: argparse.Namespace) -> int:
     if args.scheduler == "slurm":
         from archdsl.launch.slurm import SlurmOptions, slurm_script
 
-        launch = launch_for(args.search, args.storage, args.study, args.dir, args.trials)
+        launch = launch_for(
+            args.search, args.storage, args.study, args.dir, args.trials, allow_import=args.allow_import
+        )
         Path(launch.out, "logs").mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
         text = slurm_script(
             launch,
@@ -86,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
                 args.nodes,
                 args.gpus_per_node,
                 args.cpus_per_gpu,
+                args.cpus_per_worker,
+                args.workers_per_node,
                 args.time,
                 args.partition,
                 args.account,
@@ -95,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from archdsl.launch.kubernetes import KubernetesOptions, kubernetes_manifest, search_texts
 
-        launch = launch_for(args.search, args.storage, args.study, None, args.trials)
+        launch = launch_for(args.search, args.storage, args.study, None, args.trials, allow_import=args.allow_import)
         search_text, base_text = search_texts(args.search)
         text = kubernetes_manifest(
             launch,

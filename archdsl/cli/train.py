@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archdsl.cli._command import at_least, command
 from archdsl.cli.output import emit_json
+
+if TYPE_CHECKING:
+    from archdsl.spec.model import ModelSpec
 
 
 def _args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +31,16 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="end with one JSON line of the best checkpoint's metrics")
 
 
+def _require_device(spec: ModelSpec) -> None:
+    from archdsl.errors import SpecError
+    from archdsl.train.placement import require_device
+
+    try:
+        require_device(None, spec.train.accelerator)
+    except SpecError as err:
+        raise err.located(spec.source.locate) if spec.source is not None else err from None
+
+
 @command("train", "train a spec on its dataset (digits by default)", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.planner import plan_spec
@@ -35,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     sets = list(args.sets) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     spec = load_spec(args.spec, sets)
     planned = plan_spec(spec)  # a spec the planner refuses is refused here, before torch and Lightning load
+    _require_device(spec)
     out = Path(args.out) if args.out else Path("runs") / spec.name
 
     from archdsl.train.fit import fit

@@ -26,8 +26,10 @@ class Launch:
     gpus_per_worker: int
     """``train.devices`` of the base spec: a multi-GPU trial's worker owns that many GPUs."""
     trials: int | None = None
+    allow_import: bool = False
+    """Pass ``--allow-import`` (a ``custom`` data module) to every worker."""
 
-    def worker_argv(self, search: str | None = None, out: str | None = None) -> list[str]:
+    def worker_argv(self, search: str | None = None, out: str | None = None, device: str = "cuda") -> list[str]:
         argv = [
             "archdsl",
             "worker",
@@ -39,17 +41,27 @@ class Launch:
             "--out",
             out or self.out,
             "--device",
-            "cuda",
+            device,
         ]
         if self.trials:
             argv += ["--trials", str(self.trials)]
+        if self.allow_import:
+            argv.append("--allow-import")
         return argv
 
-    def worker_command(self) -> str:
-        return shlex.join(self.worker_argv())
+    def worker_command(self, device: str = "cuda") -> str:
+        return shlex.join(self.worker_argv(device=device))
 
 
-def launch_for(search_path: str, storage: str, study: str | None, out: str | None, trials: int | None) -> Launch:
+def launch_for(
+    search_path: str,
+    storage: str,
+    study: str | None,
+    out: str | None,
+    trials: int | None,
+    *,
+    allow_import: bool = False,
+) -> Launch:
     """Load the search (it must be valid before anything is submitted) and strip the storage password."""
     from archdsl.search.space import load_search
     from archdsl.search.storages import parse_storage_url
@@ -72,4 +84,4 @@ def launch_for(search_path: str, storage: str, study: str | None, out: str | Non
     devices = space.base_doc.data.get("train", {}).get("devices", 1)
     gpus = devices if isinstance(devices, int) and devices > 0 else 1
     directory = str(Path(out).resolve()) if out else str((Path("runs") / "search" / space.name).resolve())
-    return Launch(str(Path(search_path).resolve()), url, study or space.name, directory, gpus, trials)
+    return Launch(str(Path(search_path).resolve()), url, study or space.name, directory, gpus, trials, allow_import)

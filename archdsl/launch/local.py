@@ -27,6 +27,7 @@ from archdsl.search import (
     best_trials,
     open_study,
     record_study,
+    require_worker_device,
     resolve_storage,
     tally,
     timeout_reason,
@@ -117,6 +118,7 @@ def _command(
 
 
 def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOptions, *, workers: int) -> SearchResult:
+    require_worker_device(space, options.device)
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     options = replace(options, out=out)

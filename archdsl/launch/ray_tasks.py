@@ -108,7 +108,8 @@ def _run(
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if password:
         env[PASSWORD_ENV] = password
-    task = ray.remote(_worker_task).options(
+    # max_calls=1: a fresh process per task, so a worker that left after a device fault is never reused
+    task = ray.remote(max_calls=1)(_worker_task).options(
         num_cpus=threads,
         num_gpus=per_trial if gpus else 0,
         max_retries=TASK_RETRIES,
@@ -133,6 +134,8 @@ def _run(
                     continue
                 if summary["stopped"] in ("failures", "bug"):  # its trials kept failing, or hit a bug
                     failures.append(f"stopped ({summary['stopped']}): {summary['reason'][:300]}")
+                elif summary["stopped"] == "device":  # it left a process a device fault may have poisoned
+                    pending.append(task.remote(space, url, options, n + len(failures) + len(pending)))
             if progress:
                 progress.update(study)
     except KeyboardInterrupt:

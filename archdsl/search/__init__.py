@@ -32,8 +32,15 @@ _EXPORTS = {
         "winners",
     ),
     "archdsl.search.sampler": ("make_pruner", "make_sampler"),
-    "archdsl.search.study": ("SearchResult", "Stopped", "best_trials", "open_study"),
-    "archdsl.search.worker": ("TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker", "timeout_reason"),
+    "archdsl.search.study": ("DEVICE_LOST_EXIT", "SearchResult", "Stopped", "best_trials", "open_study"),
+    "archdsl.search.worker": (
+        "TrialsFailing",
+        "WorkerOptions",
+        "require_worker_device",
+        "resolve_storage",
+        "run_worker",
+        "timeout_reason",
+    ),
 }
 __all__ = exported(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -54,5 +61,12 @@ if TYPE_CHECKING:
         winners,
     )
     from archdsl.search.sampler import make_pruner, make_sampler
-    from archdsl.search.study import SearchResult, Stopped, best_trials, open_study
-    from archdsl.search.worker import TrialsFailing, WorkerOptions, resolve_storage, run_worker, timeout_reason
+    from archdsl.search.study import DEVICE_LOST_EXIT, SearchResult, Stopped, best_trials, open_study
+    from archdsl.search.worker import (
+        TrialsFailing,
+        WorkerOptions,
+        require_worker_device,
+        resolve_storage,
+        run_worker,
+        timeout_reason,
+    )

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from archdsl.errors import ArchDSLError
 
-__all__ = ["FAULTS", "Fault", "TrialBug", "TrialFault", "describe", "fault_of"]
+__all__ = ["FAULTS", "STICKY", "DeviceLost", "Fault", "TrialBug", "TrialFault", "describe", "fault_of"]
 
 
 @dataclass(frozen=True)
@@ -114,6 +114,19 @@ class TrialFault(Exception):
 
     def __init__(self, fault: str, error: BaseException) -> None:
         super().__init__(f"{fault}: {describe(error)}")
+
+
+STICKY = ("device",)
+"""Faults that may leave the process unusable (a CUDA context after an illegal access, an aborted NCCL
+communicator): the trial's parameters are queued again and the worker exits for a fresh process."""
+
+
+class DeviceLost(Exception):
+    """A trial hit a device fault that may poison this process; the worker stops (exit 75) to be restarted."""
+
+    def __init__(self, number: int, error: BaseException) -> None:
+        super().__init__(f"trial {number}: {describe(error)}")
+        self.number, self.error = number, error
 
 
 class TrialBug(Exception):

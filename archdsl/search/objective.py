@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial
 from archdsl.errors import ArchDSLError
 from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
-from archdsl.search.faults import TrialBug, TrialFault, describe, fault_of
+from archdsl.search.faults import STICKY, DeviceLost, TrialBug, TrialFault, describe, fault_of
 from archdsl.search.record import TrialWriter
 from archdsl.search.results import trial_dir
 from archdsl.search.space.load import SearchSpace
@@ -83,6 +83,9 @@ class Objective:
                 self._hand_back(trial, f"a bug, not a training fault: {describe(err)}")
                 raise TrialBug(trial.number, err) from err
             TrialWriter(trial).fault(fault)
+            if fault in STICKY:  # the process may be unusable: queue the parameters, leave for a fresh one
+                self._hand_back(trial, f"{fault} fault; queued again for a fresh worker process: {describe(err)}")
+                raise DeviceLost(trial.number, err) from err
             raise TrialFault(fault, err) from err
 
     @staticmethod

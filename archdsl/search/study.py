@@ -82,7 +82,10 @@ def best_trials(study: optuna.Study) -> list[FrozenTrial]:
     return sorted(study.best_trials, key=lambda t: t.number)
 
 
-Stopped = Literal["budget", "timeout", "interrupted", "failures", "bug", "preempted", "left"]
+DEVICE_LOST_EXIT = 75
+"""The exit code of a worker that left after a device fault (``EX_TEMPFAIL``: start it again)."""
+
+Stopped = Literal["budget", "timeout", "interrupted", "failures", "bug", "device", "preempted", "left"]
 """Why a search (or one worker) stopped."""
 
 
@@ -98,15 +101,16 @@ class SearchResult:
     tally: Tally
     stopped: Stopped = "budget"
     """Why this process stopped: ``budget`` (met), ``timeout``, ``interrupted`` (Ctrl-C), ``failures`` (trials
-    kept failing), ``bug`` (a trial raised an error that is no training fault), ``preempted`` (SIGTERM) or
-    ``left`` (the remaining trials run on workers this one cannot watch)."""
+    kept failing), ``bug`` (a trial raised an error that is no training fault), ``device`` (a device fault that
+    may poison the process: restart the worker), ``preempted`` (SIGTERM) or ``left`` (the remaining trials run on
+    workers this one cannot watch)."""
     reason: str = ""
     """The same, as a sentence for a person (empty when the budget was met)."""
 
     @property
     def exit_code(self) -> int:
-        """0 unless interrupted (130) or stopped by failing trials or a bug (1)."""
-        return {"interrupted": 130, "failures": 1, "bug": 1}.get(self.stopped, 0)
+        """0 unless interrupted (130), stopped by failing trials or a bug (1), or by a device fault (75)."""
+        return {"interrupted": 130, "failures": 1, "bug": 1, "device": DEVICE_LOST_EXIT}.get(self.stopped, 0)
 
     @property
     def trials(self) -> dict[str, int]:

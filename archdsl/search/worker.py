@@ -27,9 +27,9 @@ from typing import TypeVar
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.errors import ArchDSLError, Problem, chain
+from archdsl.errors import ArchDSLError, Problem, SpecError, chain
 from archdsl.search.budget import next_step, tally
-from archdsl.search.faults import TrialBug, TrialFault, describe
+from archdsl.search.faults import DeviceLost, TrialBug, TrialFault, describe
 from archdsl.search.objective import Objective, OverBudget, TrialContext
 from archdsl.search.record import TrialRecord
 from archdsl.search.report.progress import Progress, say_resuming
@@ -40,11 +40,11 @@ from archdsl.search.storages.heartbeats import fail_stale
 from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.search.storages.resilient import ResilientStorage, StorageLostError
 from archdsl.search.storages.retry import Retry
-from archdsl.search.study import SearchResult, Stopped, best_trials, open_study
-from archdsl.train.placement import parse_device
+from archdsl.search.study import DEVICE_LOST_EXIT, SearchResult, Stopped, best_trials, open_study
+from archdsl.train.placement import Placement, parse_device, require_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["TrialsFailing", "WorkerOptions", "resolve_storage", "run_worker"]
+__all__ = ["TrialsFailing", "WorkerOptions", "require_worker_device", "resolve_storage", "run_worker"]
 
 T = TypeVar("T")
 
@@ -97,10 +97,10 @@ def resolve_storage(url: str | None, out: Path) -> StorageRef:
 
 def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptions) -> SearchResult:
     """Run trials of the study until its budget is met (or the timeout, or SIGTERM); return the summary."""
+    placement = require_worker_device(space, options.device)
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ref = resolve_storage(storage_url, out)
-    placement = parse_device(options.device) if options.device else None
     if options.threads:
         import torch
 
@@ -183,6 +183,13 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
             stopped, reason = "failures", str(err.problems[0].message)
         except TrialBug as bug:
             stopped, reason = "bug", _say_bug(bug)
+        except DeviceLost as lost:
+            stopped = "device"
+            reason = (
+                f"trial {lost.number} hit a device fault ({describe(lost.error)}) that may leave this process "
+                f"unable to use the device; its parameters are queued again: start the worker again (exit "
+                f"{DEVICE_LOST_EXIT}, which the SLURM script and the Kubernetes Job restart)"
+            )
         except Preempted as stop:
             # Ctrl-C (the command exits 130) or SIGTERM (exit 0), once the running trial is handed back
             stopped = "interrupted" if stop.reason == "interrupted" else "preempted"
@@ -196,6 +203,18 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
         stopped,
         reason,
     )
+
+
+def require_worker_device(space: SearchSpace, device: str | None) -> Placement | None:
+    """The ``--device`` choice, refused (before any study is touched) where it, or the base spec's
+    ``train.accelerator``, asks for CUDA that torch here cannot use."""
+    placement = parse_device(device) if device else None
+    train = space.base_doc.data.get("train") or {}
+    try:
+        require_device(placement, str(train.get("accelerator", "auto")))
+    except SpecError as err:
+        raise err.located(space.base_doc.locate) from None
+    return placement
 
 
 def timeout_reason(minutes: float | None, finished: int, target: int) -> str:

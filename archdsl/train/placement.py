@@ -8,13 +8,14 @@ launcher re-executes scripts, and spawning keeps every rank inside the trial tha
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 
 from archdsl.errors import SpecError, UsageError
 from archdsl.spec.train import TrainSpec
 
-__all__ = ["Placement", "device_name", "parse_device"]
+__all__ = ["Placement", "device_name", "parse_device", "require_device"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,36 @@ def device_name(placement: Placement | None, accelerator: str) -> str:
 
         return "cuda" if torch.cuda.is_available() else "cpu"
     return accelerator
+
+
+CUDA_HINT = (
+    "install torch's CUDA build on GPU nodes (on Linux x86-64 `pip install torch` from PyPI is one; the README's "
+    "'GPU clusters' says more), or train on the CPU with --device cpu"
+)
+
+
+def require_device(placement: Placement | None, accelerator: str) -> None:
+    """Refuse CUDA where torch cannot use it, before any study or run directory is touched (without this, every
+    trial of a worker on a CPU-only torch died in Lightning with ``No supported gpu backend found!``)."""
+    wants = placement.accelerator == "gpu" if placement is not None else accelerator in ("cuda", "gpu")
+    if not wants:
+        return
+    import torch
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = placement.index if placement is not None else None
+    if visible and (index is None or index < visible):
+        return
+    build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "no CUDA (a CPU build)"
+    seen = os.environ.get("CUDA_VISIBLE_DEVICES", "unset")
+    message = (
+        f"{'cuda:' + str(index) if index is not None else 'cuda'} needs a CUDA build of torch and a visible GPU: "
+        f"torch {torch.__version__} here has {build} and sees {visible} GPU(s) (CUDA_VISIBLE_DEVICES={seen}); "
+        f"{CUDA_HINT}"
+    )
+    if placement is not None:
+        raise UsageError.option("--device", message)
+    raise SpecError.at("train.accelerator", message)
 
 
 _DEVICE = re.compile(r"^(cpu|cuda)(?::(\d+))?$")
