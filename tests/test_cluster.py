@@ -372,3 +372,68 @@ def test_two_workers_share_a_mysql_study(tmp_path: Path, mysql_url: str) -> None
     study = optuna.load_study(study_name="search", storage=mysql_url.replace("mysql://", "mysql+pymysql://"))
     assert len(study.get_trials(states=(TrialState.COMPLETE,))) == 4
     assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+
+
+@pytest.mark.slow
+def test_a_trial_stopped_at_epoch_2_of_4_resumes_and_trains_the_2_left(tmp_path: Path, postgres_url: str) -> None:
+    """SIGTERM to a worker in the third epoch of a 4-epoch trial: the trial is handed back, and its retry
+    continues from the checkpoint of epoch 2 in the same directory (it trains epochs 2 and 3 only: the rows
+    of epochs 0 and 1 in ``metrics.csv``, marked here, are kept, not written again), with the two values the
+    lost trial reported in the pruner's view."""
+    import csv
+
+    from archdsl.search.record import TrialRecord
+    from archdsl.train.fit import epochs_completed
+
+    search = write_search(tmp_path, trials=1, epochs=4)
+    base = tmp_path / "base.yaml"
+    base.write_text(base.read_text().replace("size: 8", "size: 16"))  # epochs of seconds, not a tenth of one
+    search.write_text(
+        search.read_text().replace(
+            "pruner: {name: none}", "pruner: {name: median, startup_trials: 0, warmup_epochs: 9}"
+        )
+    )
+    out = tmp_path / "out"
+    first = worker(search, postgres_url, out)
+    load = lambda: optuna.load_study(study_name="search", storage=postgres_url)  # noqa: E731
+
+    def at_epoch_2(trials: list[FrozenTrial]) -> FrozenTrial | None:
+        return next((t for t in trials if t.state == TrialState.RUNNING and t.user_attrs.get("epoch", 0) >= 2), None)
+
+    victim = wait_for(load, at_epoch_2, [first])
+    first.send_signal(signal.SIGTERM)
+    stdout, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0 and json.loads(stdout.strip().splitlines()[-1])["stopped"] == "preempted", stderr
+    lost = load().trials[victim.number]
+    directory = out / "trials" / f"{victim.number:04d}"
+    assert TrialRecord.of(lost).last_checkpoint == str((directory / "last.ckpt").resolve())
+    assert epochs_completed(directory / "last.ckpt") == 2 and sorted(lost.intermediate_values) == [0, 1]
+    metrics = directory / "metrics.csv"
+    with metrics.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    marked = [r for r in rows if r.get("val/acc") and r["epoch"] == "1"]
+    assert len(marked) == 1
+    marked[0]["val/acc"] = "0.123456"  # a row of the first attempt: kept by a resume, gone if it started over
+    with metrics.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+    ((code, _, stderr),) = finish([worker(search, postgres_url, out)])
+    assert code == 0, stderr[-3000:]
+    trials = load().trials
+    (retry,) = [t for t in trials if retry_history(t) == [victim.number]]
+    record = TrialRecord.of(retry)
+    assert retry.state == TrialState.COMPLETE and retry.params == lost.params
+    assert (record.resumed_from, record.resumed_epoch, record.epochs, record.started_over) == (
+        victim.number,
+        2,
+        4,
+        None,
+    )
+    assert record.checkpoint is not None and Path(record.checkpoint).parent == directory.resolve()
+    assert sorted(retry.intermediate_values) == [0, 1, 2, 3]
+    assert [retry.intermediate_values[s] for s in (0, 1)] == [lost.intermediate_values[s] for s in (0, 1)]
+    with metrics.open(newline="") as f:
+        val = [(r["epoch"], r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc")]
+    assert [e for e, _ in val] == ["0", "1", "2", "3", "4"] and val[1][1] == "0.123456"  # 4: the final evaluation

@@ -92,7 +92,9 @@ def test_the_time_limit_warning_hands_trials_back_and_the_requeued_task_finishes
     requeues, and its second run finishes the budget with the handed-back parameters. Before, the script's
     ``kill -TERM`` of srun made srun SIGKILL the workers: trials stayed RUNNING until the grace period."""
     base = BASE.replace("epochs: 2", "epochs: 30")  # long enough to be running when the warning comes
-    search = write_search(tmp_path, SEARCH.replace("params:", "set: {{train.epochs: 30}}\nparams:"), 3, base)
+    text = SEARCH.replace("params:", "set: {{train.epochs: 30}}\nparams:")
+    text = text.replace("pruner: {{name: none}}", "pruner: {{name: median, startup_trials: 0, warmup_epochs: 99}}")
+    search = write_search(tmp_path, text, 3, base)
     options = ("--nodes", "1", "--gpus-per-node", "0", "--workers-per-node", "2", "--cpus-per-worker", "1")
     job = f"{slurm.submit(_script(tmp_path, search, postgres_url, *options))}_0"
     deadline = time.monotonic() + 240
@@ -121,4 +123,10 @@ def test_the_time_limit_warning_hands_trials_back_and_the_requeued_task_finishes
     retries = {tuple(TrialRecord.of(t).retry_of): t for t in trials if TrialRecord.of(t).retry_of}
     assert {r[-1] for r in retries} == {t.number for t in handed}
     assert all(outcome(t) == "complete" and t.params == trials[r[-1]].params for r, t in retries.items())
+    for (number,), retry in retries.items():  # each retry resumed at the epoch its trial reached: reports continue
+        lost, record = trials[number], TrialRecord.of(retry)
+        reached = TrialRecord.of(lost).epoch
+        assert (record.resumed_from, record.resumed_epoch, record.epochs) == (number, reached, 30) and reached > 0
+        assert sorted(retry.intermediate_values) == list(range(30))
+        assert all(retry.intermediate_values[s] == v for s, v in lost.intermediate_values.items() if s < reached)
     assert sum(outcome(t) == "complete" for t in trials) == 3

@@ -69,7 +69,12 @@ def _args(p: argparse.ArgumentParser) -> None:
     _common(k)
     k.add_argument("--workers", type=at_least(1), required=True, metavar="N", help="worker pods")
     k.add_argument(
-        "--gpus-per-worker", type=at_least(1), required=True, metavar="G", help="nvidia.com/gpu limit per pod"
+        "--gpus-per-worker",
+        type=at_least(0),
+        required=True,
+        metavar="G",
+        help="nvidia.com/gpu limit per pod: train.devices when that is a number (auto: the trials use all G); "
+        "0: CPU pods",
     )
     k.add_argument("--image", required=True, metavar="IMAGE", help="container image with archdsl installed")
     k.add_argument("--secret", default="archdsl-storage", metavar="NAME", help="Secret with key 'password'")
@@ -77,43 +82,64 @@ def _args(p: argparse.ArgumentParser) -> None:
     k.add_argument("--namespace", metavar="NAME")
     k.add_argument("--cpu", default="4", metavar="N", help="CPU request and limit per pod")
     k.add_argument("--memory", default="16Gi", metavar="SIZE", help="memory request and limit per pod")
+    k.add_argument(
+        "--shm-size",
+        default="8Gi",
+        metavar="SIZE",
+        help="memory-backed /dev/shm per pod, for DataLoader workers and NCCL (counts against --memory)",
+    )
+    k.add_argument(
+        "--data-pvc",
+        metavar="NAME[:MOUNT]",
+        help="mount this PersistentVolumeClaim (a dataset) read-only at MOUNT (default /data)",
+    )
 
 
 @command("cluster", "write launch files for SLURM or Kubernetes (archdsl never schedules by itself)", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.atomic import atomic_write_text
     from archdsl.launch.common import launch_for
+    from archdsl.search.storages import check_launch_budget, parse_storage_url, server_url
 
+    # The study's server is asked only for its connection budget (no study is made), after every other check.
+    ref = parse_storage_url(args.storage)
+    if ref.kind in ("postgresql", "mysql"):
+        server_url(ref)  # a URL that cannot be read is refused before anything else
     if args.scheduler == "slurm":
-        from archdsl.launch.slurm import SlurmOptions, slurm_script
+        from archdsl.launch.slurm import SlurmOptions, slurm_script, workers_per_task
 
         launch = launch_for(
             args.search, args.storage, args.study, args.dir, args.trials, allow_import=args.allow_import
         )
-        Path(launch.out, "logs").mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
-        text = slurm_script(
-            launch,
-            SlurmOptions(
-                args.nodes,
-                args.gpus_per_node,
-                args.cpus_per_gpu,
-                args.cpus_per_worker,
-                args.workers_per_node,
-                args.time,
-                args.partition,
-                args.account,
-                tuple(args.setup),
-            ),
+        options = SlurmOptions(
+            args.nodes,
+            args.gpus_per_node,
+            args.cpus_per_gpu,
+            args.cpus_per_worker,
+            args.workers_per_node,
+            args.time,
+            args.partition,
+            args.account,
+            tuple(args.setup),
         )
+        text = slurm_script(launch, options)
+        workers = args.nodes * workers_per_task(launch, options)
+        check_launch_budget(ref, workers, option="--nodes", trial_processes=launch.gpus_per_worker)
+        Path(launch.out, "logs").mkdir(parents=True, exist_ok=True)  # SLURM opens --output before the script runs
     else:
-        from archdsl.launch.kubernetes import KubernetesOptions, kubernetes_manifest, search_texts
+        from archdsl.launch.kubernetes import (
+            DataVolume,
+            KubernetesOptions,
+            kubernetes_manifest,
+            search_files,
+            trial_processes,
+        )
 
         launch = launch_for(args.search, args.storage, args.study, None, args.trials, allow_import=args.allow_import)
-        search_text, base_text = search_texts(args.search)
+        files = search_files(args.search)
         text = kubernetes_manifest(
             launch,
-            search_text,
-            base_text,
+            files,
             KubernetesOptions(
                 args.workers,
                 args.gpus_per_worker,
@@ -123,8 +149,12 @@ def run(args: argparse.Namespace) -> int:
                 args.namespace,
                 args.cpu,
                 args.memory,
+                shm_size=args.shm_size,
+                data=DataVolume.parse(args.data_pvc) if args.data_pvc is not None else None,
             ),
         )
+        processes = trial_processes(files, args.gpus_per_worker)
+        check_launch_budget(ref, args.workers, option="--workers", trial_processes=processes)
     if args.out:
         atomic_write_text(args.out, text)
         print(f"wrote {args.out}", file=sys.stderr)

@@ -125,17 +125,17 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     ref = resolve_storage(storage_url, out)
     name = options.study_name or space.name
     storage = open_storage(ref, space.definition.workers)
-    study = open_study(space, storage, ref, name, out, new_study=options.new_study, trials=options.trials)
-    record_study(out, ref, name)
-    if ref.kind == "postgresql":
+    train_devices = space.base_doc.data.get("train", {}).get("devices", 1)
+    per_trial = train_devices if isinstance(train_devices, int) and train_devices > 0 else 1
+    if ref.kind == "postgresql":  # before the study is made: a refusal leaves nothing behind
         from archdsl.search.storages import check_connection_budget
 
-        check_connection_budget(storage, workers)
+        check_connection_budget(storage, workers, trial_processes=per_trial)
+    study = open_study(space, storage, ref, name, out, new_study=options.new_study, trials=options.trials)
+    record_study(out, ref, name)
     target = options.trials or space.definition.budget.trials
     if options.progress:
         say_resuming(study, ref.display, target)
-    train_devices = space.base_doc.data.get("train", {}).get("devices", 1)
-    per_trial = train_devices if isinstance(train_devices, int) and train_devices > 0 else 1
     slots = plan_workers(workers, options.device, per_trial, _cores(), _visible_gpus())
     processes = _start(space, ref, name, options, target, slots)
     deadline = time.monotonic() + options.timeout_minutes * 60 if options.timeout_minutes else None

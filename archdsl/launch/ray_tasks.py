@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from archdsl.errors import ArchDSLError, Problem, UsageError
 from archdsl.search import (
@@ -29,10 +30,13 @@ from archdsl.search import (
 )
 from archdsl.search.report import Progress
 from archdsl.search.space import SearchSpace
-from archdsl.search.storages import PASSWORD_ENV, open_storage
+from archdsl.search.storages import PASSWORD_ENV, check_connection_budget, open_storage
 from archdsl.train.preempt import STARTUP
 
-__all__ = ["RayTaskFailed", "run_ray"]
+if TYPE_CHECKING:
+    from optuna.storages import BaseStorage
+
+__all__ = ["RayTaskFailed", "run_ray", "worker_tasks"]
 
 TASK_RETRIES = 3
 """Times Ray starts a worker task again after its process or node died."""
@@ -89,20 +93,37 @@ def run_ray(
                 f"the Ray cluster has several nodes, which cannot share the SQLite file {ref.path}; "
                 "give --storage postgresql://USER@HOST/DB",
             )
-        return _run(ray, space, ref, name, options, workers, study)
+        return _run(ray, space, ref, name, options, workers, study, storage)
     finally:
         if started_here:
             ray.shutdown()
 
 
+def worker_tasks(resources: Mapping[str, float], per_trial: int, workers: int | None) -> int:
+    """Worker tasks started on a Ray cluster of ``resources``: ``--workers``, else one per ``per_trial`` GPUs
+    (one on a cluster without GPUs)."""
+    gpus = int(resources.get("GPU", 0))
+    return workers or (max(1, gpus // per_trial) if gpus else 1)
+
+
 def _run(
-    ray: Any, space: SearchSpace, ref: Any, name: str, options: WorkerOptions, workers: int | None, study: Any
+    ray: Any,
+    space: SearchSpace,
+    ref: Any,
+    name: str,
+    options: WorkerOptions,
+    workers: int | None,
+    study: Any,
+    storage: BaseStorage,
 ) -> SearchResult:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
     devices = space.base_doc.data.get("train", {}).get("devices", 1)
     per_trial = devices if isinstance(devices, int) and devices > 0 else 1
-    n = workers or (max(1, gpus // per_trial) if gpus else 1)
+    n = worker_tasks(resources, per_trial, workers)
+    if ref.kind == "postgresql":  # before any task starts: every task must be able to connect
+        option = "--workers" if workers else "--ray"  # else the cluster's GPUs set the count
+        check_connection_budget(storage, n, option=option, trial_processes=per_trial)
     threads = max(1, cpus // n)
     url, password = ref.split_password()
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}

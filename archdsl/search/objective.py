@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,14 +16,15 @@ from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
 from archdsl.search.faults import STICKY, DeviceLost, TrialBug, TrialFault, describe, fault_of
 from archdsl.search.record import TrialWriter
-from archdsl.search.results import trial_dir
+from archdsl.search.resume import start_of
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.space.resolution import resolve
 from archdsl.search.storages.connect import StudyRef
 from archdsl.search.storages.liveness import WorkerIdentity
+from archdsl.search.storages.retry import Retry
 from archdsl.spec.load import spec_to_data
 from archdsl.spec.model import ModelSpec
-from archdsl.train.placement import Placement, device_name
+from archdsl.train.placement import Placement, device_name, spec_trainer_args
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
 __all__ = ["Objective", "OverBudget", "TrialContext", "reject"]
@@ -48,7 +48,7 @@ class TrialContext:
     """Finished trials the study may hold."""
     identity: WorkerIdentity
     study: StudyRef
-    retry: Callable[[optuna.Study, FrozenTrial], None]
+    retry: Retry
     guard: PreemptionGuard
     placement: Placement | None = None
 
@@ -67,14 +67,14 @@ class Objective:
         try:
             return self._run(trial)
         except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: hand the trial back, then stop
-            self._hand_back(trial, stop.reason if isinstance(stop, Preempted) else "interrupted")
+            self._hand_back(trial, stop.reason if isinstance(stop, Preempted) else "interrupted", stop=True)
             raise
         except (optuna.TrialPruned, OverBudget):
             raise
         except Exception as err:
             guard = self.context.guard
             if guard.requested.is_set():  # e.g. DDP ranks killed by the same signal: a stop, not a failure
-                self._hand_back(trial, guard.reason or "preempted")
+                self._hand_back(trial, guard.reason or "preempted", stop=True)
                 raise Preempted(guard.reason or "preempted") from err
             self._record_error(trial, err)
             fault = fault_of(err)
@@ -102,11 +102,12 @@ class Objective:
         trials = trial.study.get_trials(deepcopy=False)
         return next(t for t in trials if t.number == trial.number), trials
 
-    def _hand_back(self, trial: optuna.Trial, reason: str) -> None:
-        """Queue this trial's parameters again (before it is failed, so its budget slot stays taken)."""
+    def _hand_back(self, trial: optuna.Trial, reason: str, *, stop: bool = False) -> None:
+        """Queue this trial's parameters again (before it is failed, so its budget slot stays taken); ``stop``:
+        its worker was asked to stop (not counted against ``workers.max_retry``)."""
         try:
             me, _ = self._me(trial)
-            self.context.retry(trial.study, me)
+            self.context.retry(trial.study, me, stop=stop)
             TrialWriter(trial).reason(reason)
         except Exception as err:  # the storage is gone: Optuna's heartbeat rule retries the trial instead
             print(f"trial {trial.number}: could not hand back ({type(err).__name__}: {err})", file=sys.stderr)
@@ -152,23 +153,34 @@ class Objective:
 
     def _train(self, trial: optuna.Trial, planned: PlannedSpec) -> dict[str, float]:
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
-        from archdsl.train.fit import Abandoned, fit
+        from archdsl.train.fit import LAST, Abandoned, fit
         from archdsl.train.stop_at_batch import StopAtBatch
 
-        out = trial_dir(self.out, trial.number)
+        me, trials = self._me(trial)
+        start = start_of(me, trials, self.out)
+        out = start.directory
         pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
         callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning)
         record, host = TrialWriter(trial), self.context.identity.host
+        record.last_checkpoint(out / LAST)
+        if start.checkpoint is not None and start.lost is not None:
+            record.resumed(start.lost, start.epoch, start.checkpoint)
+            record.epoch(start.epoch)
+            if pruning:  # the pruner sees the epochs already trained, as if the trial had never stopped
+                for step, value in sorted(start.reported.items()):
+                    trial.report(value, step)
+        elif start.started_over:
+            record.started_over(start.started_over)
         try:
             result = fit(
                 planned,
                 out,
+                resume=start.checkpoint is not None,
                 force=True,
                 progress=False,
                 allow_import=self.allow_import,
                 callbacks=[callback, StopAtBatch(self.context.guard)],
                 placement=self.context.placement,
-                resumable=False,  # a retried trial starts over: no last.ckpt to write every epoch
             )
         except Abandoned as stop:
             record.epochs(stop.epoch + 1)
@@ -187,8 +199,9 @@ class Objective:
 
     def _device(self, spec: ModelSpec) -> str:
         """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""
-        devices = spec.train.devices if isinstance(spec.train.devices, int) else 1
-        name = device_name(self.context.placement, spec.train.accelerator)
+        placement = self.context.placement
+        _, _, devices = placement.trainer_args(spec.train) if placement else spec_trainer_args(spec.train)
+        name = device_name(placement, spec.train.accelerator)
         return f"{name} x{devices}" if devices > 1 else name
 
     def _latency(self, planned: PlannedSpec) -> float:

@@ -27,7 +27,9 @@ from archdsl.spec.load import spec_from_text
 from archdsl.spec.model import ModelSpec
 
 __all__ = [
+    "INTERRUPTED",
     "OUTCOMES",
+    "PREEMPTED",
     "Attr",
     "Outcome",
     "StudyAttr",
@@ -87,6 +89,12 @@ class Attr(str, Enum):
     SECONDS = "seconds"
     CHECKPOINT = "checkpoint"
     CHECKPOINT_HOST = "checkpoint_host"
+    LAST_CHECKPOINT = "last_checkpoint"
+    """The resumable checkpoint of its latest epoch (written on ``host``), which a retry continues from."""
+    RESUMED = "resumed"
+    """A retry that continued a lost trial: ``{"trial": N, "epoch": E, "checkpoint": PATH}``."""
+    STARTED_OVER = "started_over"
+    """Why a retry started from scratch (no readable checkpoint of the trial it retries)."""
     # failures
     ERROR = "error"
     TRACEBACK = "traceback"
@@ -166,6 +174,13 @@ class TrialRecord:
     seconds: float | None = None
     checkpoint: str | None = None
     checkpoint_host: str | None = None
+    last_checkpoint: str | None = None
+    """Its resumable checkpoint (the latest epoch's), on ``host``'s filesystem."""
+    resumed_from: int | None = None
+    """The lost trial a retry continued, at epoch ``resumed_epoch``."""
+    resumed_epoch: int | None = None
+    started_over: str | None = None
+    """Why a retry trained from scratch."""
     error: str | None = None
     traceback: str | None = None
     fault: str | None = None
@@ -179,6 +194,8 @@ class TrialRecord:
         a = trial.user_attrs
         spec = a.get(Attr.SPEC.value)
         versions = a.get(Attr.VERSIONS.value)
+        resumed = a.get(Attr.RESUMED.value)
+        resumed = resumed if isinstance(resumed, dict) else {}
         return cls(
             number=trial.number,
             state=trial.state,
@@ -204,6 +221,10 @@ class TrialRecord:
             seconds=_float(a.get(Attr.SECONDS.value)),
             checkpoint=_str(a.get(Attr.CHECKPOINT.value)),
             checkpoint_host=_str(a.get(Attr.CHECKPOINT_HOST.value)),
+            last_checkpoint=_str(a.get(Attr.LAST_CHECKPOINT.value)),
+            resumed_from=_int(resumed.get("trial")),
+            resumed_epoch=_int(resumed.get("epoch")),
+            started_over=_str(a.get(Attr.STARTED_OVER.value)),
             error=_str(a.get(Attr.ERROR.value)),
             traceback=_str(a.get(Attr.TRACEBACK.value)),
             fault=_str(a.get(Attr.FAULT.value)),
@@ -325,6 +346,16 @@ class TrialWriter:
         """Absolute, with the host that wrote it: on a cluster ``--out`` is a shared filesystem."""
         self._set(Attr.CHECKPOINT, str(path.resolve()))
         self._set(Attr.CHECKPOINT_HOST, host)
+
+    def last_checkpoint(self, path: Path) -> None:
+        """The resumable checkpoint this trial keeps (on the host its ``worker`` record names)."""
+        self._set(Attr.LAST_CHECKPOINT, str(path.resolve()))
+
+    def resumed(self, trial: int, epoch: int, checkpoint: Path) -> None:
+        self._set(Attr.RESUMED, {"trial": trial, "epoch": epoch, "checkpoint": str(checkpoint)})
+
+    def started_over(self, why: str) -> None:
+        self._set(Attr.STARTED_OVER, why)
 
     def error(self, error: str, traceback: str | None = None) -> None:
         self._set(Attr.ERROR, error[:4000])

@@ -85,14 +85,12 @@ def fit(
     callbacks: Sequence[Callback] = (),
     test: bool = True,
     placement: Placement | None = None,
-    resumable: bool = True,
 ) -> FitResult:
     """Train a planned spec into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``).
 
     ``resume`` continues from ``last.ckpt``; ``force`` starts over in a directory that holds a run;
     ``allow_import`` permits ``train.data.name=custom``; ``test`` evaluates ``best.ckpt`` on the test split;
-    ``placement`` is a ``--device`` choice over the spec's accelerator and devices; ``resumable=False`` writes
-    no ``last.ckpt``, for runs nothing resumes (search trials restart from scratch). Several devices train
+    ``placement`` is a ``--device`` choice over the spec's accelerator and devices. Several devices train
     with ``ddp_spawn``; the final validation and test then run in this process on one device.
     Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
     :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
@@ -138,7 +136,8 @@ def fit(
             logger=HistoryLogger(out, resume=resume),
             callbacks=[
                 best_checkpoint,
-                *([latest, InitialCheckpoint(last)] if resumable else []),
+                latest,
+                InitialCheckpoint(last),
                 EpochCount(),
                 QuietRanks(),
                 RestoreSigint(),
@@ -158,8 +157,6 @@ def fit(
         epochs = int(trainer.callback_metrics.get(EPOCHS, trainer.current_epoch))
         best = best_checkpoint.best_model_path
         if not best:  # no epoch gave a val/acc to rank (never finite): the run's result is its last weights
-            if not resumable:
-                trainer.save_checkpoint(last)
             best = str(last)
         if processes > 1:  # evaluate once, here, on the first device: no spawn, no padded distributed sampler
             trainer = L.Trainer(
@@ -244,7 +241,7 @@ def _run(
             raise KeyboardInterrupt from None
         raise
     except NonFiniteLossError as err:
-        kept = f"; the last good checkpoint is kept at {last}" if last.is_file() else ""  # trials keep none
+        kept = f"; the last good checkpoint is kept at {last}" if last.is_file() else ""
         raise TrainingError(
             Problem(
                 "train.optimizer.lr",

@@ -43,6 +43,10 @@ class Placement:
                     "give --device cuda and list the GPUs in CUDA_VISIBLE_DEVICES",
                 )
             return "gpu", [self.index], 1
+        if self.accelerator == "gpu" and train.devices == "auto":  # every GPU the worker may use
+            import torch
+
+            count = max(1, torch.cuda.device_count())
         return self.accelerator, count, count
 
 

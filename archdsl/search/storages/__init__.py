@@ -21,7 +21,7 @@ _EXPORTS = {
         "open_storage",
         "parse_storage_url",
     ),
-    "archdsl.search.storages.connections": ("check_connection_budget",),
+    "archdsl.search.storages.connections": ("check_connection_budget", "check_launch_budget", "server_url"),
     "archdsl.search.storages.heartbeats": ("fail_stale", "last_heartbeats"),
     "archdsl.search.storages.liveness": ("WorkerIdentity", "fail_dead_local_trials"),
     "archdsl.search.storages.resilient": ("ResilientStorage", "StorageLostError", "describe_error", "is_transient"),
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
         open_storage,
         parse_storage_url,
     )
-    from archdsl.search.storages.connections import check_connection_budget
+    from archdsl.search.storages.connections import check_connection_budget, check_launch_budget, server_url
     from archdsl.search.storages.heartbeats import fail_stale, last_heartbeats
     from archdsl.search.storages.liveness import WorkerIdentity, fail_dead_local_trials
     from archdsl.search.storages.resilient import ResilientStorage, StorageLostError, describe_error, is_transient
