@@ -186,3 +186,28 @@ def test_summary_prints_the_spec_name_as_written_in_both_forms(
     for extra in ([], ["--blocks"]):
         assert main(["summary", str(spec), *extra]) == 0
         assert capsys.readouterr().out.startswith("My_hybrid: input 1x16x16 -> 10\n")
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_worker_without_cuda_refuses_device_cuda_in_one_line_before_the_study(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``worker --device cuda`` and ``train.accelerator: cuda`` on a torch without CUDA: exit 2, one line with
+    the install hint, and no storage or study made (every trial died in Lightning, the job reported success)."""
+    from tests.test_search import BASE, write_search
+
+    search = write_search(tmp_path)
+    db = tmp_path / "study.db"
+    argv = ["worker", str(search), "--storage", f"sqlite:///{db}", "--out", str(tmp_path / "out")]
+    assert main([*argv, "--device", "cuda"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("--device: cuda needs a CUDA build of torch and a visible GPU: torch ")
+    assert "install torch's CUDA build on GPU nodes" in line and "README's 'GPU clusters'" in line
+    assert not db.exists() and not (tmp_path / "out").exists()
+    search = write_search(
+        tmp_path / "spec", base=BASE.replace("data: {name: digits", "accelerator: cuda, data: {name: digits")
+    )
+    assert main([argv[0], str(search), *argv[2:]]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"{tmp_path / 'spec' / 'base.yaml'}:") and ": train.accelerator: cuda needs a CUDA" in line
+    assert not db.exists()

@@ -130,3 +130,22 @@ def test_the_time_limit_warning_hands_trials_back_and_the_requeued_task_finishes
         assert sorted(retry.intermediate_values) == list(range(30))
         assert all(retry.intermediate_values[s] == v for s, v in lost.intermediate_values.items() if s < reached)
     assert sum(outcome(t) == "complete" for t in trials) == 3
+
+
+def test_a_two_process_trial_trains_inside_a_real_srun_step(slurm: Slurm, tmp_path: Path, postgres_url: str) -> None:
+    """A 2-process gloo trial (``train.devices: 2`` on the CPU) inside the worker ``srun`` starts: its ranks come
+    from its own spawn, not from SLURM's variables; rank 0 reports every epoch to the study and writes
+    ``metrics.csv``."""
+    base = BASE.replace("data: {name: digits", "accelerator: cpu, devices: 2, data: {name: digits")
+    text = SEARCH.replace("pruner: {{name: none}}", "pruner: {{name: median, startup_trials: 0, warmup_epochs: 99}}")
+    search = write_search(tmp_path, text, 1, base)
+    options = ("--nodes", "1", "--gpus-per-node", "0", "--cpus-per-worker", "2")
+    job = f"{slurm.submit(_script(tmp_path, search, postgres_url, *options))}_0"
+    record = slurm.wait(job, ENDED, timeout=300)
+    assert (record["JobState"], record["ExitCode"], record["NumCPUs"]) == ("COMPLETED", "0:0", "2"), _log(tmp_path)
+    (trial,) = _study(postgres_url).trials
+    assert outcome(trial) == "complete" and TrialRecord.of(trial).device == "cpu x2"
+    assert sorted(trial.intermediate_values) == [0, 1]  # reported by rank 0, one value an epoch
+    directory = tmp_path / "runs" / "trials" / "0000"
+    assert (directory / "metrics.csv").is_file() and (directory / "best.ckpt").is_file()
+    assert "srun" not in _log(tmp_path)  # Lightning's "srun is available but not used" warning

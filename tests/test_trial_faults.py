@@ -73,7 +73,8 @@ def test_a_diverging_trial_fails_at_once_with_its_reason_and_is_not_retried(tmp_
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 3
     for t in study.trials:
         assert "training stopped: loss is nan at epoch 0, step " in t.user_attrs["error"]
-        assert "last good checkpoint" not in t.user_attrs["error"]  # trials keep no last.ckpt
+        kept = out / "trials" / f"{t.number:04d}" / "last.ckpt"  # the weights before step 1: trials keep last.ckpt
+        assert f"the last good checkpoint is kept at {kept.resolve()}" in t.user_attrs["error"] and kept.is_file()
         assert retry_history(t) == [] and "retry" not in str(t.system_attrs)  # not queued again
 
 
