@@ -8,6 +8,7 @@ does not answer, tests that need it are skipped with the reason, unless ``ARCHDS
 from __future__ import annotations
 
 import os
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,14 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     _share = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, str(_share))
+
+
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    # Started in the background of a non-interactive shell (`bash .ci/run &`, a CI runner), the tests inherit
+    # SIGINT ignored, and so would every archdsl process they start: a Ctrl-C sent while one starts, before it
+    # installs handlers of its own, would be ignored by the kernel (seen as "a lost Ctrl-C" in the chaos test).
+    # Python's handler here; the processes started from here get the default action (exec resets handlers).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _admin_engine():  # type: ignore[no-untyped-def]

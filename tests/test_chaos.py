@@ -29,9 +29,11 @@ pytestmark = pytest.mark.slow
 
 BUDGET = 6
 
-# the tiny 8-px base of the search tests, a larger batch: fewer steps a trial
-BASE = SEARCH_TEST_BASE.replace("batch_size: 128", "batch_size: 256")
-assert BASE != SEARCH_TEST_BASE
+# the tiny 8-px base of the search tests, a larger batch (fewer steps an epoch) and 6 epochs: a trial takes
+# about 3 s, so a search still has trials to run when its last kill comes (at 2 epochs, about 1 s a trial, the
+# retries resuming from their checkpoints, a round on an idle machine once finished its budget before the kill)
+BASE = SEARCH_TEST_BASE.replace("batch_size: 128", "batch_size: 256").replace("epochs: 2,", "epochs: 6,")
+assert BASE.count("epochs: 6,") == 1 and "batch_size: 256" in BASE
 
 
 def _ctrl_c_twice(proc: subprocess.Popen[str]) -> None:
@@ -76,7 +78,7 @@ def test_a_search_killed_six_times_ends_with_its_budget_and_no_trial_twice(tmp_p
     attacks = [*kinds, rng.choice(kinds), STARTUP]  # each kind at least once
     rng.shuffle(attacks)
     for kill, attack in enumerate(attacks):
-        # the search takes about 2 s to open the study, 6 s for its first trial (imports, data), then about 1 s
+        # the search takes about 2 s to open the study, 6 s for its first trial (imports, data), then about 3 s
         # a trial: the kill lands in start-up, in a trial's training or evaluation, or between trials; one
         # Ctrl-C a round lands in start-up (interpreter, imports, opening the study), where one was lost
         delay = rng.uniform(0.05, 1.5) if attack == STARTUP else rng.uniform(0.5, 8.0)
