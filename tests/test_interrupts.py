@@ -21,7 +21,7 @@ def test_a_ctrl_c_while_starting_is_recorded_and_raised_at_release() -> None:
     try:
         os.kill(os.getpid(), signal.SIGINT)  # delivered to this (main) thread before kill returns to Python code
         assert startup.pending
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # a second one interrupts at once
+        assert signal.getsignal(signal.SIGINT) == startup._hard_stop  # a second one ends the process at once
         with pytest.raises(KeyboardInterrupt):
             startup.release()
         startup.release()  # once only
@@ -63,3 +63,25 @@ def test_a_search_interrupted_while_it_starts_stops(tmp_path: Path, after: float
     assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-2000:])
     assert "Traceback" not in err or proc.returncode == -signal.SIGINT
     assert "stopped: budget" not in out and "complete 6" not in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", [0.3, 1.0, 2.0])
+def test_a_second_ctrl_c_while_starting_ends_the_process_as_sigint_does(tmp_path: Path, after: float) -> None:
+    """Ctrl-C twice in start-up: the second ends the process with SIGINT's default action (-2), or 130 once the
+    search's guard has taken over. Raised as ``KeyboardInterrupt`` it once landed in a C++ callback of torch's
+    import and aborted the interpreter (-6, ``terminate called after throwing ... KeyboardInterrupt``)."""
+    search = write_search(tmp_path, trials=6)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(after)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode in (130, -signal.SIGINT), (proc.returncode, err[-2000:])
+    assert "terminate called" not in err

@@ -8,6 +8,7 @@ every training and validation batch. A second Ctrl-C raises ``KeyboardInterrupt`
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from types import FrameType, TracebackType
@@ -43,7 +44,9 @@ class StartupInterrupts:
     """A Ctrl-C while a command starts (imports, opening the study) is recorded, not raised: raised there, a
     ``KeyboardInterrupt`` can land in a library's bare ``except:`` or a finaliser and be lost, and the command runs
     to its end. The command takes the request over at its first safe point: a :class:`PreemptionGuard` when it
-    is entered, else :meth:`release` (raises ``KeyboardInterrupt``). A second Ctrl-C interrupts at once."""
+    is entered, else :meth:`release` (raises ``KeyboardInterrupt``). A second Ctrl-C before that ends the process
+    at once, as SIGINT's default action does (exit -2): raised as ``KeyboardInterrupt`` inside torch's import it
+    went through a C++ callback and aborted the interpreter (``terminate called ... KeyboardInterrupt``, -6)."""
 
     def __init__(self) -> None:
         self.pending = False
@@ -58,7 +61,12 @@ class StartupInterrupts:
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
         self.pending = True
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, self._hard_stop)
+
+    @staticmethod
+    def _hard_stop(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
 
     def take(self) -> bool:
         """Whether a Ctrl-C was recorded (and forget it)."""
@@ -67,7 +75,7 @@ class StartupInterrupts:
 
     def uninstall(self) -> None:
         """Python's default handler again, if this one is still in place."""
-        if self._installed and signal.getsignal(signal.SIGINT) == self._record:
+        if self._installed and signal.getsignal(signal.SIGINT) in (self._record, self._hard_stop):
             signal.signal(signal.SIGINT, signal.default_int_handler)
         self._installed = False
 
