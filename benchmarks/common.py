@@ -9,18 +9,21 @@ allocates and frees, in order), so both implementations are charged the same way
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from archdsl.atomic import atomic_write_text
+from archdsl.nn.backbone import Backbone
 
 Step = Callable[[], object]
 
@@ -37,7 +40,7 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def alternate(steps: dict[str, Step], rounds: int, warmup: int, device: torch.device) -> dict[str, float]:
+def alternate(steps: Mapping[str, Step], rounds: int, warmup: int, device: torch.device) -> dict[str, float]:
     """Median milliseconds per call of each step, timed in alternation (round-robin) after ``warmup`` calls."""
     for step in steps.values():
         for _ in range(warmup):
@@ -82,8 +85,12 @@ def _cpu_memory_events(prof: Any) -> list[tuple[int, int]]:
     )
 
 
-def matmul_gflops(device: torch.device, dtype: torch.dtype = torch.float32, n: int = 1024, rounds: int = 10) -> float:
-    """This machine's float32 matrix-multiply rate (GFLOP/s, median), the yardstick for achieved throughput."""
+def matmul_gflops(
+    device: torch.device, dtype: torch.dtype = torch.float32, n: int | None = None, rounds: int = 10
+) -> float:
+    """This machine's matrix-multiply rate in ``dtype`` (GFLOP/s, median), the yardstick for achieved throughput:
+    n x n products, n = 1024 on the CPU and 4096 on a GPU (a 1024 product there takes less than a launch)."""
+    n = n or (4096 if device.type == "cuda" else 1024)
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     ms = alternate({"mm": lambda: a @ b}, rounds=rounds, warmup=3, device=device)["mm"]
@@ -141,6 +148,31 @@ def report(
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(Path(path), json.dumps({"machine": info, "rows": list(rows)}, indent=2) + "\n")
+
+
+@contextlib.contextmanager
+def exact_fp32() -> Iterator[None]:
+    """float32 matrix products and convolutions in IEEE float32 (cuDNN's convolutions use TF32 by default, whose
+    10-bit mantissa fails equality checks between implementations); a no-op on the CPU."""
+    conv_flags: Any = torch.backends.cudnn.conv  # type: ignore[attr-defined]  # torch's stub lacks it
+    matmul, conv = torch.backends.cuda.matmul.fp32_precision, conv_flags.fp32_precision
+    torch.backends.cuda.matmul.fp32_precision = "ieee"  # the TF32 switches of torch >= 2.9 (never mixed with the
+    conv_flags.fp32_precision = "ieee"  # legacy allow_tf32 ones, which torch refuses)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.fp32_precision = matmul
+        conv_flags.fp32_precision = conv
+
+
+def apply_layout(model: nn.Module, channels_last: bool) -> nn.Module:
+    """Put a built archdsl model (weights, and the inputs it converts on entry) in NHWC or NCHW memory: the layout
+    :func:`archdsl.plan.layout.channels_last` picks for the device it runs on. Values are unchanged."""
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model.to(memory_format=fmt)  # type: ignore[call-overload]  # torch's stub lacks memory_format
+    if isinstance(model, Backbone):
+        model.channels_last = channels_last  # it converts its input on entry by this flag
+    return model
 
 
 def pick_device(name: str) -> torch.device:

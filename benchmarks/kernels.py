@@ -9,7 +9,9 @@
 
 Batch 8, float32 (bf16 autocast on CUDA with ``--bf16``). The same weights are loaded into both
 implementations (timm's with ``scale_pos_embed=True``, the paper's scaling; timm's halo has no padding mask,
-so the outputs are compared on the interior blocks only) and the outputs are checked equal before timing.
+so the outputs are compared on the interior blocks only) and the outputs are checked equal (in IEEE float32,
+TF32 off) before timing. On CUDA archdsl's halo and global attention take their fused path (the memory-efficient
+SDPA kernel; ``python -m benchmarks.gpu`` checks that it is taken).
 Rows: ``{"op", "impl", "mode": "fwd"|"fwd+bwd", "ms", "peak_mb"}``, median over alternating rounds.
 ``--quick`` times archdsl alone on small inputs (CI runs it so the benchmark cannot rot).
 
@@ -30,7 +32,16 @@ from torch import nn
 from archdsl.nn.global_attention import GlobalAttention
 from archdsl.nn.halo import HaloAttention
 from archdsl.nn.outlook import OutlookAttention
-from benchmarks.common import add_speedups, alternate, machine, peak_mb, pick_device, pin_threads, report
+from benchmarks.common import (
+    add_speedups,
+    alternate,
+    exact_fp32,
+    machine,
+    peak_mb,
+    pick_device,
+    pin_threads,
+    report,
+)
 
 
 @dataclass(frozen=True)
@@ -135,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         if case.theirs is not None:
             impls["timm"] = case.theirs(case.ours).to(device)
         x = torch.randn(bsz, *case.input_shape, device=device)
-        with torch.no_grad():
+        with torch.no_grad(), exact_fp32():  # IEEE float32 on CUDA too: cuDNN's TF32 convolutions differ by 1e-3
             reference = case.compare(case.ours(x))
             for name, module in impls.items():
                 torch.testing.assert_close(

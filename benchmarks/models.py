@@ -12,9 +12,11 @@ paper resolution, for:
 
 Rows: ``{"model", "impl", "mode": "train"|"eval", "compiled", "batch", "ms", "img_per_s", "peak_mb",
 "gflops_per_s", "mm_fraction"}``: achieved GFLOP/s counts the plan's forward FLOPs (3x for a training step)
-and ``mm_fraction`` divides it by a float32 matrix-multiply rate measured in the same run. The
-implementations alternate, one step each per round, after warm-up; medians. ``--compile`` adds
-``torch.compile`` rows (default inductor backend). ``--quick`` times archdsl alone on small inputs.
+and ``mm_fraction`` divides it by a matrix-multiply rate measured in the same run, in float32 (bf16 with
+``--bf16``). The implementations alternate, one step each per round, after warm-up; medians. ``--compile`` adds
+``torch.compile`` rows (default inductor backend). ``--quick`` times archdsl alone on small inputs. On the CPU
+archdsl's model is in the layout its plan chose (``ModelPlan.channels_last``) and timm's in NCHW; on a GPU both
+are in the layout :func:`archdsl.plan.layout.channels_last` picks for that device (NHWC for the zoo).
 
 Run: ``python -m benchmarks.models --json benchmarks/results/models.json`` (environment: benchmarks/README.md)
 """
@@ -32,9 +34,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import archdsl
+from archdsl.plan.layout import channels_last
 from benchmarks.common import (
     add_speedups,
     alternate,
+    apply_layout,
     machine,
     matmul_gflops,
     peak_mb,
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     names = args.models or (QUICK if args.quick else MODELS)
     rounds, warmup = (2, 1) if args.quick else (args.rounds, args.warmup)
     autocast = torch.autocast(device.type, torch.bfloat16) if args.bf16 else contextlib.nullcontext()
-    mm_rate = matmul_gflops(device)
+    mm_rate = matmul_gflops(device, torch.bfloat16 if args.bf16 else torch.float32)
     rows: list[dict[str, object]] = []
     for name in names:
         spec = archdsl.load_spec(ROOT / "specs" / f"{name}.yaml")
@@ -133,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.quick:
             models["timm"] = timm_model(name, plan.input[-1])
         models = {k: m.to(device) for k, m in models.items()}
+        if device.type != "cpu":  # the layout chosen for this device; timm's model in the same one
+            cl = channels_last(plan.nodes(), device.type)
+            models = {k: apply_layout(m, cl) for k, m in models.items()}
         x = torch.randn(args.batch, *plan.input, device=device)
         y = torch.randint(0, plan.output[-1], (args.batch,), device=device)
         variants = [False, True] if args.compile else [False]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import kernels, models, search
+from benchmarks import gpu, kernels, models, search
 
 
 def rows(path: Path) -> list[dict[str, object]]:
@@ -44,3 +44,31 @@ def test_search_quick(tmp_path: Path) -> None:
     assert overhead["trials"] == 1 and 0 < overhead["median_fraction"] < 1
     assert got["reject: over budget"]["trials"] == got["reject: impossible shape"]["trials"] == 2
     assert got["plan volo_d5"]["median_ms"] > 0
+
+
+def test_gpu_quick(tmp_path: Path) -> None:
+    """The device check's CPU half: every zoo spec builds, the small ones take a bf16-autocast CPU training step,
+    the CUDA branch of halo/global attention hands SDPA 4-D contiguous operands (forced onto CPU tensors), and
+    every CUDA row is there, skipped with the reason."""
+    assert gpu.main(["--quick", "--json", str(tmp_path / "g.json")]) == 0
+    got = {r["check"]: r for r in rows(tmp_path / "g.json")}
+    assert all(r["status"] in ("ok", "skipped") and r["seconds"] >= 0 for r in got.values())
+    assert got["zoo build"]["status"] == "ok" and f"{len(gpu.SPECS)} specs" in got["zoo build"]["figure"]
+    stepped = [c for c, r in got.items() if c.startswith("zoo cpu ") and r["status"] == "ok"]
+    assert {"zoo cpu digits_hybrid", "zoo cpu digits_search_base", "zoo cpu hybrid_tiny"} <= set(stepped)
+    (larger,) = [c for c in got if c.startswith("zoo cpu: ")]
+    assert got[larger]["status"] == "skipped" and len(stepped) + int(larger.split()[2]) == len(gpu.SPECS)
+    fused = got["fused arguments"]
+    assert fused["status"] == "ok" and "CUDA branch forced" in str(fused["figure"])
+    cuda_rows = [f"zoo cuda: {len(gpu.SPECS)} specs", "fused halo", "fused global", "sync-free steps"]
+    cuda_rows += [f"layout {name}" for name in gpu.LAYOUT_SPECS]
+    cuda_rows += ["kernels vs timm", "models vs timm", "search 2 workers"]
+    assert all(got[c]["status"] == "skipped" and got[c]["figure"] == "--quick" for c in cuda_rows)
+
+
+def test_gpu_search_is_the_digits_search_cut_short(tmp_path: Path) -> None:
+    from archdsl.search.space import load_search
+
+    space = load_search(gpu.search_files(tmp_path, trials=4, epochs=2))
+    assert space.name == "digits" and space.definition.budget.trials == 4
+    assert space.base_doc.data["train"]["epochs"] == 2

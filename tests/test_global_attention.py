@@ -1,4 +1,5 @@
-"""BoTNet global self-attention (arXiv:2101.11605) against a float64 per-query reference, plus shape rules."""
+"""BoTNet global self-attention (arXiv:2101.11605) against a float64 per-query reference, on the CPU path and on
+the CUDA path (run on CPU tensors: what it hands the fused kernel), plus shape rules."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from archdsl import ShapeError
 from archdsl.kinds import MIXERS
 from archdsl.mixers.global_attention import GlobalAttentionSpec
+from archdsl.nn import relpos
 from archdsl.nn.global_attention import GlobalAttention
 from archdsl.plan.shapes import Ctx
 
@@ -120,3 +124,116 @@ def test_shape_errors(heads: int, in_shape: tuple[int, int, int], stride: int, p
     (problem,) = info.value.problems
     assert problem.path == path
     assert message in problem.message
+
+
+@pytest.fixture
+def cuda_branch(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Run the CUDA branch (fused_path) on CPU tensors and record every F.scaled_dot_product_attention call."""
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset({"cpu", "cuda"}))
+    calls: list[dict[str, object]] = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None, **kw: object):
+        calls.append({"q": q, "k": k, "v": v, "mask": attn_mask, "kw": kw})
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("c", "hh", "ww", "n", "s"),
+    [(8, 4, 4, 2, 1), (16, 6, 4, 4, 2), (12, 3, 5, 3, 1), (16, 4, 6, 1, 2)],
+)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_branch_hands_sdpa_4d_contiguous_operands_and_matches_float64_reference(
+    cuda_branch: list[dict[str, object]],
+    monkeypatch: pytest.MonkeyPatch,
+    channels_last: bool,
+    c: int,
+    hh: int,
+    ww: int,
+    n: int,
+    s: int,
+) -> None:
+    """The CUDA path, run on CPU tensors: q/k/v (B, n, HW, d) 4-D and contiguous whatever the input's memory
+    format (BoTNet's was fused only when built channels-last), head dims padded to a multiple of 8 (d = 4, 16), the
+    bias (B, n, HW, HW) in q's dtype; output equal to the float64 reference, gradients to the CPU path's."""
+    torch.manual_seed(1)
+    m = GlobalAttention(c, hh, ww, n, s).double()
+    x = torch.randn(2, c, hh, ww, dtype=torch.float64)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    got = m(x)
+    (call,) = cuda_branch
+    q, k, v, mask = (call[name] for name in ("q", "k", "v", "mask"))
+    assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+    assert isinstance(mask, torch.Tensor)
+    assert q.dim() == k.dim() == v.dim() == 4
+    assert q.stride(-1) == k.stride(-1) == v.stride(-1) == 1
+    assert q.is_contiguous() and k.is_contiguous() and v.is_contiguous()
+    assert q.shape == k.shape == v.shape == (2, n, hh * ww, -(-(c // n) // 8) * 8)
+    assert mask.shape == (2, n, hh * ww, hh * ww) and mask.dtype == q.dtype == torch.float64
+    assert call["kw"] == {"scale": 1.0}
+    assert (got - _reference(m, x.detach())).abs().max().item() <= 1e-6
+    if s == 1:  # the pool of stride 2 decides its own output format
+        assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    g = torch.randn_like(got)
+    params = [x, *m.parameters()]
+    fused_grads = torch.autograd.grad(got, params, g)
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset())  # the CPU path
+    cpu_grads = torch.autograd.grad(m(x), params, g)
+    for a, w in zip(fused_grads, cpu_grads, strict=True):
+        assert (a - w).abs().max().item() <= 1e-10
+
+
+def test_cuda_branch_under_bf16_autocast_hands_the_bias_in_the_query_dtype(
+    cuda_branch: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    torch.manual_seed(2)
+    m = GlobalAttention(32, 6, 6, 4, 1)
+    x = torch.randn(2, 32, 6, 6, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = m(x)
+    (call,) = cuda_branch
+    q, k, v, mask = (call[name] for name in ("q", "k", "v", "mask"))
+    assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+    assert isinstance(mask, torch.Tensor)
+    assert q.dtype == k.dtype == v.dtype == mask.dtype == torch.bfloat16
+    assert q.is_contiguous() and k.is_contiguous() and v.is_contiguous() and q.dim() == 4
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset())  # the CPU path
+    want = m(x)
+    assert (got.float() - want).abs().max().item() <= 2e-2 * want.abs().max().item()
+    got.float().square().sum().backward()
+    assert m.relpos.table_w.grad is not None and torch.isfinite(m.relpos.table_w.grad).all()
+
+
+def test_the_bias_is_kept_from_kernels_that_cannot_take_or_differentiate_it() -> None:
+    """SDPA may choose the memory-efficient kernel or the math fallback, of those the caller enabled: never cuDNN's
+    (no bias gradient) or flash (no mask). Under sdpa_kernel([FLASH, EFFICIENT]), the device check's restriction,
+    only the efficient kernel remains, so an unfused call raises instead of falling back."""
+    assert relpos.bias_backends() == [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION]):
+        assert relpos.bias_backends() == [SDPBackend.EFFICIENT_ATTENTION]
+    with sdpa_kernel([SDPBackend.CUDNN_ATTENTION, SDPBackend.MATH]):
+        assert relpos.bias_backends() == [SDPBackend.MATH]
+
+
+def test_attend_fused_pads_head_dims_and_cuts_the_padding_off() -> None:
+    """attend_fused(q, k, v, bias) is softmax(q k^T + bias) v for head dims not multiples of 8 (q/k 6, v 10)."""
+    torch.manual_seed(3)
+    q, k = torch.randn(2, 3, 5, 6, dtype=torch.float64), torch.randn(2, 3, 7, 6, dtype=torch.float64)
+    v, bias = torch.randn(2, 3, 7, 10, dtype=torch.float64), torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    want = torch.softmax(q @ k.transpose(-1, -2) + bias, dim=-1) @ v
+    got = relpos.attend_fused(q, k, v, bias)
+    assert got.shape == want.shape and torch.allclose(got, want, atol=1e-12)
+
+
+def test_cuda_branch_compiles_in_one_graph(cuda_branch: list[dict[str, object]]) -> None:
+    """torch.compile(fullgraph=True) traces the CUDA path (its kernel choice and all) without a graph break."""
+    torch.manual_seed(4)
+    m = GlobalAttention(12, 3, 5, 3, 1)
+    x = torch.randn(2, 12, 3, 5)
+    compiled = torch.compile(m, fullgraph=True, dynamic=False)
+    assert torch.allclose(compiled(x), m(x), atol=1e-5)

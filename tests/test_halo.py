@@ -1,4 +1,5 @@
-"""Halo attention (HaloNet, arXiv:2103.12731) against a float64 per-query reference, plus shape rules."""
+"""Halo attention (HaloNet, arXiv:2103.12731) against a float64 per-query reference, on the CPU path and on the
+CUDA path (run on CPU tensors: what it hands the fused kernel), plus shape rules."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from archdsl import ShapeError, plan_model, spec_from_text
 from archdsl.kinds import MIXERS
 from archdsl.mixers.halo import HaloMixerSpec
+from archdsl.nn import relpos
 from archdsl.nn.halo import HaloAttention
 from archdsl.nn.windows import block_fold, block_windows
 from archdsl.plan.shapes import Ctx
@@ -258,3 +260,101 @@ def test_located_error_in_a_model() -> None:
     text = str(info.value)
     assert text.startswith("tiny.yaml:9:44: ")
     assert "stages.1.blocks.0.mixer: feature map 8x8 is not divisible by block_size=16 (input 32 px, stride 4)" in text
+
+
+@pytest.fixture
+def cuda_branch(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
+    """Run the CUDA branch (fused_path) on CPU tensors and record every F.scaled_dot_product_attention call: its
+    tensors and keywords, and which kernels were enabled while it ran."""
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset({"cpu", "cuda"}))
+    calls: list[dict[str, object]] = []
+    real = F.scaled_dot_product_attention
+
+    def spy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None, **kw: object):
+        enabled = {
+            "efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+            "math": torch.backends.cuda.math_sdp_enabled(),
+            "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
+        }
+        calls.append({"q": q, "k": k, "v": v, "mask": attn_mask, "kw": kw, "enabled": enabled})
+        return real(q, k, v, attn_mask=attn_mask, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    return calls
+
+
+def assert_fused_arguments(call: dict[str, object], heads: int, nq: int, nk: int, dtype: torch.dtype) -> None:
+    """What the memory-efficient kernel takes: 4-D (batch, heads, tokens, dim) operands, contiguous, head dims a
+    multiple of 8, and the position bias as an additive mask (batch, heads, Lq, Lk) in the query's dtype."""
+    q, k, v, mask = (call[name] for name in ("q", "k", "v", "mask"))
+    assert isinstance(q, torch.Tensor) and isinstance(k, torch.Tensor) and isinstance(v, torch.Tensor)
+    assert isinstance(mask, torch.Tensor)
+    assert q.dim() == k.dim() == v.dim() == 4
+    assert q.stride(-1) == k.stride(-1) == v.stride(-1) == 1
+    assert q.is_contiguous() and k.is_contiguous() and v.is_contiguous()
+    assert q.shape[1] == k.shape[1] == v.shape[1] == heads and q.shape[2] == nq and k.shape[2] == v.shape[2] == nk
+    assert q.shape[-1] == k.shape[-1] and q.shape[-1] % 8 == 0 and v.shape[-1] % 8 == 0
+    assert q.dtype == k.dtype == v.dtype == mask.dtype == dtype
+    assert mask.shape == (q.shape[0], heads, nq, nk)
+    assert call["kw"] == {"scale": 1.0}
+
+
+@pytest.mark.parametrize(("c", "cv", "hh", "ww", "b", "h", "n", "s"), CASES)
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_cuda_branch_hands_sdpa_4d_contiguous_operands_and_matches_float64_reference(
+    cuda_branch: list[dict[str, object]],
+    monkeypatch: pytest.MonkeyPatch,
+    channels_last: bool,
+    c: int,
+    cv: int,
+    hh: int,
+    ww: int,
+    b: int,
+    h: int,
+    n: int,
+    s: int,
+) -> None:
+    """The CUDA path, run on CPU tensors: one SDPA call per forward with 4-D contiguous q/k/v (head dims padded
+    to a multiple of 8 where they are not) and the bias in q's dtype; its output equals the per-query float64
+    reference and its gradients the CPU path's, from NCHW and channels-last inputs (whose format it keeps)."""
+    torch.manual_seed(4)
+    m = HaloAttention(c, cv, hh, ww, b, h, n, s).double()
+    x = torch.randn(2, c, hh, ww, dtype=torch.float64)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    got = m(x)
+    (call,) = cuda_branch
+    blocks = (hh // b) * (ww // b)
+    assert_fused_arguments(call, n * blocks, (b // s) ** 2, (b + 2 * h) ** 2, torch.float64)
+    assert call["enabled"] == {"efficient": True, "math": True, "cudnn": False}  # kernels that differentiate a bias
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert (got - _reference(m, x.detach())).abs().max().item() <= 1e-6
+    g = torch.randn_like(got)
+    params = [x, *m.parameters()]
+    fused_grads = torch.autograd.grad(got, params, g)
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset())  # the CPU path
+    cpu_grads = torch.autograd.grad(m(x), params, g)
+    for a, w in zip(fused_grads, cpu_grads, strict=True):
+        assert (a - w).abs().max().item() <= 1e-10
+
+
+def test_cuda_branch_under_bf16_autocast_hands_the_bias_in_the_query_dtype(
+    cuda_branch: list[dict[str, object]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under bf16 autocast the relative-position bias (whose padding mask is a float32 buffer) reaches SDPA in
+    bf16 like q/k/v, as the memory-efficient kernel requires; the output is the float32 CPU path's within bf16
+    rounding and the backward runs through the bias."""
+    torch.manual_seed(5)
+    m = HaloAttention(12, 24, 8, 12, 4, 2, 3, 1)  # dq 4 and dv 8: q/k padded to 8
+    x = torch.randn(2, 12, 8, 12, requires_grad=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = m(x)
+    (call,) = cuda_branch
+    assert_fused_arguments(call, 3 * 6, 16, 64, torch.bfloat16)
+    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset())  # the CPU path
+    want = m(x)
+    assert (got.float() - want).abs().max().item() <= 2e-2 * want.abs().max().item()
+    got.float().square().sum().backward()
+    assert m.relpos.table_h.grad is not None and torch.isfinite(m.relpos.table_h.grad).all()
+    assert x.grad is not None and torch.isfinite(x.grad).all()

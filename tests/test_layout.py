@@ -1,4 +1,5 @@
-"""The house's layout: a torch-free front half, and no import cycles between modules or packages."""
+"""The house's layout: a torch-free front half, and no import cycles between modules or packages; and the
+memory layout models are built in, per device (archdsl.plan.layout)."""
 
 from __future__ import annotations
 
@@ -330,3 +331,65 @@ def test_train_refuses_an_unplannable_spec_before_it_imports_torch(tmp_path: Pat
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"{spec}:5:" in proc.stdout and "block_size" in proc.stdout
     assert not (tmp_path / "o").exists()
+
+
+def test_memory_layout_is_chosen_per_device() -> None:
+    """archdsl.plan.layout.channels_last is the plan's layout on the CPU for every zoo spec (HaloNet NCHW, its
+    halo kernels reshape NCHW memory there) and channels-last for all of them on CUDA, where halo and global
+    attention declare that either format serves (their fused path copies its operands into the kernel's layout)."""
+    import archdsl
+    from archdsl.kinds import load_kinds
+    from archdsl.plan.layout import channels_last, layout_of
+
+    load_kinds()  # the kinds declare their layouts when they register
+    assert layout_of("mixer", "halo") == layout_of("mixer", "halo", "cpu") == "nchw"
+    assert layout_of("mixer", "global_attention", "cuda") == layout_of("mixer", "halo", "cuda") == "any"
+    assert layout_of("mixer", "conv", "cuda") == layout_of("pos_embed", "pos_embed", "cuda") == "any"
+    nchw_on_cpu = set()
+    for path in sorted((ROOT / "specs").glob("*.yaml")):
+        plan = archdsl.plan_model(archdsl.load_spec(path))
+        assert channels_last(plan.nodes(), "cpu") == plan.channels_last, path.stem
+        assert channels_last(plan.nodes(), "cuda"), path.stem
+        if not plan.channels_last:
+            nchw_on_cpu.add(path.stem)
+    assert {f"halonet_h{i}" for i in range(8)} <= nchw_on_cpu
+
+
+def test_a_built_model_moves_to_the_layout_of_its_device_with_the_same_outputs(tmp_path: Path) -> None:
+    """fit builds the plan's (CPU) layout, then ``use_layout`` the training device's: a halo/global-attention
+    hybrid (NCHW on the CPU) goes NHWC, as on CUDA, and back, computing the same logits."""
+    import torch
+
+    import archdsl
+    from archdsl.compiler.build import build_from_plan
+    from archdsl.plan.layout import channels_last
+    from tests.test_search import BASE
+
+    (tmp_path / "hybrid.yaml").write_text(BASE.replace("input: {channels: 1,", "input: {channels: 3,"))
+    plan = archdsl.plan_model(archdsl.load_spec(tmp_path / "hybrid.yaml"))
+    model = build_from_plan(plan).eval()
+    assert not plan.channels_last and not model.channels_last and channels_last(plan.nodes(), "cuda")
+    x = torch.randn(4, 3, 8, 8)
+
+    def weight() -> torch.Tensor:  # the stem's 3x3 convolution of 3 channels: the two layouts differ in memory
+        return next(p for p in model.parameters() if p.dim() == 4 and p.shape[1] > 1 and p.shape[2] > 1)
+
+    with torch.no_grad():
+        before = model(x)
+        model.use_layout(True)
+        assert model.channels_last and weight().is_contiguous(memory_format=torch.channels_last)
+        assert not weight().is_contiguous()
+        torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
+        model.use_layout(False)
+        assert weight().is_contiguous() and not model.channels_last
+        torch.testing.assert_close(model(x), before, rtol=1e-5, atol=1e-6)
+
+
+def test_a_device_declaration_holds_on_that_device_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    from archdsl.plan import layout
+
+    monkeypatch.setattr(layout, "_DECLARED", dict(layout._DECLARED))
+    monkeypatch.setattr(layout, "_ON_DEVICE", dict(layout._ON_DEVICE))
+    layout.declare_layout("block", "layout_probe", "nchw")
+    layout.declare_layout("block", "layout_probe", "any", device="cuda")
+    assert [layout.layout_of("block", "layout_probe", d) for d in ("cpu", "cuda", "mps")] == ["nchw", "any", "nchw"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -23,9 +23,9 @@ class Cifar10Data(SpecModel):
     val_size: int = Field(5000, ge=1)
     """Images held out of the training batches for validation (stratified, seed 0)."""
     augment: bool = True
-    """Random crop with 4-px padding and horizontal flip during training."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes."""
+    """Random crop with 4-px padding (at 32 px, before resizing) and horizontal flip during training."""
+    num_workers: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = "auto"
+    """DataLoader worker processes; ``auto``: none, the 32-px uint8 images are in memory and a batch is one gather."""
 
 
 DATASETS.add(

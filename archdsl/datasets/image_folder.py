@@ -1,9 +1,9 @@
-"""A local image tree ``root/{train,val[,test]}/CLASS/*.png|jpg`` read with Pillow."""
+"""A local image tree ``root/{train,val[,test]}/CLASS/*.jpg|png``: JPEGs by libjpeg-turbo, the rest by Pillow."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -17,7 +17,7 @@ EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
 class ImageFolderData(SpecModel):
-    """A local tree ``root/{train,val[,test]}/CLASS/*.png|jpg`` read with Pillow."""
+    """A local tree ``root/{train,val[,test]}/CLASS/*.jpg|png``, decoded in loader workers, finished on the device."""
 
     name: Literal["image_folder"]
     root: str = Field(min_length=1)
@@ -27,9 +27,9 @@ class ImageFolderData(SpecModel):
     std: tuple[float, float, float] = Field((0.229, 0.224, 0.225), strict=False)
     """Per-channel standard deviation."""
     augment: bool = True
-    """Random resized crop and horizontal flip during training."""
-    num_workers: int = Field(0, ge=0)
-    """DataLoader worker processes."""
+    """Random resized crop (35-100 % of the area, aspect 3:4 to 4:3) and horizontal flip during training."""
+    num_workers: Annotated[int, Field(ge=0, le=1024)] | Literal["auto"] = "auto"
+    """DataLoader worker processes; ``auto``: the CPUs this process may use (its share under ``search --workers``)."""
 
 
 def folder_classes(split_dir: Path) -> list[str]:

@@ -10,6 +10,7 @@ from pydantic import Field
 
 from archdsl.kinds import MIXERS, Kind, type_name
 from archdsl.plan import cost
+from archdsl.plan.layout import declare_layout
 from archdsl.plan.rules import require
 from archdsl.plan.shapes import Ctx, Node, make_node
 from archdsl.spec.base import SpecModel
@@ -79,3 +80,6 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
 
 _EXAMPLE = {"type": type_name(HaloMixerSpec), "block_size": 4, "halo_size": 1, "num_heads": 2, "value_ratio": 2.0}
 MIXERS.add(Kind.of(HaloMixerSpec, _plan, example=_EXAMPLE, layout="nchw"))
+# NCHW for the CPU path, which reshapes the NCHW memory into blocks and heads; on CUDA the fused path copies its
+# operands into the kernel's layout from NCHW and channels-last maps alike (archdsl.nn.relpos)
+declare_layout("mixer", type_name(HaloMixerSpec), "any", device="cuda")

@@ -38,9 +38,16 @@ class Backbone(nn.Module):
             {"num_chs": c, "reduction": r, "module": f"stages.{i}"}
             for i, (c, r) in enumerate(zip(feature_channels or [], feature_reductions or [], strict=True))
         ]
+        self.channels_last = False
+        self.use_layout(channels_last)
+
+    def use_layout(self, channels_last: bool) -> None:
+        """Keep weights and activations in NHWC (``True``) or NCHW memory; values are unchanged (the layout the
+        model is built in suits the CPU; a device may want the other)."""
+        if channels_last != self.channels_last:
+            fmt = torch.channels_last if channels_last else torch.contiguous_format
+            self.to(memory_format=fmt)  # type: ignore[call-overload]  # torch's stub lacks it
         self.channels_last = channels_last
-        if channels_last:
-            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stub lacks it
 
     def _layout(self, x: torch.Tensor) -> torch.Tensor:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.dim() == 4 else x

@@ -11,6 +11,14 @@ values (and the output) width r_v*w; q/k/v are 1x1 convs without bias and there 
 cell of each block, (b/2)^2 queries per block, by a strided 1x1 query conv) while keys/values still come
 from the full window; relative offsets are measured in full-resolution pixels.
 Deviations from the paper: none intended; k and v are one fused 1x1 conv (same parameters).
+
+Two formulations, chosen per device by ``fused_path`` (relative-position module). On CUDA every (image,
+head, block) problem is one (batch, heads, tokens, dim) slice of ``F.scaled_dot_product_attention``: queries
+(B, n*gh*gw, (b/s)^2, dq) and the windows' keys/values (B, n*gh*gw, (b+2h)^2, d), each one contiguous copy
+straight from the conv output (whose memory format the output keeps), and the position-and-padding bias
+(B, n*gh*gw, (b/s)^2, (b+2h)^2) in the query's dtype, so the memory-efficient kernel runs it, bias gradient
+included (``attend_fused``). On the CPU it is ``baddbmm`` + softmax + ``bmm`` over block windows copied once
+per window, in chunks of images.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archdsl.nn.relpos import RelativePosition2d
+from archdsl.nn.relpos import RelativePosition2d, attend_fused, fused_path, head_aligned
 from archdsl.nn.windows import block_windows
 
 __all__ = ["HaloAttention"]
@@ -81,26 +89,63 @@ class HaloAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q = self.q(x) * self.scale  # (B, n*dq, H/s, W/s); scaling q scales the content and position logits alike
         kv = self.kv(x)  # (B, n*(dq+dv), H, W)
+        if fused_path(x):
+            return self._attend_fused(q, kv, channels_last=_is_channels_last(x))
         chunk = self.chunk
-        if x.is_cuda or torch.compiler.is_compiling() or x.shape[0] <= chunk:
+        if torch.compiler.is_compiling() or x.shape[0] <= chunk:
             return self._attend(q, kv)
         return torch.cat([self._attend(qi, kvi) for qi, kvi in zip(q.split(chunk), kv.split(chunk), strict=True)])
 
     def _key_windows(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Every block's (b+2h)² window of keys and of values, zero outside the map:
         (B, n, gh, gw, dq, win, win) and (B, n, gh, gw, dv, win, win)."""
-        n, dq, dv, b, h, win = self.heads, self.qk_dim, self.v_dim, self.block, self.halo, self.window
-        if kv.is_cuda or torch.compiler.is_compiling():  # views of the padded map: one copy kernel on CUDA, and
-            # what inductor fuses into the consumers (the per-window copies below would be a kernel launch each)
-            windows = F.pad(kv, (h,) * 4).unfold(2, win, b).unfold(3, win, b)  # (B, C, gh, gw, win, win)
-            k, v = windows.split([n * dq, n * dv], dim=1)
+        n, dq, b, h, win = self.heads, self.qk_dim, self.block, self.halo, self.window
+        if kv.is_cuda or torch.compiler.is_compiling():  # views of the padded map: what inductor fuses into the
+            # consumers (the per-window copies below would be a kernel launch each)
+            k, v = self._window_views(kv)
             order = (0, 1, 3, 4, 2, 5, 6)  # (B, n, d, gh, gw, win, win) -> (B, n, gh, gw, d, win, win)
-            return k.unflatten(1, (n, dq)).permute(order), v.unflatten(1, (n, dv)).permute(order)
+            return k.permute(order), v.permute(order)
         # eager CPU: one clipped copy per window, whose backward adds them back (no padded copy, no unfold scatter)
         return block_windows(kv[:, : n * dq], win, h, b, n), block_windows(kv[:, n * dq :], win, h, b, n)
 
+    def _window_views(self, kv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Views of the zero-padded map, every block's window of keys and of values:
+        (B, n, dq, gh, gw, win, win) and (B, n, dv, gh, gw, win, win)."""
+        n, dq, dv, b, h, win = self.heads, self.qk_dim, self.v_dim, self.block, self.halo, self.window
+        windows = F.pad(kv, (h,) * 4).unfold(2, win, b).unfold(3, win, b)  # (B, C, gh, gw, win, win)
+        k, v = windows.split([n * dq, n * dv], dim=1)
+        return k.unflatten(1, (n, dq)), v.unflatten(1, (n, dv))
+
+    def _attend_fused(self, q: torch.Tensor, kv: torch.Tensor, channels_last: bool) -> torch.Tensor:
+        """The CUDA path: scaled queries (B, n*dq, H/s, W/s) and keys/values (B, n*(dq+dv), H, W) as 4-D
+        contiguous SDPA operands, one (batch, heads) slice per (image, head x block); the output in the
+        memory format of the input (``channels_last``)."""
+        bsz = q.shape[0]
+        n, dq, dv = self.heads, self.qk_dim, self.v_dim
+        gh, gw = self.grid
+        bq = self.block // self.stride  # query block side
+        nq, nk = bq * bq, self.window**2
+        heads = n * gh * gw  # every block of every head is a head of the kernel's (batch, heads) grid
+        q = q.reshape(bsz, n, dq, gh, bq, gw, bq).permute(0, 1, 3, 5, 4, 6, 2)  # (B, n, gh, gw, bq, bq, dq)
+        q = head_aligned(q)  # one contiguous copy (d padded to a multiple of 8); the bias reads its first dq
+        logits_h, logits_w = self.relpos.factors(q[..., :dq])  # (B, n, gh, gw, bq, bq, win) each
+        logits_h = logits_h + self.mask_h.to(logits_h.dtype)[:, None, None, None, :]  # padded key rows -> -inf
+        logits_w = logits_w + self.mask_w.to(logits_w.dtype)[None, :, None, None, :]  # padded key cols -> -inf
+        bias = (logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)).reshape(bsz, heads, nq, nk)
+        k, v = self._window_views(kv)  # (B, n, d, gh, gw, win, win)
+        order = (0, 1, 3, 4, 5, 6, 2)  # -> (B, n, gh, gw, win, win, d): d last, one copy each
+        k = head_aligned(k.permute(order)).reshape(bsz, heads, nk, -1)
+        v = head_aligned(v.permute(order)).reshape(bsz, heads, nk, -1)
+        out = attend_fused(q.reshape(bsz, heads, nq, -1), k, v, bias)[..., :dv]  # (B, n*gh*gw, bq^2, dv)
+        out = out.reshape(bsz, n, gh, gw, bq, bq, dv)
+        hq, wq = gh * bq, gw * bq
+        if channels_last:  # (B, gh, bq, gw, bq, n, dv) -> (B, H/s, W/s, r_v*w), viewed as NCHW
+            return out.permute(0, 2, 4, 3, 5, 1, 6).reshape(bsz, hq, wq, n * dv).permute(0, 3, 1, 2)
+        return out.permute(0, 1, 6, 2, 4, 3, 5).reshape(bsz, n * dv, hq, wq)  # (B, r_v*w, H/s, W/s)
+
     def _attend(self, q: torch.Tensor, kv: torch.Tensor) -> torch.Tensor:
-        """Scaled queries (B, n*dq, H/s, W/s) and the keys/values (B, n*(dq+dv), H, W)."""
+        """The CPU path (and what ``torch.compile`` traces off CUDA): scaled queries (B, n*dq, H/s, W/s) and the
+        keys/values (B, n*(dq+dv), H, W)."""
         bsz = q.shape[0]
         n, dq, dv = self.heads, self.qk_dim, self.v_dim
         gh, gw = self.grid
@@ -115,16 +160,18 @@ class HaloAttention(nn.Module):
         k, v = self._key_windows(kv)
         k_t, v_t = k.reshape(m, dq, nk), v.reshape(m, dv, nk)
         q = q.reshape(m, nq, dq)
-        if q.is_cuda:  # fused attention (memory-efficient kernel, bias gradient included)
-            out = F.scaled_dot_product_attention(q, k_t.transpose(1, 2), v_t.transpose(1, 2), attn_mask=bias, scale=1.0)
-        else:
-            logits = torch.baddbmm(bias, q, k_t)
-            del bias  # neither temporary is saved for backward: free each once its consumer is done
-            attn = logits.softmax(dim=-1)
-            del logits
-            out = torch.bmm(attn, v_t.transpose(1, 2))  # (M, bq^2, dv)
+        logits = torch.baddbmm(bias, q, k_t)
+        del bias  # neither temporary is saved for backward: free each once its consumer is done
+        attn = logits.softmax(dim=-1)
+        del logits
+        out = torch.bmm(attn, v_t.transpose(1, 2))  # (M, bq^2, dv)
         out = out.reshape(bsz, n, gh, gw, bq, bq, dv).permute(0, 1, 6, 2, 4, 3, 5)  # (B, n, dv, gh, bq, gw, bq)
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 
     def extra_repr(self) -> str:
         return f"block={self.block}, halo={self.halo}, heads={self.heads}, stride={self.stride}"
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A (B, C, H, W) map stored NHWC (and not also NCHW, as a 1x1 map or a single channel is)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()

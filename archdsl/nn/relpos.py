@@ -7,6 +7,13 @@ al. 2021, arXiv:2103.12731). Row ``L-1`` of a table is offset 0. The query and k
 construction, so the rows each (query, key) pair reads are precomputed index buffers; the forward pass
 gathers the rows once and contracts them with the queries by ``einsum`` (two batched matrix products).
 Tables are initialised truncated-normal with std ``d**-0.5``.
+
+Halo and global attention add this bias to their logits. On the devices in :data:`FUSED_DEVICES` (CUDA)
+they hand it to the fused kernel through :func:`attend_fused`: ``F.scaled_dot_product_attention`` with 4-D
+(batch, heads, tokens, dim) operands whose last dimension is contiguous and a multiple of 8, and the bias as
+an additive ``attn_mask`` in the query's dtype (bf16 under autocast), which is what the memory-efficient
+kernel takes (flash takes no mask; cuDNN's kernel has no gradient for one). Elsewhere they run their eager
+CPU formulation; :func:`fused_path` makes the choice, per tensor, by its device.
 """
 
 from __future__ import annotations
@@ -14,9 +21,64 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
-__all__ = ["RelativePosition2d"]
+__all__ = ["FUSED_DEVICES", "RelativePosition2d", "attend_fused", "bias_backends", "fused_path", "head_aligned"]
+
+FUSED_DEVICES: frozenset[str] = frozenset({"cuda"})
+"""Device types on which halo and global attention take the fused ``scaled_dot_product_attention`` path (a test
+adds ``cpu`` to run that path, argument for argument, on CPU tensors)."""
+
+HEAD_ALIGN = 8
+"""The memory-efficient kernel needs head dims divisible by 8 (bf16) or 4 (float32) on sm80+: q/k/v are
+zero-padded to a multiple of 8, which changes no dot product and adds output columns that are cut off."""
+
+
+def fused_path(x: torch.Tensor) -> bool:
+    """Whether attention over ``x`` takes the fused kernel (its device type is in :data:`FUSED_DEVICES`)."""
+    return x.device.type in FUSED_DEVICES
+
+
+def head_aligned(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (..., d) as a contiguous tensor whose last dimension is zero-padded to a multiple of 8."""
+    pad = -t.shape[-1] % HEAD_ALIGN
+    if pad:
+        t = F.pad(t, (0, pad))
+    return t.contiguous()
+
+
+def attend_fused(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``softmax(q k^T + bias) v`` by ``F.scaled_dot_product_attention`` (scale 1: the caller scaled q, and so
+    its position logits); q (N, H, Lq, d), k (N, H, Lk, d), v (N, H, Lk, dv), bias (N, H, Lq, Lk) -> (N, H, Lq, dv).
+
+    q/k/v go in 4-D, contiguous, head dims padded to a multiple of 8 (a no-op for operands the caller already
+    laid out so, whose padded value columns then come back for the caller to cut); the bias goes in the query's
+    dtype. The kernel is chosen among those that take an additive float mask and differentiate it, the
+    memory-efficient one and the math fallback, as far as the caller left them enabled (:func:`bias_backends`).
+    """
+    dv = v.shape[-1]
+    q, k, v = head_aligned(q), head_aligned(k), head_aligned(v)
+    with sdpa_kernel(bias_backends()):
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), scale=1.0)
+    return out[..., :dv] if out.shape[-1] != dv else out
+
+
+def bias_backends() -> list[SDPBackend]:
+    """The SDPA kernels for a learned additive bias: the memory-efficient kernel (bias gradient included) and the
+    math fallback, of those enabled where it is called; never flash (it takes no mask) or cuDNN's attention (first
+    on sm90 with a recent cuDNN; it has no bias gradient and refuses a bias that needs one). Under
+    ``sdpa_kernel([FLASH_ATTENTION, EFFICIENT_ATTENTION])`` that leaves the efficient kernel alone, so a call it
+    cannot take raises instead of falling back. Under ``torch.compile`` both (enabled flags are host state a
+    graph cannot read)."""
+    if torch.compiler.is_compiling():
+        return [SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    enabled = {
+        SDPBackend.EFFICIENT_ATTENTION: torch.backends.cuda.mem_efficient_sdp_enabled(),
+        SDPBackend.MATH: torch.backends.cuda.math_sdp_enabled(),
+    }
+    return [backend for backend, on in enabled.items() if on]
 
 
 def relpos_offsets(queries: Sequence[int], keys: Sequence[int], extent: int) -> torch.Tensor:

@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import Any
 
 from archdsl.plan.cost import Cost
-from archdsl.plan.layout import layout_of
+from archdsl.plan.layout import channels_last as device_channels_last
 from archdsl.plan.recipe import Recipe
 
 __all__ = ["Ctx", "ModelPlan", "Node", "Shape", "StagePlan", "make_node", "stride_at"]
@@ -209,15 +209,13 @@ class ModelPlan:
 
     @property
     def channels_last(self) -> bool:
-        """NHWC layout for the built model, unless kernels that cut NCHW maps into blocks and heads (the kinds
+        """NHWC layout for the built model on the CPU (training on another device picks that device's,
+        :func:`archdsl.plan.layout.channels_last`), unless kernels that cut NCHW maps into blocks and heads (the kinds
         that declare ``layout="nchw"``, :mod:`archdsl.plan.layout`: halo, global attention) carry at least 20% of
         the planned FLOPs. Convolutions run without layout reorders in NHWC and the outlook/transformer blocks
         work channels-last inside, so ResNet and VOLO steps are faster in NHWC on CPU and BoTNet's unchanged,
         while HaloNet's are slower (``benchmarks/models.py``)."""
-        leaves = [n for n in self.nodes() if not n.children]
-        total = sum(n.flops for n in leaves)
-        nchw = sum(n.flops for n in leaves if layout_of(n.role, n.type) == "nchw")
-        return total > 0 and nchw < 0.2 * total
+        return device_channels_last(self.nodes(), "cpu")
 
     @property
     def recipe(self) -> Recipe:

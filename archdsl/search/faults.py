@@ -1,11 +1,11 @@
 """Which errors of a trial are the trial's own, and which are bugs.
 
 A search must survive its trials: a learning rate that diverges, a model that does not fit in the
-device's memory, a device or disk that fails. Such a **training fault** fails its trial (the error and a
-short traceback kept in its user attributes) and the search goes on. Any other exception (a
-``TypeError``, a ``KeyError``, a shape mismatch inside a planned model) is a bug in archdsl, or in code a
-spec imports: it would fail every trial the same way, so it stops the search with its traceback instead of
-burning the budget (:class:`TrialBug`).
+device's memory, a device or disk that fails, a model ``torch.compile`` cannot compile. Such a **training
+fault** fails its trial (the error and a short traceback kept in its user attributes) and the search goes on.
+Any other exception (a ``TypeError``, a ``KeyError``, a shape mismatch inside a planned model) is a bug in
+archdsl, or in code a spec imports: it would fail every trial the same way, so it stops the search with its
+traceback instead of burning the budget (:class:`TrialBug`).
 
 The faults are a registry, in order; the first whose test holds names the fault.
 """
@@ -71,6 +71,19 @@ def _rank_raised_ours(err: BaseException) -> bool:
     return _SPAWNED(err) and bool(text) and text.splitlines()[-1].startswith("archdsl.")
 
 
+_COMPILERS = ("torch._dynamo", "torch._inductor")
+"""The packages of ``torch.compile``: their errors are the compiler's, for this trial's graph."""
+
+
+def _compile_error(err: BaseException) -> bool:
+    """``torch.compile`` failed on the trial's model: dynamo could not trace it whole (``Unsupported``), a backend
+    failed (``BackendCompilerFailed``, ``InductorError``, a C++ or Triton build), a guard kept failing
+    (``FailOnRecompileLimitHit``); or a spawned rank raised one of these."""
+    if any(cls.__module__.startswith(_COMPILERS) for cls in type(err).__mro__):
+        return True
+    return _SPAWNED(err) and any(line.startswith(_COMPILERS) for line in str(err).splitlines())
+
+
 def _out_of_memory(err: BaseException) -> bool:
     if isinstance(err, MemoryError) or _is("torch", "OutOfMemoryError")(err):
         return True
@@ -94,6 +107,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("device", _is("torch.distributed", "DistError")),  # a collective failed: NCCL/Gloo, a rank's network
     Fault("device", _says(_DEVICE_MARKERS)),
     Fault("killed rank", _is("torch.multiprocessing", "ProcessExitedException")),  # e.g. the kernel's OOM killer
+    Fault("compile", _compile_error),  # after memory and device faults, which a compiler error may wrap
     Fault("data loading", _says(_LOADER_MARKERS)),
     Fault("host i/o", _host_io),
 )

@@ -62,8 +62,12 @@ class TrainSpec(SpecModel):
     """Cross-entropy label smoothing."""
     grad_clip: float | None = Field(None, gt=0.0)
     """Clip the global gradient norm to this value."""
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
-    """Numeric precision (``16-mixed`` needs CUDA)."""
+    precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"
+    """Numeric precision: ``auto`` is ``bf16-mixed`` on a CUDA device that supports it, else ``32``;
+    ``16-mixed`` needs CUDA."""
+    deterministic: bool = False
+    """Deterministic algorithms only (Lightning's ``deterministic``); off, a CUDA run lets cuDNN pick its fastest
+    kernels (``cudnn.benchmark``) and float32 matmuls use TF32."""
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Seed of weights, data order and augmentation."""
     drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
@@ -73,8 +77,9 @@ class TrainSpec(SpecModel):
     devices: Annotated[int, Field(ge=1, le=4096)] | Literal["auto"] = "auto"
     """Devices per node."""
     compile: bool = False
-    """``torch.compile`` the model for training and evaluation (inductor, whole graph). Off by default: the
-    first steps pay the compile (tens of seconds on a laptop CPU); long runs gain (README "Performance")."""
+    """``torch.compile`` the model for training and evaluation (inductor, whole graph, dynamic batch size; once per
+    run and process; ``ARCHDSL_COMPILE_BACKEND`` names another backend). Off by default: the first steps pay the
+    compile (tens of seconds on a laptop CPU); long runs gain (README "Performance")."""
     data: DataSpec = Field(default_factory=lambda: {"name": "digits"})
     """Dataset."""
 

@@ -19,21 +19,23 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from archdsl.atomic import atomic_write_text
 from archdsl.compiler.build import build_from_plan
 from archdsl.errors import ArchDSLError, Problem, UsageError
+from archdsl.plan.layout import channels_last
 from archdsl.planner import PlannedSpec
 from archdsl.spec.load import spec_to_data
-from archdsl.train.callbacks import ABANDONED, EPOCHS, EpochCount, InitialCheckpoint, RestoreSigint, abandon
+from archdsl.train.callbacks import ABANDONED, EPOCHS, CudaSpeed, EpochCount, InitialCheckpoint, RestoreSigint, abandon
 from archdsl.train.checkpoint_io import AtomicCheckpointIO
+from archdsl.train.compiled import fresh_compiler
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.environment import trial_environment
 from archdsl.train.history import METRICS, HistoryLogger
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
+from archdsl.train.precision import resolve_precision, trains_on
 from archdsl.train.preempt import Preempted, StopRequested
 from archdsl.train.quiet import QuietRanks, quiet_lightning
 
 __all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "epochs_completed", "fit"]
 
-PRECISION = {"32": "32-true", "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
 BEST, LAST = "best.ckpt", "last.ckpt"
 
 
@@ -91,7 +93,10 @@ def fit(
     ``resume`` continues from ``last.ckpt``; ``force`` starts over in a directory that holds a run;
     ``allow_import`` permits ``train.data.name=custom``; ``test`` evaluates ``best.ckpt`` on the test split;
     ``placement`` is a ``--device`` choice over the spec's accelerator and devices. Several devices train
-    with ``ddp_spawn``; the final validation and test then run in this process on one device.
+    with ``ddp_spawn``; the final validation and test then run in this process on one device. ``train.precision``
+    ``auto`` is resolved for the device (:mod:`archdsl.train.precision`); on CUDA, unless ``train.deterministic``,
+    float32 matmuls use TF32 and cuDNN benchmarks its kernels (:class:`~archdsl.train.callbacks.CudaSpeed`).
+    With ``train.compile`` the compiler starts afresh (``torch._dynamo.reset``): one compile per trial.
     Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
     :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
     Problems found on the way (data that does not match the head, a missing dataset directory) are
@@ -100,12 +105,18 @@ def fit(
     spec, plan, t = planned.spec, planned.plan, planned.spec.train
     out = Path(out)
     last = out / LAST
-    with _errors_located(planned), quiet_lightning():
+    with _errors_located(planned), quiet_lightning(), _torch_flags_kept():
+        accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
+        precision = resolve_precision(t, accelerator, devices)
         finished = _prepare(out, t.epochs, resume=resume, force=force)
         if finished is not None:
             return finished
+        if t.compile:
+            fresh_compiler()
         L.seed_everything(t.seed, workers=True, verbose=False)
-        module = ClassificationModule(build_from_plan(plan), spec_to_data(spec))
+        model = build_from_plan(plan)
+        model.use_layout(channels_last(plan.nodes(), trains_on(accelerator)))  # the plan's is the CPU's choice
+        module = ClassificationModule(model, spec_to_data(spec))
         data = make_datamodule(
             DataRequest(
                 t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import
@@ -124,14 +135,16 @@ def fit(
         latest = ModelCheckpoint(
             dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1, enable_version_counter=False
         )
-        accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
         trainer = L.Trainer(
             default_root_dir=out,
             max_epochs=t.epochs,
             accelerator=accelerator,
             devices=devices,
             strategy="ddp_spawn" if processes > 1 else "auto",
-            precision=PRECISION[t.precision],  # type: ignore[arg-type]
+            precision=precision,  # type: ignore[arg-type]
+            deterministic=t.deterministic,
+            # compiled: the final evaluation under no_grad, as the validation during fit, so one graph serves both
+            inference_mode=not t.compile,
             gradient_clip_val=t.grad_clip,
             logger=HistoryLogger(out, resume=resume),
             callbacks=[
@@ -141,6 +154,7 @@ def fit(
                 EpochCount(),
                 QuietRanks(),
                 RestoreSigint(),
+                CudaSpeed(t.deterministic),
                 *callbacks,
             ],
             plugins=[AtomicCheckpointIO(), trial_environment(processes)],
@@ -150,7 +164,7 @@ def fit(
             log_every_n_steps=10,
         )
         start = time.perf_counter()
-        _run(trainer, module, data, last, resume=resume, lr=t.optimizer.lr)
+        _run(trainer, module, data, last, resume=resume, lr=t.optimizer.lr, deterministic=t.deterministic)
         seconds = time.perf_counter() - start
         if ABANDONED in trainer.callback_metrics:
             raise Abandoned(int(trainer.callback_metrics[ABANDONED]))
@@ -162,7 +176,10 @@ def fit(
             trainer = L.Trainer(
                 accelerator=accelerator,
                 devices=1,
-                precision=PRECISION[t.precision],  # type: ignore[arg-type]
+                precision=precision,  # type: ignore[arg-type]
+                deterministic=t.deterministic,
+                inference_mode=not t.compile,
+                callbacks=[CudaSpeed(t.deterministic)],
                 logger=False,
                 enable_progress_bar=False,
                 enable_model_summary=False,
@@ -203,6 +220,19 @@ def _errors_located(planned: PlannedSpec) -> Iterator[None]:
         raise err.located(planned.spec.source.locate) from None
 
 
+@contextlib.contextmanager
+def _torch_flags_kept() -> Iterator[None]:
+    """Lightning sets torch's deterministic-algorithms flag and ``cudnn.benchmark`` for ``train.deterministic``
+    when a Trainer is made and leaves them set; a run puts back the process's own after it."""
+    algorithms = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(algorithms[0], warn_only=algorithms[1])
+        torch.backends.cudnn.benchmark = benchmark
+
+
 def _prepare(out: Path, epochs: int, *, resume: bool, force: bool) -> FitResult | None:
     """Check ``out`` against ``resume`` and ``force`` and clear it for a new run; the result of a finished run
     when there is nothing to resume."""
@@ -227,10 +257,18 @@ def _prepare(out: Path, epochs: int, *, resume: bool, force: bool) -> FitResult 
 
 
 def _run(
-    trainer: L.Trainer, module: L.LightningModule, data: L.LightningDataModule, last: Path, *, resume: bool, lr: float
+    trainer: L.Trainer,
+    module: L.LightningModule,
+    data: L.LightningDataModule,
+    last: Path,
+    *,
+    resume: bool,
+    lr: float,
+    deterministic: bool,
 ) -> None:
     """``trainer.fit``, with Lightning's ways of stopping told apart: Ctrl-C is a ``KeyboardInterrupt``
-    again, a non-finite loss a located :class:`TrainingError`."""
+    again, a non-finite loss a located :class:`TrainingError`, and so is an operation without a deterministic
+    implementation in a ``train.deterministic`` run."""
     try:
         trainer.fit(module, datamodule=data, ckpt_path=last if resume else None)
     except SystemExit as stop:
@@ -248,6 +286,21 @@ def _run(
                 f"training stopped: {err}{kept} (lower the learning rate {lr:g} or set train.grad_clip)",
             )
         ) from None
+    except RuntimeError as err:
+        if not deterministic or _NONDETERMINISTIC not in str(err):
+            raise
+        what = str(err).split(_NONDETERMINISTIC)[0].strip()
+        raise TrainingError(
+            Problem(
+                "train.deterministic",
+                f"training stopped: {what} has no deterministic implementation on this device; "
+                "set train.deterministic: false",
+            )
+        ) from None
+
+
+_NONDETERMINISTIC = "does not have a deterministic implementation"
+"""What torch says of an operation it cannot run under ``torch.use_deterministic_algorithms(True)``."""
 
 
 def epochs_completed(checkpoint: Path) -> int:

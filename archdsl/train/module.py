@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from archdsl.spec.train import TrainSpec
+from archdsl.train.compiled import CompiledForward
+from archdsl.train.finite import LossWatch, NonFiniteLossError
 
 __all__ = ["NORMS", "ClassificationModule", "NonFiniteLossError", "no_decay_names", "param_groups"]
 
@@ -22,14 +24,6 @@ NORMS: tuple[type[nn.Module], ...] = (
     nn.RMSNorm,
 )
 """Normalisation layers: every parameter of one (its scale and shift) is trained without weight decay."""
-
-
-class NonFiniteLossError(RuntimeError):
-    """The training loss became NaN or infinite."""
-
-    def __init__(self, value: float, epoch: int, step: int, global_step: int) -> None:
-        self.value, self.epoch, self.step, self.global_step = value, epoch, step, global_step
-        super().__init__(f"loss is {value} at epoch {epoch}, step {step} (global step {global_step})")
 
 
 def no_decay_names(module: nn.Module) -> set[str]:
@@ -58,11 +52,19 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 
 class ClassificationModule(L.LightningModule):
-    """Cross-entropy training of ``backbone``; logs ``train/loss``, ``val/loss``, ``val/acc`` (+ top-5).
+    """Cross-entropy training of ``backbone``; logs ``train/loss_step``, ``train/loss_epoch``, ``val/loss``,
+    ``val/acc`` (+ top-5).
 
     ``spec`` is the fully resolved model spec as plain JSON-compatible data (``spec_to_data``); it is
     stored in the hyper-parameters, so every checkpoint says exactly what it holds and loads with
     ``torch.load(weights_only=True)``.
+
+    No step reads the device: the loss's finiteness is recorded on it (:class:`~archdsl.train.finite.LossWatch`)
+    and checked at Lightning's logging interval, at the last batch of each epoch and before a checkpoint is
+    written, raising :class:`NonFiniteLossError` for the step where the loss first became NaN or infinite; the
+    per-step loss is logged without a cross-device reduction (the epoch mean is reduced once per epoch).
+    With ``train.compile`` the backbone's forward is compiled in :meth:`configure_model`, in the process (every
+    DDP rank) that runs it, and never pickled (:mod:`archdsl.train.compiled`).
     """
 
     def __init__(self, backbone: nn.Module, spec: dict[str, Any]) -> None:
@@ -72,7 +74,18 @@ class ClassificationModule(L.LightningModule):
         self.train_spec = TrainSpec.model_validate(spec["train"])
         self.num_classes = int(spec["head"]["num_classes"])
         # the compiled forward is a function, not a submodule: checkpoints keep the plain ``backbone.*`` keys
-        self._compiled = torch.compile(backbone.forward, fullgraph=True) if self.train_spec.compile else None
+        self._compiled: CompiledForward | None = None
+        self._loss_watch = LossWatch()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_compiled"] = None  # a compiled function does not pickle: each process compiles its own
+        return state
+
+    def configure_model(self) -> None:
+        """Compile the backbone's forward in this process (every rank, every fit, validate and test; once)."""
+        if self.train_spec.compile and self._compiled is None:
+            self._compiled = CompiledForward(self.backbone)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._compiled(x) if self._compiled is not None else self.backbone(x)
@@ -80,10 +93,32 @@ class ClassificationModule(L.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
         loss = F.cross_entropy(self(x), y, label_smoothing=self.train_spec.label_smoothing)
-        if not torch.isfinite(loss):
-            raise NonFiniteLossError(float(loss.detach()), self.current_epoch, batch_idx, self.global_step)
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=len(y), sync_dist=True)
+        self._loss_watch.record(loss, self.current_epoch, batch_idx, self.global_step)
+        n = len(y)
+        # the step's value on this device only (no all-reduce per step); the epoch mean over every device
+        self.log("train/loss_step", loss, prog_bar=True, on_step=True, on_epoch=False, batch_size=n)
+        self.log("train/loss_epoch", loss, prog_bar=True, on_step=False, on_epoch=True, batch_size=n, sync_dist=True)
         return loss
+
+    def on_train_start(self) -> None:
+        self._loss_watch = LossWatch()
+        self._replan_schedule()
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Check the loss where the host reads the device anyway: Lightning's logging interval, the epoch's end."""
+        trainer = self.trainer
+        every = int(getattr(trainer, "log_every_n_steps", 0))  # set by Lightning's logger connector, untyped
+        if trainer.is_last_batch or trainer.should_stop or (every > 0 and trainer.global_step % every == 0):
+            self._loss_watch.check()
+
+    def on_train_epoch_end(self) -> None:
+        self._loss_watch.check()
+
+    def on_train_end(self) -> None:
+        self._loss_watch.check()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self._loss_watch.check()  # never write weights trained past a non-finite loss
 
     def _evaluate(self, batch: tuple[torch.Tensor, torch.Tensor], prefix: str) -> None:
         x, y = batch
@@ -120,7 +155,7 @@ class ClassificationModule(L.LightningModule):
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
-    def on_train_start(self) -> None:
+    def _replan_schedule(self) -> None:
         """A resumed run restores the schedule it was planned with; when it now trains for more epochs, the
         schedule is planned again over the new total from the step it stands at (the warm-up, already done,
         is not repeated; cosine goes on to the new end), and one line says so."""

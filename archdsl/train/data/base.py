@@ -1,9 +1,15 @@
-"""Shared DataModule machinery: the request, the registry, tensor-backed splits, batch augmentation."""
+"""Shared DataModule machinery: the request, the registry, tensor-backed splits, batch augmentation.
+
+Batches reach the device as they leave the loader (uint8 for the image datasets, pinned when the trainer
+trains on CUDA, so Lightning's non-blocking copy overlaps the step); :class:`TensorDataModule` then makes
+the model's inputs there, per batch (:class:`~archdsl.train.data.device_batch.DeviceBatch`). A split that
+assembles whole batches itself (:class:`WholeBatches`) is indexed once per batch, not once per sample.
+"""
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,8 +19,23 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from archdsl.errors import SpecError
+from archdsl.train.data.workers import Workers, loader_workers
 
-__all__ = ["BatchedTensorDataset", "DataRequest", "TensorDataModule", "make_datamodule", "random_shift_flip"]
+__all__ = [
+    "BatchedTensorDataset",
+    "DataRequest",
+    "PrepareBatch",
+    "Splits",
+    "TensorDataModule",
+    "WholeBatches",
+    "make_datamodule",
+    "random_shift_flip",
+]
+
+Splits = tuple[Dataset[Any], Dataset[Any], Dataset[Any]]
+"""Train, validation and test."""
+PrepareBatch = Callable[[torch.Tensor, bool], torch.Tensor]
+"""``prepare(x, training)``: the loader's images, on the device, to the model's inputs."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +87,12 @@ def random_shift_flip(x: torch.Tensor, max_shift: int, flip: bool) -> torch.Tens
     return x
 
 
-class BatchedTensorDataset(TensorDataset):
+class WholeBatches:
+    """A map-style dataset whose ``__getitems__(indices)`` returns the whole batch already stacked (the
+    DataLoader calls it once per batch and must not collate again)."""
+
+
+class BatchedTensorDataset(TensorDataset, WholeBatches):
     """A ``TensorDataset`` the DataLoader indexes once per batch (its ``__getitems__`` protocol): one gather per
     tensor instead of one indexing per sample and a stack. The batches are the same, in the same order."""
 
@@ -75,47 +101,69 @@ class BatchedTensorDataset(TensorDataset):
         return [t[index] for t in self.tensors]
 
 
-def _whole_batch(batch: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The collate step of a :class:`BatchedTensorDataset`: its batch is already stacked."""
+def _whole_batch(batch: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
+    """The collate step of a :class:`WholeBatches` split: its batch is already stacked."""
     return batch
 
 
 class TensorDataModule(L.LightningDataModule):
-    """Train/val/test splits held as tensors; augmentation runs on whole batches on the device."""
+    """Train/val/test splits (``load()``, once, in ``setup``); the model's inputs are made on the device from
+    whole batches: ``prepare(splits)`` gives the :data:`PrepareBatch` of every batch (standardisation, resizing,
+    augmentation in training), or ``augment`` alone runs on training batches that the splits hold ready.
+
+    ``num_workers``: loader processes, or ``"auto"`` (:func:`~archdsl.train.data.workers.loader_workers`);
+    workers persist across epochs and keep ``prefetch_factor`` batches each in flight.
+    """
 
     def __init__(
         self,
-        load: Callable[[], tuple[Dataset[Any], Dataset[Any], Dataset[Any]]],
+        load: Callable[[], Splits],
         batch_size: int,
         seed: int,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        num_workers: int = 0,
+        num_workers: Workers = 0,
+        *,
+        prepare: Callable[[Splits], PrepareBatch] | None = None,
+        prefetch_factor: int | None = None,
     ) -> None:
         super().__init__()
         self._load = load
+        self._prepare = prepare
         self.batch_size = batch_size
         self.seed = seed
         self.augment = augment
         self.num_workers = num_workers
-        self.splits: tuple[Dataset[Any], Dataset[Any], Dataset[Any]] | None = None
+        self.prefetch_factor = prefetch_factor
+        self.splits: Splits | None = None
+        self.prepare_batch: PrepareBatch | None = None
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
             self.splits = self._load()
+            if self._prepare is not None:
+                self.prepare_batch = self._prepare(self.splits)
+
+    def _pin_memory(self) -> bool:
+        """Page-locked batches when the trainer trains on CUDA: the copy to the device is then asynchronous."""
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
 
     def _loader(self, i: int, shuffle: bool) -> DataLoader[Any]:
         self.setup()
         assert self.splits is not None
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None
         split = self.splits[i]
+        workers = loader_workers(self.num_workers, len(split), self.batch_size)  # type: ignore[arg-type]
         return DataLoader(
             split,
-            collate_fn=_whole_batch if isinstance(split, BatchedTensorDataset) else None,
+            collate_fn=_whole_batch if isinstance(split, WholeBatches) else None,
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=gen,
-            num_workers=self.num_workers,
-            persistent_workers=self.num_workers > 0,
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            prefetch_factor=self.prefetch_factor if workers > 0 else None,
+            pin_memory=self._pin_memory(),
         )
 
     def train_dataloader(self) -> DataLoader[Any]:
@@ -129,7 +177,11 @@ class TensorDataModule(L.LightningDataModule):
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         trainer = getattr(self, "trainer", None)
-        if self.augment is not None and trainer is not None and trainer.training:
+        training = trainer is not None and bool(trainer.training)
+        if self.prepare_batch is not None:
+            x, y = batch
+            return self.prepare_batch(x, training), y
+        if self.augment is not None and training:
             x, y = batch
             return self.augment(x), y
         return batch
