@@ -7,7 +7,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from archdsl import ShapeError
@@ -16,6 +15,7 @@ from archdsl.mixers.global_attention import GlobalAttentionSpec
 from archdsl.nn import relpos
 from archdsl.nn.global_attention import GlobalAttention
 from archdsl.plan.shapes import Ctx
+from tests.fused import assert_cpu_path_gradients, record_sdpa
 
 
 def _reference(m: GlobalAttention, x: torch.Tensor) -> torch.Tensor:
@@ -128,17 +128,7 @@ def test_shape_errors(heads: int, in_shape: tuple[int, int, int], stride: int, p
 
 @pytest.fixture
 def cuda_branch(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, object]]:
-    """Run the CUDA branch (fused_path) on CPU tensors and record every F.scaled_dot_product_attention call."""
-    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset({"cpu", "cuda"}))
-    calls: list[dict[str, object]] = []
-    real = F.scaled_dot_product_attention
-
-    def spy(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attn_mask: torch.Tensor | None = None, **kw: object):
-        calls.append({"q": q, "k": k, "v": v, "mask": attn_mask, "kw": kw})
-        return real(q, k, v, attn_mask=attn_mask, **kw)
-
-    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
-    return calls
+    return record_sdpa(monkeypatch)
 
 
 @pytest.mark.parametrize(
@@ -179,13 +169,7 @@ def test_cuda_branch_hands_sdpa_4d_contiguous_operands_and_matches_float64_refer
     assert (got - _reference(m, x.detach())).abs().max().item() <= 1e-6
     if s == 1:  # the pool of stride 2 decides its own output format
         assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    g = torch.randn_like(got)
-    params = [x, *m.parameters()]
-    fused_grads = torch.autograd.grad(got, params, g)
-    monkeypatch.setattr(relpos, "FUSED_DEVICES", frozenset())  # the CPU path
-    cpu_grads = torch.autograd.grad(m(x), params, g)
-    for a, w in zip(fused_grads, cpu_grads, strict=True):
-        assert (a - w).abs().max().item() <= 1e-10
+    assert_cpu_path_gradients(m, x, got, monkeypatch)
 
 
 def test_cuda_branch_under_bf16_autocast_hands_the_bias_in_the_query_dtype(

@@ -45,18 +45,23 @@ def test_a_guard_takes_over_the_ctrl_c_of_the_start_up(monkeypatch: pytest.Monke
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("after", [0.6, 1.2, 2.5, 4.0])
-def test_a_search_interrupted_while_it_starts_stops(tmp_path: Path, after: float) -> None:
-    """The chaos test's lost Ctrl-C (1.2 s after the start, the search ran its whole budget): at each of these
-    moments of start-up the search ends with 130 (or -2 while the interpreter still imports), no trial finished."""
+def _search(tmp_path: Path) -> subprocess.Popen[str]:
+    """``archdsl search`` of a 6-trial study, started now."""
     search = write_search(tmp_path, trials=6)
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", [0.6, 1.2, 2.5, 4.0])
+def test_a_search_interrupted_while_it_starts_stops(tmp_path: Path, after: float) -> None:
+    """The chaos test's lost Ctrl-C (1.2 s after the start, the search ran its whole budget): at each of these
+    moments of start-up the search ends with 130 (or -2 while the interpreter still imports), no trial finished."""
+    proc = _search(tmp_path)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
@@ -71,13 +76,7 @@ def test_a_second_ctrl_c_while_starting_ends_the_process_as_sigint_does(tmp_path
     """Ctrl-C twice in start-up: the second ends the process with SIGINT's default action (-2), or 130 once the
     search's guard has taken over. Raised as ``KeyboardInterrupt`` it once landed in a C++ callback of torch's
     import and aborted the interpreter (-6, ``terminate called after throwing ... KeyboardInterrupt``)."""
-    search = write_search(tmp_path, trials=6)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(tmp_path / "out")],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = _search(tmp_path)
     time.sleep(after)
     proc.send_signal(signal.SIGINT)
     time.sleep(0.05)
