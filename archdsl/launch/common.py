@@ -6,10 +6,14 @@ import shlex
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archdsl.errors import UsageError
 
-__all__ = ["Launch", "launch_for"]
+if TYPE_CHECKING:
+    from archdsl.search.space import SearchSpace
+
+__all__ = ["Launch", "devices_per_trial", "launch_for"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class Launch:
         return shlex.join(self.worker_argv(device=device))
 
 
+def devices_per_trial(space: SearchSpace) -> int:
+    """The base spec's ``train.devices`` (with the search file's ``set:``) when a number, else 1: the devices,
+    and DDP processes, one trial of a worker takes."""
+    devices = (space.base_doc.data.get("train") or {}).get("devices", 1)
+    return devices if isinstance(devices, int) and devices > 0 else 1
+
+
 def launch_for(
     search_path: str,
     storage: str,
@@ -81,7 +92,6 @@ def launch_for(
             "ARCHDSL_STORAGE_PASSWORD",
             file=sys.stderr,
         )
-    devices = space.base_doc.data.get("train", {}).get("devices", 1)
-    gpus = devices if isinstance(devices, int) and devices > 0 else 1
+    gpus = devices_per_trial(space)
     directory = str(Path(out).resolve()) if out else str((Path("runs") / "search" / space.name).resolve())
     return Launch(str(Path(search_path).resolve()), url, study or space.name, directory, gpus, trials, allow_import)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import yaml
 
-from archdsl.errors import UsageError
+from archdsl.errors import ArchDSLError, UsageError
 from archdsl.launch.common import Launch
 from archdsl.search import DEVICE_LOST_EXIT
 
@@ -45,8 +45,8 @@ __all__ = ["DataVolume", "KubernetesOptions", "SearchFiles", "kubernetes_manifes
 
 MOUNT_SEARCH, MOUNT_RUNS, MOUNT_SHM = "/etc/archdsl", "/runs", "/dev/shm"
 CONTAINER = "worker"
-BAD_INPUT_EXIT = 2
-"""The exit code of a usage or spec error (:class:`archdsl.errors.ArchDSLError`): the same in every retry."""
+BAD_INPUT_EXIT = ArchDSLError.exit_code
+"""The exit code of a usage or spec error: the same in every retry."""
 STOPPED_EXIT = 143
 """What the pod's wrapper exits with when its worker handed back after SIGTERM (128 + SIGTERM)."""
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO
 
+from archdsl.launch.common import devices_per_trial
 from archdsl.search import (
     SearchResult,
     Stopped,
@@ -125,8 +126,7 @@ def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOption
     ref = resolve_storage(storage_url, out)
     name = options.study_name or space.name
     storage = open_storage(ref, space.definition.workers)
-    train_devices = space.base_doc.data.get("train", {}).get("devices", 1)
-    per_trial = train_devices if isinstance(train_devices, int) and train_devices > 0 else 1
+    per_trial = devices_per_trial(space)
     if ref.kind == "postgresql":  # before the study is made: a refusal leaves nothing behind
         from archdsl.search.storages import check_connection_budget
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from archdsl.errors import ArchDSLError, Problem, UsageError
+from archdsl.launch.common import devices_per_trial
 from archdsl.search import (
     SearchResult,
     WorkerOptions,
@@ -118,8 +119,7 @@ def _run(
 ) -> SearchResult:
     resources = ray.cluster_resources()
     gpus, cpus = int(resources.get("GPU", 0)), max(1, int(resources.get("CPU", 1)))
-    devices = space.base_doc.data.get("train", {}).get("devices", 1)
-    per_trial = devices if isinstance(devices, int) and devices > 0 else 1
+    per_trial = devices_per_trial(space)
     n = worker_tasks(resources, per_trial, workers)
     if ref.kind == "postgresql":  # before any task starts: every task must be able to connect
         option = "--workers" if workers else "--ray"  # else the cluster's GPUs set the count

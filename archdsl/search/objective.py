@@ -16,7 +16,7 @@ from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
 from archdsl.search.faults import STICKY, DeviceLost, TrialBug, TrialFault, describe, fault_of
 from archdsl.search.record import TrialWriter
-from archdsl.search.resume import start_of
+from archdsl.search.resume import Start, start_of
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.space.resolution import resolve
 from archdsl.search.storages.connect import StudyRef
@@ -148,16 +148,14 @@ class Objective:
         if set(self.space.objective_names) <= {"params", "flops", "latency_ms"}:
             return self._values(metrics)  # nothing to train for
         ctx.guard.check()
-        metrics.update(self._train(trial, planned))
+        metrics.update(self._train(trial, planned, start_of(me, trials, self.out)))
         return self._values(metrics)
 
-    def _train(self, trial: optuna.Trial, planned: PlannedSpec) -> dict[str, float]:
+    def _train(self, trial: optuna.Trial, planned: PlannedSpec, start: Start) -> dict[str, float]:
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
         from archdsl.train.fit import LAST, Abandoned, fit
         from archdsl.train.stop_at_batch import StopAtBatch
 
-        me, trials = self._me(trial)
-        start = start_of(me, trials, self.out)
         out = start.directory
         pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
         callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning)
