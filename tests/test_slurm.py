@@ -112,7 +112,8 @@ def test_the_time_limit_warning_hands_trials_back_and_the_requeued_task_finishes
     while time.monotonic() < deadline and slurm.job(job).get("Restarts", "0") == "0":
         time.sleep(0.5)
     assert slurm.job(job).get("Restarts") == "1", _log(tmp_path)
-    slurm.run("scontrol", "update", f"jobid={job}", "StartTime=now", check=False)  # no ~20 s requeue delay
+    # SLURM starts the requeued task itself (~20 s with cred_expire=10); forcing StartTime=now inside that window
+    # had slurmctld kill it at once ("Killing non-startable batch job: Job credential revoked", FAILED 1:0)
     record = slurm.wait(job, ENDED, timeout=600)
     log = _log(tmp_path)
     assert (record["JobState"], record["ExitCode"]) == ("COMPLETED", "0:0"), log
