@@ -6,9 +6,20 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
+from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec, RandomErasingSpec
 from archdsl.spec.base import SpecModel
 
-__all__ = ["SEED_MAX", "OptimSpec", "ScheduleSpec", "TrainSpec"]
+__all__ = [
+    "SEED_MAX",
+    "AugmentSpec",
+    "EmaSpec",
+    "MixSpec",
+    "OptimSpec",
+    "RandAugmentSpec",
+    "RandomErasingSpec",
+    "ScheduleSpec",
+    "TrainSpec",
+]
 
 if TYPE_CHECKING:  # the union of the registered datasets (``archdsl/datasets``), filled in with the spec models
     DataSpec = Any
@@ -59,7 +70,11 @@ class TrainSpec(SpecModel):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     """Learning-rate schedule."""
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    """Cross-entropy label smoothing."""
+    """Cross-entropy label smoothing (folded into the soft targets when ``augment`` mixes batches)."""
+    augment: AugmentSpec = Field(default_factory=AugmentSpec)
+    """Batch augmentation on the device: RandAugment, random erasing, mixup, CutMix (off by default)."""
+    ema: EmaSpec | None = None
+    """An exponential moving average of the weights, used for validation, checkpoints and export; ``null``: off."""
     grad_clip: float | None = Field(None, gt=0.0)
     """Clip the global gradient norm to this value."""
     precision: Literal["auto", "32", "bf16-mixed", "16-mixed"] = "auto"

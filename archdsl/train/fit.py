@@ -33,6 +33,7 @@ from archdsl.train.placement import Placement, spec_trainer_args
 from archdsl.train.precision import resolve_precision, trains_on
 from archdsl.train.preempt import Preempted, StopRequested
 from archdsl.train.quiet import QuietRanks, quiet_lightning
+from archdsl.train.recipe.ema import EmaWeights
 
 __all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "epochs_completed", "fit"]
 
@@ -119,7 +120,14 @@ def fit(
         module = ClassificationModule(model, spec_to_data(spec))
         data = make_datamodule(
             DataRequest(
-                t.data, spec.input.channels, spec.input.size, t.batch_size, t.seed, plan.output[0], allow_import
+                t.data,
+                spec.input.channels,
+                spec.input.size,
+                t.batch_size,
+                t.seed,
+                plan.output[0],
+                allow_import,
+                augment=t.augment,
             )
         )
         best_checkpoint = ModelCheckpoint(
@@ -155,6 +163,7 @@ def fit(
                 QuietRanks(),
                 RestoreSigint(),
                 CudaSpeed(t.deterministic),
+                *([EmaWeights(t.ema)] if t.ema is not None else []),
                 *callbacks,
             ],
             plugins=[AtomicCheckpointIO(), trial_environment(processes)],

@@ -14,6 +14,7 @@ from torch import nn
 from archdsl.spec.train import TrainSpec
 from archdsl.train.compiled import CompiledForward
 from archdsl.train.finite import LossWatch, NonFiniteLossError
+from archdsl.train.recipe.mix import mix_of
 
 __all__ = ["NORMS", "ClassificationModule", "NonFiniteLossError", "no_decay_names", "param_groups"]
 
@@ -53,7 +54,9 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
 
 class ClassificationModule(L.LightningModule):
     """Cross-entropy training of ``backbone``; logs ``train/loss_step``, ``train/loss_epoch``, ``val/loss``,
-    ``val/acc`` (+ top-5).
+    ``val/acc`` (+ top-5). With mixup or CutMix in ``train.augment`` a training batch is mixed here and the loss
+    takes its soft targets (label smoothing folded in, :mod:`archdsl.train.recipe.mix`); validation and test
+    batches are never mixed.
 
     ``spec`` is the fully resolved model spec as plain JSON-compatible data (``spec_to_data``); it is
     stored in the hyper-parameters, so every checkpoint says exactly what it holds and loads with
@@ -73,6 +76,7 @@ class ClassificationModule(L.LightningModule):
         self.backbone = backbone
         self.train_spec = TrainSpec.model_validate(spec["train"])
         self.num_classes = int(spec["head"]["num_classes"])
+        self._mix = mix_of(self.train_spec.augment, self.num_classes, self.train_spec.label_smoothing)
         # the compiled forward is a function, not a submodule: checkpoints keep the plain ``backbone.*`` keys
         self._compiled: CompiledForward | None = None
         self._loss_watch = LossWatch()
@@ -92,7 +96,11 @@ class ClassificationModule(L.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         x, y = batch
-        loss = F.cross_entropy(self(x), y, label_smoothing=self.train_spec.label_smoothing)
+        if self._mix is not None:
+            x, targets = self._mix(x, y)
+            loss = F.cross_entropy(self(x), targets)
+        else:
+            loss = F.cross_entropy(self(x), y, label_smoothing=self.train_spec.label_smoothing)
         self._loss_watch.record(loss, self.current_epoch, batch_idx, self.global_step)
         n = len(y)
         # the step's value on this device only (no all-reduce per step); the epoch mean over every device

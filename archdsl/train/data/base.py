@@ -19,7 +19,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from archdsl.errors import SpecError
+from archdsl.spec.augment import AugmentSpec
 from archdsl.train.data.workers import Workers, loader_workers
+from archdsl.train.recipe.images import ImageRecipe, image_recipe
 
 __all__ = [
     "BatchedTensorDataset",
@@ -52,6 +54,26 @@ class DataRequest:
     """The head's class count (datasets check theirs against it)."""
     allow_import: bool = False
     """The command line allowed importing user code (``custom``)."""
+    augment: AugmentSpec | None = None
+    """``train.augment``: its image operations run in the dataset's device step (:func:`image_recipe`)."""
+
+    def image_recipe(self) -> ImageRecipe | None:
+        """The image operations of ``train.augment`` for the dataset's :class:`DeviceBatch`, or None."""
+        return image_recipe(self.augment)
+
+    def refuse_image_ops(self, what: str) -> None:
+        """A located error when ``train.augment`` asks for image operations that ``what`` cannot run."""
+        if self.augment is not None and self.augment.image_ops:
+            key = next(
+                k
+                for k in ("randaugment", "trivialaugment", "random_erasing")
+                if getattr(self.augment, k) not in (None, False)
+            )
+            raise SpecError.at(
+                f"train.augment.{key}",
+                f"needs a dataset whose loader hands over uint8 images (digits, mnist5k, cifar10, image_folder); "
+                f"{what} does not, got train.data.name={self.data.name}",
+            )
 
 
 def make_datamodule(request: DataRequest) -> L.LightningDataModule:

@@ -139,7 +139,7 @@ def _prepare(request: DataRequest, splits: Splits) -> DeviceBatch:
     assert isinstance(train, TensorDataset)
     mean, std = pixel_stats(train.tensors[0], grey)
     augment = partial(random_shift_flip, max_shift=PAD, flip=True) if request.data.augment else None
-    return DeviceBatch(mean, std, request.size, grey=grey, augment=augment)
+    return DeviceBatch(mean, std, request.size, grey=grey, augment=augment, recipe=request.image_recipe())
 
 
 def cifar10_datamodule(request: DataRequest) -> L.LightningDataModule:

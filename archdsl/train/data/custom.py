@@ -18,6 +18,7 @@ def custom_datamodule(request: DataRequest) -> L.LightningDataModule:
             f"custom data imports user code ('{spec.target}'); a spec alone never executes code: "
             "pass --allow-import on the command line to permit it",
         )
+    request.refuse_image_ops("a custom LightningDataModule")
     module_name, _, class_name = spec.target.partition(":")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)

@@ -3,7 +3,9 @@
 Loader workers ship uint8 images (a quarter of float32's bytes through shared memory, the pinned buffer and
 the host-to-device copy); here, on the device and for a whole batch at once, they become float, grey when
 the model takes one channel, augmented (training only), resized to the model's input (CIFAR-10 is kept at
-32 px) and standardised: ``(pixel / 255 - mean) / std`` as one fused multiply-add.
+32 px) and standardised: ``(pixel / 255 - mean) / std`` as one fused multiply-add. With ``train.augment``'s
+image operations (:class:`~archdsl.train.recipe.images.ImageRecipe`), RandAugment or TrivialAugment runs on the
+resized pixels in [0, 1] and random erasing on the standardised batch, training only.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from archdsl.train.recipe.images import ImageRecipe
+
 __all__ = ["DeviceBatch"]
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
@@ -23,7 +27,8 @@ class DeviceBatch:
     """uint8 ``(B, C, h, w)`` on the device -> standardised float ``(B, channels, size, size)``.
 
     ``mean``/``std`` are per output channel, of ``pixel / 255``; ``grey`` averages RGB into one channel;
-    ``augment`` runs in training on float pixels (0-255) before the resize. Picklable (DDP-spawned ranks
+    ``augment`` runs in training on float pixels (0-255) before the resize, ``recipe`` after it (see the module).
+    Picklable (DDP-spawned ranks
     receive the data module pickled); the per-device constants are made once per device, not per batch.
     """
 
@@ -35,6 +40,7 @@ class DeviceBatch:
         *,
         grey: bool = False,
         augment: Augment | None = None,
+        recipe: ImageRecipe | None = None,
     ) -> None:
         if len(mean) != len(std):
             raise ValueError(f"mean and std need one value per channel, got {len(mean)} and {len(std)}")
@@ -43,6 +49,7 @@ class DeviceBatch:
         self.size = size
         self.grey = grey
         self.augment = augment
+        self.recipe = recipe
         self._constants: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -68,4 +75,7 @@ class DeviceBatch:
             shrink = h > self.size or w > self.size
             x = F.interpolate(x, size=(self.size, self.size), mode="bilinear", align_corners=False, antialias=shrink)
         scale, shift = self._scale_shift(x.device)
-        return torch.addcmul(shift, x, scale)
+        if not training or self.recipe is None:
+            return torch.addcmul(shift, x, scale)
+        x = self.recipe.pixels(x * (1.0 / 255.0)) * 255.0
+        return self.recipe.standardised(torch.addcmul(shift, x, scale))

@@ -1,8 +1,11 @@
 """UCI handwritten digits (scikit-learn's ``load_digits``): the offline default dataset.
 
-1,797 8x8 grey images of 10 classes, resized (bilinear) to the spec's input size and repeated to its
-channels; stratified 60/20/20 split with seed 0, so every run and every search sees the same 360
-validation and 360 test images.
+1,797 8x8 grey images of 10 classes, stratified 60/20/20 split with seed 0, so every run and every search
+sees the same 360 validation and 360 test images. The loader hands over the 8x8 images as uint8
+(``round(pixel * 255 / 16)``, repeated to the spec's channels); on the device they are shifted by up to a
+pixel (training), resized (bilinear) to the spec's input size and standardised with the training split's
+per-channel statistics at that size (:class:`~archdsl.train.data.device_batch.DeviceBatch`), where
+``train.augment``'s image operations also run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from torch.utils.data import TensorDataset
 
 from archdsl.train.data.base import (
     DataRequest,
+    Splits,
     TensorDataModule,
     channel_stats,
     check_classes,
@@ -24,6 +28,7 @@ from archdsl.train.data.base import (
     random_shift_flip,
     tensor_splits,
 )
+from archdsl.train.data.device_batch import DeviceBatch
 
 __all__ = ["digits_images", "digits_normalisation", "digits_preprocessing", "digits_split", "load_digits_splits"]
 
@@ -81,13 +86,27 @@ def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ..
 
 
 def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
-    xs, ys = load_digits_splits(request.channels, request.size)
-    return tensor_splits(xs, ys)  # type: ignore[arg-type]
+    """The splits as uint8 ``(N, channels, 8, 8)`` images and int64 labels."""
+    from sklearn.datasets import load_digits
+
+    images, labels = load_digits(return_X_y=True)
+    x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).astype(np.uint8)).view(-1, 1, 8, 8)
+    x = x.expand(-1, request.channels, -1, -1).contiguous()
+    y = torch.from_numpy(labels.astype(np.int64))
+    parts = [torch.from_numpy(p) for p in digits_split(labels)]
+    return tensor_splits(tuple(x[p] for p in parts), tuple(y[p] for p in parts))  # type: ignore[arg-type]
+
+
+def _prepare(request: DataRequest, splits: Splits) -> DeviceBatch:
+    """The device step: shifts of up to a pixel at 8 px (training), the input size, the training statistics."""
+    mean, std = digits_normalisation(request.channels, request.size)
+    # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
+    shift = partial(random_shift_flip, max_shift=1, flip=False) if request.data.augment else None
+    return DeviceBatch(mean, std, request.size, augment=shift, recipe=request.image_recipe())
 
 
 def digits_datamodule(request: DataRequest) -> L.LightningDataModule:
     check_classes(10, request, "the digits dataset")
-    shift = max(1, request.size // 8)
-    # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
-    augment = partial(random_shift_flip, max_shift=shift, flip=False) if request.data.augment else None
-    return TensorDataModule(partial(_load, request), request.batch_size, request.seed, augment)
+    return TensorDataModule(
+        partial(_load, request), request.batch_size, request.seed, prepare=partial(_prepare, request)
+    )

@@ -119,7 +119,9 @@ def image_folder_datamodule(request: DataRequest) -> L.LightningDataModule:
     c = request.channels
     # partials of module functions, not closures: DDP-spawned ranks receive the DataModule pickled
     flip = partial(random_shift_flip, max_shift=0, flip=True) if spec.augment else None
-    prepare = DeviceBatch(per_channel(spec.mean, c), per_channel(spec.std, c), request.size, augment=flip)
+    prepare = DeviceBatch(
+        per_channel(spec.mean, c), per_channel(spec.std, c), request.size, augment=flip, recipe=request.image_recipe()
+    )
     return TensorDataModule(
         partial(_load, request, root, train, classes),
         request.batch_size,

@@ -23,4 +23,5 @@ def _load(request: DataRequest, classes: int) -> tuple[TensorDataset, TensorData
 def synthetic_datamodule(request: DataRequest) -> L.LightningDataModule:
     classes = request.data.num_classes or request.num_classes
     check_classes(classes, request, "the synthetic dataset")
+    request.refuse_image_ops("the synthetic dataset (random float tensors)")
     return TensorDataModule(partial(_load, request, classes), request.batch_size, request.seed)
