@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu, kernels, models, search
+from benchmarks import gpu, kernels, models, recipe, search
 
 
 def rows(path: Path) -> list[dict[str, object]]:
@@ -44,6 +44,15 @@ def test_search_quick(tmp_path: Path) -> None:
     assert overhead["trials"] == 1 and 0 < overhead["median_fraction"] < 1
     assert got["reject: over budget"]["trials"] == got["reject: impossible shape"]["trials"] == 2
     assert got["plan volo_d5"]["median_ms"] > 0
+
+
+def test_recipe_quick(tmp_path: Path) -> None:
+    assert recipe.main(["--quick", "--json", str(tmp_path / "r.json")]) == 0
+    got = rows(tmp_path / "r.json")
+    assert [(r["model"], r["recipe"]) for r in got] == [(m, k) for m in recipe.QUICK for k in recipe.RECIPES]
+    plain = {r["model"]: r["ms"] for r in got if r["recipe"] == "plain"}
+    for r in got:
+        assert r["ms"] > 0 and r["overhead"] == pytest.approx(r["ms"] / plain[r["model"]] - 1, abs=1e-3)
 
 
 def test_gpu_quick(tmp_path: Path) -> None:
