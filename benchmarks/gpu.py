@@ -20,6 +20,10 @@ H100; not yet timed on one):
   steps of :class:`archdsl.train.module.ClassificationModule` under a Lightning ``Trainer`` (bf16-mixed, data
   already on the GPU, no logger or progress bar): any host-device synchronisation in those steps fails the row
   and names where it happened;
+- ``recipe on the device``: a training step of ``digits_hybrid`` with the whole of ``train.augment`` and
+  ``train.ema`` (RandAugment, random erasing, mixup/CutMix, EMA; ``benchmarks.recipe``) on the GPU from uint8
+  batches: a finite loss on the GPU; the figure is its median time against the plain step's and the
+  host-device synchronisations one step makes (``set_sync_debug_mode("warn")``, kornia's own included);
 - ``kernels vs timm`` / ``models vs timm``: ``benchmarks.kernels`` and ``benchmarks.models`` with ``--device cuda
   --bf16`` (skipped when timm does not import; benchmarks/README.md says how to install it);
 - ``search 2 workers``: ``archdsl search`` of search/digits.yaml with ``--workers 2 --device cuda`` (both workers
@@ -30,7 +34,7 @@ build; one bf16-autocast CPU training step of every spec whose forward is under 
 digits specs and the tiny hybrids; the paper-resolution specs are one skipped row, being minutes on two cores);
 and the ``fused arguments`` check with the CUDA branch forced onto CPU tensors. The CUDA rows are then skipped,
 with the reason. ``--checks`` runs a subset (by the names above: ``zoo``, ``fused``, ``layout``, ``sync``,
-``kernels``, ``models``, ``search``).
+``recipe``, ``kernels``, ``models``, ``search``).
 """
 
 from __future__ import annotations
@@ -66,7 +70,7 @@ from benchmarks.common import alternate, apply_layout, exact_fp32, machine, pin_
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-CHECKS = ("zoo", "fused", "layout", "sync", "kernels", "models", "search")
+CHECKS = ("zoo", "fused", "layout", "sync", "recipe", "kernels", "models", "search")
 CPU_STEP_GFLOPS = 0.2
 """On the CPU, the training step runs for the specs whose planned forward is at most this many GFLOP per image."""
 TOLERANCE = 1e-3
@@ -403,6 +407,33 @@ def check_sync(device: torch.device, warmup: int = 3, window: int = 4) -> str:
     return f"{SYNC_SPEC}, Lightning bf16-mixed: steps {warmup}-{warmup + window - 1} ran with no host-device sync"
 
 
+def check_recipe(device: torch.device, rounds: int = 20) -> str:
+    """The full recipe's training step on ``device``: median ms against the plain step, host syncs per step."""
+    import warnings
+
+    from benchmarks import recipe
+
+    full, plain = recipe.RECIPES["full"], recipe.RECIPES["plain"]
+    steps = {"plain": recipe.make_step(SYNC_SPEC, *plain, device), "full": recipe.make_step(SYNC_SPEC, *full, device)}
+    ms = alternate(steps, rounds, 3, device)
+    torch.cuda.synchronize(device)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            loss = steps["full"]()
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+    if loss.device.type != "cuda" or not bool(torch.isfinite(loss)):
+        raise RuntimeError(f"the full recipe's step gave loss {float(loss)} on {loss.device}")
+    syncs = sum("synchroniz" in str(w.message) for w in caught)
+    overhead = ms["full"] / ms["plain"] - 1
+    return (
+        f"{SYNC_SPEC}: plain {ms['plain']:.2f} ms, full recipe {ms['full']:.2f} ms ({overhead:+.0%}); "
+        f"{syncs} host syncs in a full step"
+    )
+
+
 # ---------------------------------------------------------------------------------------------------- vs timm
 
 
@@ -527,6 +558,11 @@ def main(argv: list[str] | None = None) -> int:
             run_check(rows, "sync-free steps", lambda: check_sync(device))
         else:
             skipped("sync-free steps", no_cuda)
+    if "recipe" in todo:
+        if cuda:
+            run_check(rows, "recipe on the device", lambda: check_recipe(device))
+        else:
+            skipped("recipe on the device", no_cuda)
     with tempfile.TemporaryDirectory() as tmp:
         for which in ("kernels", "models"):
             if which in todo:

@@ -79,7 +79,7 @@ def make_step(name: str, augment: dict[str, Any], ema: EmaSpec | None, device: t
     average = HostCountedAverage(model, ema.decay, ema.warmup) if ema is not None else None
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
-    def step() -> None:
+    def step() -> torch.Tensor:
         inputs, labels = data.on_after_batch_transfer((x, y), 0)
         if mix is not None:
             inputs, targets = mix(inputs, labels)
@@ -91,6 +91,7 @@ def make_step(name: str, augment: dict[str, Any], ema: EmaSpec | None, device: t
         opt.step()
         if average is not None:
             average.update_parameters(model)
+        return loss.detach()
 
     return step
 

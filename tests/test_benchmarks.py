@@ -71,7 +71,7 @@ def test_gpu_quick(tmp_path: Path) -> None:
     assert fused["status"] == "ok" and "CUDA branch forced" in str(fused["figure"])
     cuda_rows = [f"zoo cuda: {len(gpu.SPECS)} specs", "fused halo", "fused global", "sync-free steps"]
     cuda_rows += [f"layout {name}" for name in gpu.LAYOUT_SPECS]
-    cuda_rows += ["kernels vs timm", "models vs timm", "search 2 workers"]
+    cuda_rows += ["recipe on the device", "kernels vs timm", "models vs timm", "search 2 workers"]
     assert all(got[c]["status"] == "skipped" and got[c]["figure"] == "--quick" for c in cuda_rows)
 
 
