@@ -389,3 +389,28 @@ def test_the_mixing_weight_is_beta_distributed(alpha: float) -> None:
     draws = torch.tensor([_beta(alpha) for _ in range(4000)], dtype=torch.float64)
     assert draws.mean().item() == pytest.approx(0.5, abs=0.03)
     assert draws.var().item() == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.08)  # Beta(a, a)'s variance
+
+
+def test_the_recipe_is_searchable_by_path() -> None:
+    from optuna.trial import FixedTrial
+
+    from archdsl.search.space import resolve, search_from_text
+
+    text = """\
+version: 1
+base: specs/digits_search_base.yaml
+budget: {trials: 2}
+set: {train.augment.mixup: {alpha: 0.8}}
+params:
+  train.augment.randaugment.magnitude: {float: [0, 10]}
+  train.augment.mix_prob: {float: [0.0, 1.0]}
+  train.ema.decay: {choice: [0.99, 0.999]}
+"""
+    space = search_from_text(text, "s.yaml", Path(__file__).parent.parent)
+    params = {"train.augment.randaugment.magnitude": 4.5, "train.augment.mix_prob": 0.25, "train.ema.decay": 0.999}
+    spec = resolve(space, FixedTrial(params))
+    augment = spec.train.augment
+    assert augment.randaugment is not None and augment.randaugment.magnitude == 4.5
+    assert augment.randaugment.num_ops == 2  # the rest of a section left out takes its defaults
+    assert augment.mix_prob == 0.25 and augment.mixup is not None and augment.mixup.alpha == 0.8
+    assert spec.train.ema is not None and spec.train.ema.decay == 0.999 and spec.train.ema.warmup

@@ -146,9 +146,18 @@ def fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
             if part not in fields:
                 return []
             tp = fields[part].annotation
-        cur = cur[part] if isinstance(cur, dict | list) else None  # type: ignore[index]
+        cur = _child(cur, part)
     tp = _unwrap(tp, cur)
     return list(_keys(tp))
+
+
+def _child(cur: Any, part: str | int) -> Any:
+    """``cur[part]`` where the data has it; None for a default not written (a nested section left out)."""
+    if isinstance(cur, dict):
+        return cur.get(part)
+    if isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        return cur[part]
+    return None
 
 
 def _keys(tp: Any) -> dict[str, Any]:
