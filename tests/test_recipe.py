@@ -414,3 +414,21 @@ params:
     assert augment.randaugment.num_ops == 2  # the rest of a section left out takes its defaults
     assert augment.mix_prob == 0.25 and augment.mixup is not None and augment.mixup.alpha == 0.8
     assert spec.train.ema is not None and spec.train.ema.decay == 0.999 and spec.train.ema.warmup
+
+
+def test_randaugment_draws_from_the_listed_ops_only() -> None:
+    import typing
+
+    from archdsl.spec.augment import RandOp
+    from archdsl.train.recipe.images import RAND_POLICY
+
+    assert [sub[0][0] for sub in RAND_POLICY] == list(typing.get_args(RandOp))  # the spec names kornia's policy
+    recipe = image_recipe(AugmentSpec.model_validate({"randaugment": {"ops": ["rotate", "shear_x"]}}))
+    assert recipe is not None and recipe.policy is not None and len(recipe.policy) == 2
+    for bad, message in (
+        ({"ops": ["rotate", "rotate"]}, "ops must be distinct"),
+        ({"ops": ["rotate"], "num_ops": 2}, "num_ops must not exceed the 1 ops listed"),
+        ({"ops": ["blur"]}, "rotate"),
+    ):
+        with pytest.raises(ValueError, match=message):
+            AugmentSpec.model_validate({"randaugment": bad})

@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  skipped {name}: {why}")
     if report.tradeoff:
         print(report.tradeoff)
+    if report.components:
+        print(report.components)
     if report.ranking:
         print(report.ranking)
     return 0

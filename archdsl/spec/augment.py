@@ -16,7 +16,7 @@ train:
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
@@ -25,6 +25,24 @@ from archdsl.spec.base import SpecModel
 __all__ = ["AugmentSpec", "EmaSpec", "MixSpec", "RandAugmentSpec", "RandomErasingSpec"]
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+RandOp = Literal[
+    "auto_contrast",
+    "equalize",
+    "invert",
+    "rotate",
+    "posterize",
+    "solarize",
+    "solarize_add",
+    "color",
+    "contrast",
+    "brightness",
+    "sharpness",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+]
+"""RandAugment's operations (timm's ``rand`` set)."""
 
 
 class RandAugmentSpec(SpecModel):
@@ -36,6 +54,18 @@ class RandAugmentSpec(SpecModel):
     """Strength on the papers' (and timm's) 0-10 scale: 10 is the largest rotation (30 degrees), shear, shift."""
     magnitude_std: float = Field(0.5, ge=0.0, le=10.0)
     """Standard deviation of the magnitude, drawn per group of images and clipped to [0, 10] (timm's ``mstd``)."""
+    ops: list[RandOp] | None = Field(None, min_length=1)
+    """The operations drawn from; ``null``: all 15. Light strokes on a dark ground (digits) want the list without
+    ``invert``, ``solarize`` and ``solarize_add``: solarizing at magnitude 5 blanks a white stroke."""
+
+    @model_validator(mode="after")
+    def _enough_ops(self) -> RandAugmentSpec:
+        if self.ops is not None:
+            if len(set(self.ops)) != len(self.ops):
+                raise ValueError(f"ops must be distinct, got {self.ops}")
+            if self.num_ops > len(self.ops):
+                raise ValueError(f"num_ops must not exceed the {len(self.ops)} ops listed, got {self.num_ops}")
+        return self
 
 
 class RandomErasingSpec(SpecModel):

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from archdsl.lazy import exported, lazy_exports
 
 _EXPORTS = {
-    "archdsl.search.report.html": ("importances", "tradeoff_table", "write_report"),
+    "archdsl.search.report.html": ("components_table", "importances", "tradeoff_table", "write_report"),
     "archdsl.search.report.labels": ("short_labels",),
     "archdsl.search.report.progress": ("Progress", "clock", "say_resuming"),
     "archdsl.search.report.ranking": ("ranking_table",),
@@ -19,7 +19,7 @@ __all__ = exported(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from archdsl.search.report.html import importances, tradeoff_table, write_report
+    from archdsl.search.report.html import components_table, importances, tradeoff_table, write_report
     from archdsl.search.report.labels import short_labels
     from archdsl.search.report.progress import Progress, clock, say_resuming
     from archdsl.search.report.ranking import ranking_table

@@ -9,7 +9,10 @@ did not have is drawn at ``absent``); a multi-objective study adds Optuna's Pare
 until they fit the figure. The trial table is sorted best first, the best trial marked, values rounded, and
 paged. For a search over ``conv_stages`` (HaloNet's trade-off study) the page and the returned text also hold
 the trade-off table beside the paper's, labelled as digits, with a row for every stage count tried: one whose
-trials were all pruned shows the best value they reported, one whose trials were all rejected says so.
+trials were all pruned shows the best value they reported, one whose trials were all rejected says so. For a
+search over ``components`` (HaloNet's table of training components) they hold that table beside the paper's:
+per row and ``conv_stages`` family the mean val accuracy over the seeds, its gain over the family's baseline
+row, and whether that gain is within the seed-to-seed spread.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import html
 import math
 import re
+import statistics
 import textwrap
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,7 +33,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution, Floa
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.atomic import atomic_write_text
-from archdsl.plan.published import HALONET_TRADEOFF
+from archdsl.plan.published import HALONET_COMPONENTS, HALONET_TRADEOFF
 from archdsl.search.budget import tally
 from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.report.labels import short_labels
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["MIN_TRIALS", "PAGE_ROWS", "Report", "importances", "tradeoff_table", "write_report"]
+__all__ = ["MIN_TRIALS", "PAGE_ROWS", "Report", "components_table", "importances", "tradeoff_table", "write_report"]
 
 MIN_TRIALS = 10
 """Completed trials below which importances and parallel coordinates are marked as resting on too few."""
@@ -59,6 +63,7 @@ class Report:
     skipped: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
+    components: str | None = None
 
 
 def _maximise(study: optuna.Study) -> bool:
@@ -176,6 +181,111 @@ def _tradeoff_notes(study: optuna.Study) -> list[str]:
             why = f" ({ours.reason})" if ours.reason else ""
             notes.append(f"{row} was never trained: its trials were rejected before training{why}.")
     return notes
+
+
+# --- the training-component table ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Seeds:
+    """The val accuracies (%) of one row's complete trials in one family, one per seed."""
+
+    accs: tuple[float, ...]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.accs)
+
+    @property
+    def std(self) -> float | None:
+        """Sample standard deviation over the seeds (none from a single seed)."""
+        return statistics.stdev(self.accs) if len(self.accs) > 1 else None
+
+    def cell(self) -> str:
+        spread = f" ± {self.std:.1f}" if self.std is not None else ""
+        return f"{self.mean:.1f}{spread} (n={len(self.accs)})"
+
+
+def _components_rows(study: optuna.Study) -> tuple[list[str], list[int], dict[tuple[str, int], _Seeds]]:
+    """The rows finished trials tried (the paper's order), the ``conv_stages`` families (0 when the search has
+    no such parameter) and the complete trials' val accuracies per (row, family)."""
+    tried: set[str] = set()
+    families: set[int] = set()
+    accs: dict[tuple[str, int], list[float]] = {}
+    for t in study.get_trials(deepcopy=False):
+        row, record = t.params.get("components"), TrialRecord.of(t)
+        if not isinstance(row, str) or record.outcome not in ("complete", "pruned", "rejected"):
+            continue
+        family = int(t.params.get("conv_stages", 0))
+        tried.add(row)
+        families.add(family)
+        if record.outcome == "complete" and record.val_acc is not None:
+            accs.setdefault((row, family), []).append(100.0 * record.val_acc)
+    rows = [r for r in HALONET_COMPONENTS if r in tried] + sorted(tried - set(HALONET_COMPONENTS))
+    return rows, sorted(families), {k: _Seeds(tuple(v)) for k, v in accs.items()}
+
+
+def _family_name(family: int, families: list[int]) -> str:
+    if family == 0:
+        return "attention"
+    return "conv" if family == families[-1] else f"{family} conv stages"
+
+
+def _gain(row: _Seeds | None, base: _Seeds | None) -> tuple[float | None, float | None]:
+    """The row's gain over the baseline (points) and the seed spread it is read against: the larger of the two
+    rows' standard deviations (none where either has a single seed)."""
+    if row is None or base is None:
+        return None, None
+    spreads = [s for s in (row.std, base.std) if s is not None]
+    return row.mean - base.mean, max(spreads) if len(spreads) == 2 else None
+
+
+def components_table(study: optuna.Study) -> str | None:
+    """Markdown table of HaloNet's training-component rows: the paper's ImageNet top-1 of the HaloNet and the
+    ResNet with each row's gain over the baseline row, then per ``conv_stages`` family of the search (the
+    attention model, ``conv_stages`` 0, read beside the HaloNet; the most conv one beside the ResNet) the mean val
+    accuracy on digits ± its standard deviation over the seeds (n: complete trials), and the gain of the mean
+    over the family's baseline. A row whose gain is smaller than the seed spread (the larger standard deviation
+    of the row and the baseline) says so in the last column."""
+    rows, families, seeds = _components_rows(study)
+    if not rows:
+        return None
+    names = {f: _family_name(f, families) for f in families}
+    head = ["row", "components", "HaloNet top-1 (paper)", "gain", "ResNet top-1 (paper)", "gain"]
+    for f in families:
+        head += [f"{names[f]} val acc (ours, conv_stages={f}, digits)", "gain"]
+    lines = ["| " + " | ".join([*head, "note"]) + " |", "|" + "---|" * (len(head) + 1)]
+    base_paper = HALONET_COMPONENTS["baseline"]
+    for row in rows:
+        paper = HALONET_COMPONENTS.get(row)
+        cells = [row, (", ".join(paper.components) or "–") if paper else "not in the paper"]
+        if paper:
+            for top1, base in (
+                (paper.halonet_top1, base_paper.halonet_top1),
+                (paper.resnet_top1, base_paper.resnet_top1),
+            ):
+                cells += [f"{top1:.1f}", "–" if row == "baseline" else f"{top1 - base:+.1f}"]
+        else:
+            cells += ["–"] * 4
+        notes = []
+        for f in families:
+            ours = seeds.get((row, f))
+            gain, spread = _gain(ours, seeds.get(("baseline", f)))
+            cells.append(ours.cell() if ours else "no complete trial")
+            cells.append("–" if gain is None or row == "baseline" else f"{gain:+.1f}")
+            if row != "baseline" and gain is not None and spread is not None and abs(gain) < spread:
+                notes.append(f"{names[f]}: within seed spread ({gain:+.1f} vs ± {spread:.1f})")
+        lines.append("| " + " | ".join([*cells, "; ".join(notes)]) + " |")
+    return "\n".join(lines)
+
+
+def _components_notes() -> list[str]:
+    return [
+        "Accuracies are in %, on the digits validation split (360 images: one image is 0.28 points), not "
+        "ImageNet; gains are points over the same family's `baseline` row. The seed spread of a gain is the larger "
+        "seed-to-seed standard deviation of the row and the baseline; a gain smaller than it is marked "
+        "**within seed spread**: the seeds do not tell it from no effect."
+    ]
 
 
 # --- values and tables -----------------------------------------------------------------------------------
@@ -691,6 +801,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     plots, skipped = _plots(study, out, labels, few)
     metric = _metrics(study)[0]
     table = tradeoff_table(study)
+    components = components_table(study)
     ranking = ranking_table(study, metric)
     said = _said(len(complete), table)
     best = {t.number for t in best_trials(study)}
@@ -720,6 +831,8 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         ),
         *(["<h2>Conv/attention trade-off (HaloNet)</h2>", _markdown_to_html(table)] if table else []),
         *(_notes(_tradeoff_notes(study)) if table else []),
+        *(["<h2>Training components (HaloNet)</h2>", _markdown_to_html(components)] if components else []),
+        *(_notes(_components_notes()) if components else []),
         *(["<h2>Modules ranked (per named choice)</h2>", _markdown_to_html(ranking)] if ranking else []),
         *(_notes(_ranking_notes(metric)) if ranking else []),
         f"<h2>Trials (best first by {html.escape(metric)})</h2>",
@@ -737,4 +850,4 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
             nav,
         ]
         atomic_write_text(out / f"trials-{k}.html", _page(f"archdsl study {study.study_name}, page {k}", body))
-    return Report(out, plots, table, ranking, skipped, said, files)
+    return Report(out, plots, table, ranking, skipped, said, files, components)

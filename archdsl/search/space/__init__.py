@@ -1,6 +1,7 @@
 """The search file: its models (:mod:`.definition`), loading and checks against the base spec
 (:mod:`.load`), parameter paths (:mod:`.paths`), a trial's spec (:mod:`.resolution`, the only place that samples),
-HaloNet's ``conv_stages`` (:mod:`.conv_stages`), its JSON schema and README reference. No torch."""
+HaloNet's ``conv_stages`` (:mod:`.conv_stages`) and ``components`` (:mod:`.components`), its JSON schema and
+README reference. No torch."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import TYPE_CHECKING
 from archdsl.lazy import exported, lazy_exports
 
 _EXPORTS = {
+    "archdsl.search.space.components": ("COMPONENT_ROWS", "apply_components"),
     "archdsl.search.space.conv_stages": ("apply_conv_stages",),
     "archdsl.search.space.definition": (
+        "COMPONENTS",
         "CONV_STAGES",
         "BlockChoiceParam",
         "ChoiceParam",
@@ -29,8 +32,10 @@ __all__ = exported(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from archdsl.search.space.components import COMPONENT_ROWS, apply_components
     from archdsl.search.space.conv_stages import apply_conv_stages
     from archdsl.search.space.definition import (
+        COMPONENTS,
         CONV_STAGES,
         BlockChoiceParam,
         ChoiceParam,

@@ -9,6 +9,7 @@ params:
   stages.*.blocks.*.mixer.num_heads: {choice: [2, 4]}      # one parameter tied across every match
   train.optimizer.lr: {float: [1.0e-3, 5.0e-3], log: true}
   conv_stages: {int: [0, 2]}                                 # leading stages with a conv mixer
+  components: {choice: [baseline, ls, ls_se_silu_ra]}        # rows of HaloNet's training-component table
   stages.2.blocks.0:                                         # whole-block alternatives, by name
     choice: {halo: {type: bottleneck, mixer: {type: halo, block_size: 4}}, global: {...}}
     params: {halo: {mixer.halo_size: {int: [1, 2]}}}         # only sampled when `halo` is chosen
@@ -25,6 +26,7 @@ from archdsl.spec.base import SpecModel
 from archdsl.spec.train import SEED_MAX
 
 __all__ = [
+    "COMPONENTS",
     "CONV_STAGES",
     "METRICS",
     "BlockChoiceParam",
@@ -42,6 +44,9 @@ __all__ = [
 
 CONV_STAGES = "conv_stages"
 """Reserved parameter: how many leading bottleneck stages use a conv mixer (HaloNet's trade-off rows)."""
+COMPONENTS = "components"
+"""Reserved parameter: a row of HaloNet's training-component table (label smoothing, RandAugment, SE, SiLU),
+by name (:mod:`archdsl.search.space.components`)."""
 
 METRICS: dict[str, str] = {
     "val/acc": "maximize",

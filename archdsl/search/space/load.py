@@ -13,8 +13,10 @@ from pydantic import ValidationError
 from archdsl.errors import Problem, SearchError, SpecError, brief
 from archdsl.limits import GRID_POINTS
 from archdsl.registry import suggest
+from archdsl.search.space.components import COMPONENT_ROWS, apply_components
 from archdsl.search.space.conv_stages import apply_conv_stages
 from archdsl.search.space.definition import (
+    COMPONENTS,
     CONV_STAGES,
     BlockChoiceParam,
     ChoiceParam,
@@ -136,6 +138,9 @@ def _apply_fixed(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc) 
 
 
 PARAM_KINDS = ("int", "float", "choice")
+LABEL_SMOOTHING_PATH = "train.label_smoothing"
+RANDAUGMENT_PATH = "train.augment.randaugment"
+"""The paths the ``components`` parameter writes in every trial."""
 
 
 def _kind_hint(error: Any, problem: Problem) -> Problem:
@@ -157,6 +162,8 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
         converted = copy.deepcopy(data)
         apply_conv_stages(converted, len(data.get("stages", [])) - 1)
         variants.append(converted)
+    if COMPONENTS in definition.params:  # ... or once a components row has added SE, RandAugment
+        variants += [apply_components(d, "ls_se_silu_ra") for d in variants]
     for key, param in definition.params.items():
         where = doc.locate_key(("params", key))
         if not key or "" in key.split("."):
@@ -170,6 +177,9 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
             continue
         if key == CONV_STAGES:
             problems += _check_conv_stages(param, data, where, base.file)
+            continue
+        if key == COMPONENTS:
+            problems += _check_components(param, doc, base) + _components_overridden(definition, doc)
             continue
         pattern = parse_pattern(key)
         matches = [p for d in variants for p in expand(d, pattern) if is_valid_path(d, p)]
@@ -234,6 +244,45 @@ def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: 
                 )
             ]
     return []
+
+
+def _check_components(param: Any, doc: SourceDoc, base: SourceDoc) -> list[Problem]:
+    """Row names only, each known, and each making a valid spec of the base (located at the row's name)."""
+    path, rows = f"params.{COMPONENTS}", ", ".join(COMPONENT_ROWS)
+    if not isinstance(param, ChoiceParam):
+        given = "an int range" if isinstance(param, IntParam) else "a float range"
+        given = "block alternatives" if isinstance(param, BlockChoiceParam) else given
+        message = f"components is a choice of rows of HaloNet's training-component table ({{choice: [{rows}]}}), "
+        return [Problem(path, message + f"not {given}", doc.locate_key(("params", COMPONENTS)))]
+    problems, checked = [], set()
+    for i, value in enumerate(param.choice):
+        where = doc.locate(("params", COMPONENTS, "choice", i))
+        if not isinstance(value, str) or value not in COMPONENT_ROWS:
+            hint = suggest(value, list(COMPONENT_ROWS)) if isinstance(value, str) else ""
+            problems.append(Problem(f"{path}.choice.{i}", f"unknown row {brief(value)}{hint}; rows: {rows}", where))
+        elif value not in checked:
+            checked.add(value)
+            try:
+                parse_spec(replace(base, data=apply_components(base.data, value), overrides={}))
+            except SpecError as err:
+                first = err.problems[0]
+                message = f"row '{value}' makes an invalid spec of {base.file}: {first.path}: {first.message}"
+                problems.append(Problem(f"{path}.choice.{i}", message, where))
+    return problems
+
+
+def _components_overridden(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
+    """``set:`` values the components row would overwrite, and parameters that would overwrite the row's."""
+    problems = []
+    for key in definition.fixed:  # a set RandAugment is what the rows with RA use
+        if key == LABEL_SMOOTHING_PATH:
+            message = "the components parameter sets this in every trial; leave it to the rows"
+            problems.append(Problem(f"set.{key}", message, doc.locate_key(("set", key))))
+    for key in definition.params:
+        if key in (LABEL_SMOOTHING_PATH, RANDAUGMENT_PATH):
+            message = "would overwrite what the components row sets; tune the row's values instead"
+            problems.append(Problem(f"params.{key}", message, doc.locate_key(("params", key))))
+    return problems
 
 
 def _check_grid(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:

@@ -12,8 +12,10 @@ from typing import Any
 
 import optuna
 
+from archdsl.search.space.components import apply_components
 from archdsl.search.space.conv_stages import apply_conv_stages
 from archdsl.search.space.definition import (
+    COMPONENTS,
     CONV_STAGES,
     BlockChoiceParam,
     ChoiceParam,
@@ -70,23 +72,25 @@ def resolve_data(space: SearchSpace, trial: optuna.Trial) -> dict[str, Any]:
 
     A parameter is sampled only where its path exists in the spec as resolved so far (define-by-run): after
     ``conv_stages`` and the block choices, a parameter of a part that is gone is neither sampled nor recorded,
-    so it is not ranked by importance either."""
+    so it is not ranked by importance either. The ``components`` row is applied after the block choices (its SE
+    and SiLU reach the chosen blocks) and before the other parameters (which may tune what it added)."""
     params = space.definition.params
     data = copy.deepcopy(space.base_doc.data)
     if CONV_STAGES in params:
         apply_conv_stages(data, int(_suggest(trial, CONV_STAGES, params[CONV_STAGES])))
-    ordered = [k for k, p in params.items() if isinstance(p, BlockChoiceParam)]
-    ordered += [k for k, p in params.items() if k != CONV_STAGES and not isinstance(p, BlockChoiceParam)]
-    for key in ordered:
-        param = params[key]
-        if isinstance(param, BlockChoiceParam):
-            value = _suggest(trial, key, param)
-            for path in expand(data, parse_pattern(key)):
-                assign(data, path, copy.deepcopy(param.choice[value]))
-                for rel, sub in param.params.get(value, {}).items():
-                    if paths := _targets(data, rel, path):
-                        _set_all(data, paths, _suggest(trial, branch_param_name(key, value, rel), sub), path)
-        elif paths := _targets(data, key):
+    blocks = {k: p for k, p in params.items() if isinstance(p, BlockChoiceParam)}
+    for key, block in blocks.items():
+        value = _suggest(trial, key, block)
+        for path in expand(data, parse_pattern(key)):
+            assign(data, path, copy.deepcopy(block.choice[value]))
+            for rel, sub in block.params.get(value, {}).items():
+                if paths := _targets(data, rel, path):
+                    _set_all(data, paths, _suggest(trial, branch_param_name(key, value, rel), sub), path)
+    if COMPONENTS in params:
+        data = apply_components(data, str(_suggest(trial, COMPONENTS, params[COMPONENTS])))
+    reserved = (CONV_STAGES, COMPONENTS)
+    for key, param in params.items():
+        if key not in reserved and key not in blocks and (paths := _targets(data, key)):
             _set_all(data, paths, _suggest(trial, key, param))
     return data
 

@@ -74,7 +74,7 @@ class ImageRecipe(nn.Module):
     def _draw_magnitude(self) -> float:
         if self.magnitude_std <= 0:
             return self.magnitude
-        drawn = float(torch.normal(torch.tensor(self.magnitude), torch.tensor(self.magnitude_std)))
+        drawn = float(torch.normal(torch.tensor(float(self.magnitude)), torch.tensor(float(self.magnitude_std))))
         return min(10.0, max(0.0, drawn))
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
@@ -101,7 +101,8 @@ def image_recipe(augment: AugmentSpec | None) -> ImageRecipe | None:
     policy: RandAugment | TrivialAugment | None = None
     ra = augment.randaugment
     if ra is not None:
-        policy = RandAugment(n=ra.num_ops, m=15, policy=RAND_POLICY)  # type: ignore[arg-type]
+        chosen = [sub for sub in RAND_POLICY if ra.ops is None or sub[0][0] in ra.ops]
+        policy = RandAugment(n=ra.num_ops, m=15, policy=chosen)  # type: ignore[arg-type]
     elif augment.trivialaugment:
         policy = TrivialAugment()
     re = augment.random_erasing
