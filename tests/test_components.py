@@ -109,13 +109,13 @@ def test_the_components_search_resolves_every_row_in_both_families() -> None:
     space = load_search(ROOT / "search" / "components_digits.yaml")
     assert space.definition.sampler.name == "grid"
     for row in COMPONENT_ROWS:
-        for conv in (0, 3):
+        for conv in (0, 4):
             spec = resolve(space, FixedTrial({"components": row, "conv_stages": conv, "train.seed": 2}))
             mixers = [s.blocks[0].mixer.type for s in spec.stages]
             assert mixers == (
                 ["halo", "halo", "global_attention", "global_attention"]
                 if conv == 0
-                else ["conv", "conv", "conv", "global_attention"]
+                else ["conv", "conv", "conv", "conv"]
             )
             assert spec.train.seed == 2 and spec.train.epochs == 6
             assert (spec.stages[0].blocks[0].attention is not None) == COMPONENT_ROWS[row].se

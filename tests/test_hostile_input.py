@@ -205,7 +205,7 @@ def test_a_model_too_large_to_allocate_is_refused_where_its_weights_are(tmp_path
         (
             "  conv_stages: {int: [0, 10000000]}",
             "tpe",
-            "params.conv_stages: must lie in 0..3 (stages - 1), got [0, 10000000]",
+            "params.conv_stages: must lie in 0..4 (the base's stages), got [0, 10000000]",
         ),
         (
             "  stages.2.channels: {int: [1, 30000000]}",

@@ -97,8 +97,8 @@ def test_conv_stages_must_name_stages_with_a_mixer(tmp_path: Path) -> None:
     assert "params.stages.0.blocks.0.mixer.halo_size: no such path" in halo
     assert line.startswith(f"{tmp_path}/search.yaml:7:3: params.conv_stages: conv_stages=1 makes stage 0 a conv stage")
     assert "has no mixer to replace (blocks: basic)" in line
-    (line,) = _problems(write_search(tmp_path, SEARCH.replace("[0, 1]", "[0, 2]")))
-    assert line.endswith("params.conv_stages: must lie in 0..1 (stages - 1), got [0, 2]")
+    (line,) = _problems(write_search(tmp_path, SEARCH.replace("[0, 1]", "[0, 3]")))
+    assert line.endswith("params.conv_stages: must lie in 0..2 (the base's stages), got [0, 3]")
 
 
 def test_bad_parameter_forms_are_located(tmp_path: Path) -> None:

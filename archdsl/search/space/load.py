@@ -160,7 +160,7 @@ def _check_params(definition: SearchDefinition, doc: SourceDoc, base: SourceDoc)
     variants = [data]  # paths may exist in the base or only once conv_stages has made conv stages
     if CONV_STAGES in definition.params:
         converted = copy.deepcopy(data)
-        apply_conv_stages(converted, len(data.get("stages", [])) - 1)
+        apply_conv_stages(converted, len(data.get("stages", [])))
         variants.append(converted)
     if COMPONENTS in definition.params:  # ... or once a components row has added SE, RandAugment
         variants += [apply_components(d, "ls_se_silu_ra") for d in variants]
@@ -223,14 +223,14 @@ def _check_conv_stages(param: Any, data: dict[str, Any], where: Any, base_file: 
     stages = data.get("stages", [])
     if isinstance(param, IntParam):  # the range's ends decide, without listing what lies between them
         lo, hi = param.int_range
-        if not 0 <= lo <= hi <= len(stages) - 1:
-            return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got [{lo}, {hi}]", where)]
+        if not 0 <= lo <= hi <= len(stages):
+            return [Problem(path, f"must lie in 0..{len(stages)} (the base's stages), got [{lo}, {hi}]", where)]
         top = lo + (hi - lo) // param.step * param.step
     else:
         values: list[Any] = list(param.choice)
-        bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages) - 1]
+        bad = [v for v in values if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= len(stages)]
         if bad:
-            return [Problem(path, f"must lie in 0..{len(stages) - 1} (stages - 1), got {brief(bad)}", where)]
+            return [Problem(path, f"must lie in 0..{len(stages)} (the base's stages), got {brief(bad)}", where)]
         top = max(values)
     for i in range(top):
         types = [b.get("type") for b in stages[i].get("blocks", [])]

@@ -24,13 +24,12 @@ from archdsl.train.data.base import (
     TensorDataModule,
     channel_stats,
     check_classes,
-    normalise_split,
     random_shift_flip,
     tensor_splits,
 )
 from archdsl.train.data.device_batch import DeviceBatch
 
-__all__ = ["digits_images", "digits_normalisation", "digits_preprocessing", "digits_split", "load_digits_splits"]
+__all__ = ["digits_normalisation", "digits_preprocessing", "digits_split", "digits_uint8", "load_digits_splits"]
 
 SPLIT_SEED = 0
 HELD_OUT = 360
@@ -46,22 +45,24 @@ def digits_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return train, val, test
 
 
-def digits_images(channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """All 1,797 images scaled to [0, 1] (pixel / 16), resized and repeated to ``channels``; labels."""
+def digits_uint8(channels: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """All 1,797 images as the loader hands them over: uint8 ``(N, channels, 8, 8)``, ``round(pixel * 255 / 16)``
+    (scikit-learn's pixels are 0-16), grey repeated to ``channels``; int64 labels; the labels as numpy."""
     from sklearn.datasets import load_digits
 
     images, labels = load_digits(return_X_y=True)
-    x = torch.tensor(images, dtype=torch.float32).view(-1, 1, 8, 8) / 16.0
-    if size != 8:
-        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
-    x = x.expand(-1, channels, -1, -1).contiguous()
-    return x, torch.tensor(labels, dtype=torch.long), labels
+    x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).astype(np.uint8)).view(-1, 1, 8, 8)
+    return x.expand(-1, channels, -1, -1).contiguous(), torch.from_numpy(labels.astype(np.int64)), labels
 
 
 def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[float]]:
-    """The per-channel mean and std the digits DataModule normalises with (from the training split)."""
-    x, _, labels = digits_images(channels, size)
-    mean, std = channel_stats(x[torch.from_numpy(digits_split(labels)[0])])
+    """The per-channel mean and std of ``pixel / 255`` the device step standardises with: the training split's,
+    at the input size (bilinear)."""
+    x, _, labels = digits_uint8(channels)
+    train = x[torch.from_numpy(digits_split(labels)[0])].float() / 255.0
+    if size != 8:
+        train = F.interpolate(train, size=(size, size), mode="bilinear", align_corners=False)
+    mean, std = channel_stats(train)
     return mean.flatten().tolist(), std.flatten().tolist()
 
 
@@ -78,21 +79,17 @@ def digits_preprocessing(spec: object, channels: int, size: int) -> dict[str, ob
 
 
 def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    x, y, labels = digits_images(channels, size)
-    parts = digits_split(labels)
-    xs = normalise_split(*(x[torch.from_numpy(p)] for p in parts))
-    ys = tuple(y[torch.from_numpy(p)] for p in parts)
-    return xs, ys
+    """The train/val/test model inputs as evaluation sees them (the device step without augmentation), labels."""
+    x, y, labels = digits_uint8(channels)
+    mean, std = digits_normalisation(channels, size)
+    prepare = DeviceBatch(mean, std, size)
+    parts = [torch.from_numpy(p) for p in digits_split(labels)]
+    return tuple(prepare(x[p], training=False) for p in parts), tuple(y[p] for p in parts)
 
 
 def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
     """The splits as uint8 ``(N, channels, 8, 8)`` images and int64 labels."""
-    from sklearn.datasets import load_digits
-
-    images, labels = load_digits(return_X_y=True)
-    x = torch.from_numpy(np.rint(images * (255.0 / 16.0)).astype(np.uint8)).view(-1, 1, 8, 8)
-    x = x.expand(-1, request.channels, -1, -1).contiguous()
-    y = torch.from_numpy(labels.astype(np.int64))
+    x, y, labels = digits_uint8(request.channels)
     parts = [torch.from_numpy(p) for p in digits_split(labels)]
     return tensor_splits(tuple(x[p] for p in parts), tuple(y[p] for p in parts))  # type: ignore[arg-type]
 
