@@ -73,7 +73,7 @@ class RandomErasingSpec(SpecModel):
 
     p: Probability = 0.25
     """Probability that an image gets a box."""
-    scale: tuple[Probability, Probability] = Field((0.02, 1 / 3), strict=False)
+    scale: tuple[Probability, Probability] = Field((0.02, 0.33), strict=False)
     """The box's area as a fraction of the image, ``[low, high]``."""
     ratio: tuple[Annotated[float, Field(gt=0.0)], Annotated[float, Field(gt=0.0)]] = Field((0.3, 3.3), strict=False)
     """The box's aspect ratio (height / width), ``[low, high]``."""
@@ -95,9 +95,11 @@ class MixSpec(SpecModel):
 
 
 class AugmentSpec(SpecModel):
-    """Batch augmentation on the device, after the loader's crop and flip: RandAugment or TrivialAugment on the
-    pixels, random erasing on the standardised images, then mixup or CutMix of the batch with soft targets
-    (``train.label_smoothing`` folded into them). Validation and test batches are never augmented."""
+    """Batch augmentation on the device, in training only (validation and test batches are never augmented).
+
+    After the loader's crop and flip: RandAugment or TrivialAugment on the pixels, random erasing on the
+    standardised images, then mixup or CutMix of the batch with soft targets (``train.label_smoothing`` folded
+    into them)."""
 
     randaugment: RandAugmentSpec | None = None
     """RandAugment; ``null``: off."""
@@ -133,8 +135,9 @@ class AugmentSpec(SpecModel):
 
 
 class EmaSpec(SpecModel):
-    """An exponential moving average of the weights, updated after every optimiser step; validation, ``best.ckpt``,
-    ``export`` and ``predict`` use the average. Batch-norm running statistics are averaged with the weights."""
+    """An exponential moving average of the weights, used by validation, ``best.ckpt``, ``export`` and ``predict``.
+
+    Updated after every optimiser step; batch-norm running statistics are averaged with the weights."""
 
     decay: float = Field(0.9998, gt=0.0, lt=1.0)
     """The average keeps this share of itself per step (0.9998 remembers about 5,000 steps)."""

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from archdsl.kinds import ATTENTION, BLOCKS, DATASETS, HEADS, MIXERS, STEMS, TRANSITIONS
+from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec, RandomErasingSpec
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
 from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
 
@@ -112,6 +113,11 @@ def spec_reference() -> str:
     out += model_table("`train`", TrainSpec)
     out += model_table("`train.optimizer`", OptimSpec)
     out += model_table("`train.schedule`", ScheduleSpec)
+    out += model_table("`train.augment`", AugmentSpec)
+    out += model_table("`train.augment.randaugment`", RandAugmentSpec)
+    out += model_table("`train.augment.random_erasing`", RandomErasingSpec)
+    out += model_table("`train.augment.mixup` / `train.augment.cutmix`", MixSpec)
+    out += model_table("`train.ema`", EmaSpec)
     for name, dataset in DATASETS.items():
         out += model_table(f"`train.data` `name: {name}`", dataset.spec, skip=("name",))
     return "\n".join([*out, END])

@@ -109,15 +109,7 @@ def fit(
     with _errors_located(planned), quiet_lightning(), _torch_flags_kept():
         accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
         precision = resolve_precision(t, accelerator, devices)
-        finished = _prepare(out, t.epochs, resume=resume, force=force)
-        if finished is not None:
-            return finished
-        if t.compile:
-            fresh_compiler()
-        L.seed_everything(t.seed, workers=True, verbose=False)
-        model = build_from_plan(plan)
-        model.use_layout(channels_last(plan.nodes(), trains_on(accelerator)))  # the plan's is the CPU's choice
-        module = ClassificationModule(model, spec_to_data(spec))
+        # the dataset is checked (a missing directory or extra) before the run's directory is made or cleared
         data = make_datamodule(
             DataRequest(
                 t.data,
@@ -130,6 +122,15 @@ def fit(
                 augment=t.augment,
             )
         )
+        finished = _prepare(out, t.epochs, resume=resume, force=force)
+        if finished is not None:
+            return finished
+        if t.compile:
+            fresh_compiler()
+        L.seed_everything(t.seed, workers=True, verbose=False)
+        model = build_from_plan(plan)
+        model.use_layout(channels_last(plan.nodes(), trains_on(accelerator)))  # the plan's is the CPU's choice
+        module = ClassificationModule(model, spec_to_data(spec))
         best_checkpoint = ModelCheckpoint(
             dirpath=out,
             filename="best",
