@@ -159,7 +159,8 @@ def tradeoff_table(study: optuna.Study, stages: int = 4) -> str | None:
     ]
     for n, ours in rows.items():
         paper = HALONET_TRADEOFF.get(n)
-        top1, time = (paper.top1, paper.train_time) if paper else (float("nan"), float("nan"))
+        # the paper has no all-conv row (its table is conv 1..3 of 4 stages): a dash, not a number
+        top1, time = (str(paper.top1), str(paper.train_time)) if paper else ("–", "–")
         acc, sec = _our_cells(ours, ref)
         lines.append(
             f"| {_stage_list(n, 1, n)} | {_stage_list(stages, n + 1, stages)} | {acc} | {sec} | {top1} | {time} |"

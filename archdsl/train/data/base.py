@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
@@ -30,8 +31,10 @@ __all__ = [
     "Splits",
     "TensorDataModule",
     "WholeBatches",
+    "dark_ground_preprocessing",
     "make_datamodule",
     "random_shift_flip",
+    "stratified_split",
 ]
 
 Splits = tuple[Dataset[Any], Dataset[Any], Dataset[Any]]
@@ -88,6 +91,29 @@ def make_datamodule(request: DataRequest) -> L.LightningDataModule:
 def check_classes(found: int, request: DataRequest, what: str) -> None:
     if found != request.num_classes:
         raise SpecError.at("head.num_classes", f"must equal the {found} classes of {what}, got {request.num_classes}")
+
+
+def stratified_split(labels: np.ndarray, held_out: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train/val/test indices: ``held_out`` test, then ``held_out`` validation images, each stratified by class
+    and fixed by ``seed``; the rest train."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    rest, test = train_test_split(idx, test_size=held_out, stratify=labels, random_state=seed)
+    train, val = train_test_split(rest, test_size=held_out, stratify=labels[rest], random_state=seed)
+    return train, val, test
+
+
+def dark_ground_preprocessing(mean: list[float], std: list[float], source: str) -> dict[str, object]:
+    """What an exported model of light strokes on a dark ground expects (digits, MNIST): ``predict`` inverts an
+    image drawn dark on light (``invert: auto``)."""
+    return {
+        "scale": f"pixel / 255 (digit strokes are high values on a dark background, as in {source})",
+        "mean": mean,
+        "std": std,
+        "invert": "auto",
+        "background": "dark",
+    }
 
 
 def random_shift_flip(x: torch.Tensor, max_shift: int, flip: bool) -> torch.Tensor:

@@ -24,7 +24,9 @@ from archdsl.train.data.base import (
     TensorDataModule,
     channel_stats,
     check_classes,
+    dark_ground_preprocessing,
     random_shift_flip,
+    stratified_split,
     tensor_splits,
 )
 from archdsl.train.data.device_batch import DeviceBatch
@@ -37,12 +39,7 @@ HELD_OUT = 360
 
 def digits_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/val/test indices (1077/360/360), fixed by seed 0."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    rest, test = train_test_split(idx, test_size=HELD_OUT, stratify=labels, random_state=SPLIT_SEED)
-    train, val = train_test_split(rest, test_size=HELD_OUT, stratify=labels[rest], random_state=SPLIT_SEED)
-    return train, val, test
+    return stratified_split(labels, HELD_OUT, SPLIT_SEED)
 
 
 def digits_uint8(channels: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
@@ -68,14 +65,7 @@ def digits_normalisation(channels: int, size: int) -> tuple[list[float], list[fl
 
 def digits_preprocessing(spec: object, channels: int, size: int) -> dict[str, object]:
     """What an exported digits model expects (the ``preprocessing`` of the digits dataset kind)."""
-    mean, std = digits_normalisation(channels, size)
-    return {
-        "scale": "pixel / 255 (digit strokes are high values on a dark background, as in the UCI digits)",
-        "mean": mean,
-        "std": std,
-        "invert": "auto",
-        "background": "dark",
-    }
+    return dark_ground_preprocessing(*digits_normalisation(channels, size), "the UCI digits")
 
 
 def load_digits_splits(channels: int, size: int) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:

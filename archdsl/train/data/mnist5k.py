@@ -27,7 +27,9 @@ from archdsl.train.data.base import (
     Splits,
     TensorDataModule,
     check_classes,
+    dark_ground_preprocessing,
     random_shift_flip,
+    stratified_split,
     tensor_splits,
 )
 from archdsl.train.data.device_batch import DeviceBatch
@@ -92,12 +94,7 @@ def mnist5k_images() -> tuple[np.ndarray, np.ndarray]:
 
 def mnist5k_split(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Stratified train/val/test indices (3000/1000/1000), fixed by seed 0."""
-    from sklearn.model_selection import train_test_split
-
-    idx = np.arange(len(labels))
-    rest, test = train_test_split(idx, test_size=HELD_OUT, stratify=labels, random_state=SPLIT_SEED)
-    train, val = train_test_split(rest, test_size=HELD_OUT, stratify=labels[rest], random_state=SPLIT_SEED)
-    return train, val, test
+    return stratified_split(labels, HELD_OUT, SPLIT_SEED)
 
 
 @cache
@@ -129,14 +126,7 @@ def mnist5k_normalisation(channels: int, size: int) -> tuple[list[float], list[f
 
 def mnist5k_preprocessing(spec: object, channels: int, size: int) -> dict[str, object]:
     """What an exported mnist5k model expects (the ``preprocessing`` of the mnist5k dataset kind)."""
-    mean, std = mnist5k_normalisation(channels, size)
-    return {
-        "scale": "pixel / 255 (digit strokes are high values on a dark background, as in MNIST)",
-        "mean": mean,
-        "std": std,
-        "invert": "auto",
-        "background": "dark",
-    }
+    return dark_ground_preprocessing(*mnist5k_normalisation(channels, size), "MNIST")
 
 
 def _load(request: DataRequest) -> tuple[TensorDataset, TensorDataset, TensorDataset]:
