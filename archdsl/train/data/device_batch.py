@@ -28,8 +28,8 @@ class DeviceBatch:
 
     ``mean``/``std`` are per output channel, of ``pixel / 255``; ``grey`` averages RGB into one channel;
     ``augment`` runs in training on float pixels (0-255) before the resize, ``recipe`` after it (see the module).
-    Picklable (DDP-spawned ranks
-    receive the data module pickled); the per-device constants are made once per device, not per batch.
+    Picklable (DDP-spawned ranks receive the data module pickled); the per-device constants are made once per
+    device, not per batch.
     """
 
     def __init__(
