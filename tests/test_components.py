@@ -117,7 +117,7 @@ def test_the_components_search_resolves_every_row_in_both_families() -> None:
                 if conv == 0
                 else ["conv", "conv", "conv", "conv"]
             )
-            assert spec.train.seed == 2 and spec.train.epochs == 6
+            assert spec.train.seed == 2 and spec.train.epochs == 12
             assert (spec.stages[0].blocks[0].attention is not None) == COMPONENT_ROWS[row].se
             ra = spec.train.augment.randaugment
             assert (ra is not None) == COMPONENT_ROWS[row].randaugment
