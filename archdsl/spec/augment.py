@@ -124,9 +124,14 @@ class AugmentSpec(SpecModel):
         return self
 
     @property
+    def image_op_keys(self) -> list[str]:
+        """The keys of the operations that work on the images themselves (they need the dataset's device step)."""
+        return [k for k in ("randaugment", "trivialaugment", "random_erasing") if getattr(self, k) not in (None, False)]
+
+    @property
     def image_ops(self) -> bool:
-        """Whether any operation works on the images themselves (needs the dataset's device pipeline)."""
-        return self.randaugment is not None or self.trivialaugment or self.random_erasing is not None
+        """Whether any operation works on the images themselves."""
+        return bool(self.image_op_keys)
 
     @property
     def mixes(self) -> bool:

@@ -67,13 +67,8 @@ class DataRequest:
     def refuse_image_ops(self, what: str) -> None:
         """A located error when ``train.augment`` asks for image operations that ``what`` cannot run."""
         if self.augment is not None and self.augment.image_ops:
-            key = next(
-                k
-                for k in ("randaugment", "trivialaugment", "random_erasing")
-                if getattr(self.augment, k) not in (None, False)
-            )
             raise SpecError.at(
-                f"train.augment.{key}",
+                f"train.augment.{self.augment.image_op_keys[0]}",
                 f"needs a dataset whose loader hands over uint8 images (digits, mnist5k, cifar10, image_folder); "
                 f"{what} does not, got train.data.name={self.data.name}",
             )

@@ -74,7 +74,7 @@ class ImageRecipe(nn.Module):
     def _draw_magnitude(self) -> float:
         if self.magnitude_std <= 0:
             return self.magnitude
-        drawn = float(torch.normal(torch.tensor(float(self.magnitude)), torch.tensor(float(self.magnitude_std))))
+        drawn = self.magnitude + self.magnitude_std * float(torch.randn(()))
         return min(10.0, max(0.0, drawn))
 
     def pixels(self, x: torch.Tensor) -> torch.Tensor:
