@@ -41,7 +41,7 @@ def size_warnings(spec: ModelSpec, plan: ModelPlan) -> tuple[str, ...]:
     kind = DATASETS.get(data.name) if data is not None else None
     if kind is None or kind.train_images is None:
         return ()
-    images = kind.train_images(data)
+    images = max(1, round(kind.train_images(data) * getattr(data, "fraction", 1.0)))  # train.data.fraction
     if plan.params <= OVERSIZED * images:
         return ()
     return (

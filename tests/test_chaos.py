@@ -22,8 +22,9 @@ import pytest
 from optuna.trial import TrialState
 
 from archdsl.search.budget import FINISHED, retry_history
+from archdsl.search.record import TrialRecord
 from tests.test_search import BASE as SEARCH_TEST_BASE
-from tests.test_search import write_search
+from tests.test_search import SEARCH, write_search
 
 pytestmark = pytest.mark.slow
 
@@ -62,15 +63,24 @@ ATTACKS = {
 }
 
 
-def _seeds() -> list[int]:
+PRESCREENED = SEARCH.replace("pruner:", "prescreen: {{proxy: naswot, pool: 4, keep: 2}}\npruner:")
+"""The same search with a prescreen: kills also land while a pool is scored (one proposal a few ms)."""
+
+
+def _rounds() -> list[tuple[int, str]]:
+    """Three rounds of the plain search and one of the prescreened one (``ARCHDSL_CHAOS_SEED`` replays both)."""
     given = os.environ.get("ARCHDSL_CHAOS_SEED")
-    return [int(given)] if given else [1, 2, 3]
+    seeds = [int(given)] if given else [1, 2, 3]
+    return [(seed, "sampled") for seed in seeds] + [(seeds[0], "prescreened")]
 
 
-@pytest.mark.parametrize("seed", _seeds())
-def test_a_search_killed_six_times_ends_with_its_budget_and_no_trial_twice(tmp_path: Path, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "search_kind"), _rounds())
+def test_a_search_killed_six_times_ends_with_its_budget_and_no_trial_twice(
+    tmp_path: Path, seed: int, search_kind: str
+) -> None:
     rng = random.Random(seed)
-    search = write_search(tmp_path, trials=BUDGET, base=BASE)  # random sampler, 4 parameters, no pruner
+    text = PRESCREENED if search_kind == "prescreened" else SEARCH
+    search = write_search(tmp_path, text, trials=BUDGET, base=BASE)  # random sampler, 4 parameters, no pruner
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "archdsl", "search", str(search), "--out", str(out), "--json"]
     log: list[str] = []
@@ -108,8 +118,17 @@ def test_a_search_killed_six_times_ends_with_its_budget_and_no_trial_twice(tmp_p
     assert summary["trials"]["complete"] + summary["trials"]["pruned"] + summary["trials"]["rejected"] == BUDGET
 
     study = optuna.load_study(study_name="search", storage=f"sqlite:///{out / 'study.db'}")
-    trials = study.get_trials(deepcopy=False)
+    every = study.get_trials(deepcopy=False)
+    screened = [t for t in every if TrialRecord.of(t).screened]
+    trials = [t for t in every if not TrialRecord.of(t).screened]
+    # a proposal of a killed pool is failed by the stale rule and never queued to train
+    assert all(t.state == TrialState.FAIL for t in screened), context
     finished = [t for t in trials if t.state in FINISHED]
+    if search_kind == "prescreened":  # every finished trial trains its own screened proposal, with its parameters
+        proposals = {t.number: t.params for t in screened}
+        sources = [TrialRecord.of(t).promoted_from for t in finished]
+        assert None not in sources and len(set(sources)) == len(sources), context
+        assert all(t.params == proposals[n] for t, n in zip(finished, sources, strict=True)), context  # type: ignore[index]
     assert len(finished) == BUDGET, context
     assert not [t.number for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)], context
     # nothing ran twice: a trial that finished was never queued again, and each retry chain finished once

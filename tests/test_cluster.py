@@ -18,6 +18,7 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.search.budget import retry_history
+from archdsl.search.record import TrialRecord
 from tests.test_search import BASE as SEARCH_TEST_BASE
 
 # the tiny 8-px base of the search tests, with the epochs as a parameter of each test
@@ -38,11 +39,15 @@ params:
 """
 
 
-def write_search(tmp: Path, trials: int = 16, epochs: int = 2, reconnect: float = 30) -> Path:
+PRESCREEN = "prescreen: {proxy: naswot, pool: 6, keep: 2}\n"
+"""A prescreened variant of SEARCH (``write_search(..., prescreen=PRESCREEN)``)."""
+
+
+def write_search(tmp: Path, trials: int = 16, epochs: int = 2, reconnect: float = 30, prescreen: str = "") -> Path:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "base.yaml").write_text(BASE.replace("EPOCHS", str(epochs)))
     path = tmp / "search.yaml"
-    path.write_text(SEARCH.replace("TRIALS", str(trials)).replace("RECONNECT", str(reconnect)))
+    path.write_text(prescreen + SEARCH.replace("TRIALS", str(trials)).replace("RECONNECT", str(reconnect)))
     return path
 
 
@@ -101,10 +106,20 @@ def finish(procs: list[subprocess.Popen[str]], timeout: float = 400) -> list[tup
 
 def assert_study_ends_exactly(study: optuna.Study, budget: int, killed: FrozenTrial) -> None:
     trials = study.get_trials(deepcopy=False)
+    screened = [t for t in trials if TrialRecord.of(t).screened]
+    trials = [t for t in trials if not TrialRecord.of(t).screened]
     finished = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(finished) == budget, [(t.number, t.state.name) for t in trials]
     assert len({t.number for t in trials}) == len(trials)
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    if screened:  # prescreened: every trained trial (or its retry) trains a distinct screened proposal
+        assert all(t.state == TrialState.FAIL for t in screened)
+        sources = [TrialRecord.of(t).promoted_from for t in finished]
+        assert None not in sources and len(set(sources)) == len(sources), [
+            (t.number, t.state.name, retry_history(t), sorted(t.user_attrs), t.system_attrs) for t in finished
+        ]
+        proposals = {t.number: t.params for t in screened}
+        assert all(t.params == proposals[s] for t, s in zip(finished, sources, strict=True))  # type: ignore[index]
     assert study.trials[killed.number].state == TrialState.FAIL
     retries = [t for t in trials if killed.number in retry_history(t)]
     assert len(retries) == 1, [(t.number, t.state.name, retry_history(t)) for t in retries]
@@ -115,8 +130,11 @@ def assert_study_ends_exactly(study: optuna.Study, budget: int, killed: FrozenTr
 
 
 @pytest.mark.slow
-def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_path: Path, postgres_url: str) -> None:
-    search = write_search(tmp_path, trials=10, epochs=3)
+@pytest.mark.parametrize("prescreen", ["", PRESCREEN], ids=["sampled", "prescreened"])
+def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(
+    tmp_path: Path, postgres_url: str, prescreen: str
+) -> None:
+    search = write_search(tmp_path, trials=10, epochs=3, prescreen=prescreen)
     out = tmp_path / "out"
     procs = [worker(search, postgres_url, out) for _ in range(4)]
     load = lambda: optuna.load_study(study_name="search", storage=postgres_url)  # noqa: E731
@@ -129,7 +147,8 @@ def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(tmp_pat
     for code, stdout, _ in results:
         if code == 0:
             summary = json.loads(stdout.strip().splitlines()[-1])
-            assert summary["stopped"] == "budget" and sum(summary["trials"].values()) == 10
+            counts = {k: v for k, v in summary["trials"].items() if k != "screened"}  # screened count apart
+            assert summary["stopped"] == "budget" and sum(counts.values()) == 10
     # each trial recorded its worker and its absolute checkpoint
     done = load().get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert {t.user_attrs["host"] for t in done} == {os.uname().nodename}
@@ -260,8 +279,9 @@ def test_workers_ride_out_a_cut_database_connection(tmp_path: Path, postgres_url
 
 
 @pytest.mark.slow
-def test_resumed_searches_never_repeat_a_proposal(tmp_path: Path) -> None:
-    search = write_search(tmp_path, trials=6, epochs=1)
+@pytest.mark.parametrize("prescreen", ["", PRESCREEN], ids=["sampled", "prescreened"])
+def test_resumed_searches_never_repeat_a_proposal(tmp_path: Path, prescreen: str) -> None:
+    search = write_search(tmp_path, trials=6, epochs=1, prescreen=prescreen)
     out = tmp_path / "out"
     for n in (2, 4, 6):
         proc = archdsl("search", str(search), "--out", str(out), "--trials", str(n), "--json")

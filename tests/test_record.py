@@ -13,7 +13,7 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from archdsl.cli import main
-from archdsl.search.record import OUTCOMES, StudyRecord, TrialRecord, TrialWriter, outcome
+from archdsl.search.record import OUTCOMES, StudyRecord, TrialRecord, TrialWriter, outcome, promoted_attrs
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_v0"
 
@@ -40,6 +40,8 @@ CASES = {
     "bug": _frozen(TrialState.FAIL, error="KeyError: 'x'", bug=True, reason="a bug, not a training fault"),
     "running": _frozen(TrialState.RUNNING),
     "waiting": _frozen(TrialState.WAITING),
+    "screened": _frozen(TrialState.FAIL, screened={"proxy": "naswot", "pool": 3, "score": 1.5}),
+    "screening": _frozen(TrialState.RUNNING, screened={"proxy": "naswot", "pool": 3, "score": None}),
 }
 
 
@@ -65,6 +67,7 @@ def test_the_writer_and_the_record_agree_on_every_field(tmp_path: Path) -> None:
     writer.epoch(3)
     writer.checkpoint(tmp_path / "trials" / "0000" / "best.ckpt", "h")
     writer.result(val_acc=0.9, val_loss=0.3, test_acc=0.8, seconds=2.5, epochs=7)
+    writer.proxies({"naswot": 12.5, "params": 1234})
     study.tell(trial, 0.9)
     record = TrialRecord.of(study.trials[0])
     assert (record.host, record.pid, record.pid_started, record.worker, dict(record.versions)) == (
@@ -79,6 +82,15 @@ def test_the_writer_and_the_record_agree_on_every_field(tmp_path: Path) -> None:
     assert record.metrics() == {"val/acc": 0.9, "val/loss": 0.3, "test/acc": 0.8}
     assert record.checkpoint == str((tmp_path / "trials" / "0000" / "best.ckpt").resolve())
     assert record.outcome == "complete" and record.retry_of == ()
+    assert dict(record.proxies) == {"naswot": 12.5, "params": 1234.0} and not record.screened
+    # a screened proposal and the trial the prescreen queued for it
+    proposal = study.ask()
+    TrialWriter(proposal).screening("naswot", pool=1, score=3.25)
+    study.tell(proposal, state=TrialState.FAIL)
+    study.enqueue_trial({"x": 0.5}, user_attrs=promoted_attrs(1, "naswot", 3.25))
+    screened, queued = (TrialRecord.of(t) for t in study.trials[1:])
+    assert (screened.outcome, screened.screen_score, screened.screen_pool) == ("screened", 3.25, 1)
+    assert (queued.outcome, queued.promoted_from, queued.screen_score) == ("waiting", 1, 3.25)
     # the same keys the release before the record wrote (studies keep their meaning)
     assert study.trials[0].user_attrs["val/acc"] == 0.9 and study.trials[0].user_attrs["params"] == 1234
 

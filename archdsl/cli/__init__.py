@@ -31,6 +31,7 @@ _MODULES = (
     "report",
     "export",
     "predict",
+    "rank",
 )
 
 

@@ -36,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
         print(report.components)
     if report.ranking:
         print(report.ranking)
+    if report.proxies:
+        print(report.proxies)
     return 0

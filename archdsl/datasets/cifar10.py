@@ -7,14 +7,14 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from archdsl.kinds import DATASETS, DatasetKind
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import DataSpecBase
 
 __all__ = ["CIFAR10_CLASSES", "Cifar10Data"]
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
 
-class Cifar10Data(SpecModel):
+class Cifar10Data(DataSpecBase):
     """CIFAR-10 in its python pickle format in a local directory (nothing is downloaded)."""
 
     name: Literal["cifar10"]

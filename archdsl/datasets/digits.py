@@ -10,12 +10,12 @@ from typing import Literal
 
 from archdsl.datasets.defaults import numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import DataSpecBase
 
 __all__ = ["DigitsData"]
 
 
-class DigitsData(SpecModel):
+class DigitsData(DataSpecBase):
     """UCI handwritten digits shipped with scikit-learn: 1,797 8x8 images, 10 classes, split 60/20/20 (seed 0)."""
 
     name: Literal["digits"]

@@ -9,14 +9,14 @@ from pydantic import Field
 
 from archdsl.datasets.defaults import numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import DataSpecBase
 
 __all__ = ["ImageFolderData", "folder_classes", "per_channel"]
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp"}
 
 
-class ImageFolderData(SpecModel):
+class ImageFolderData(DataSpecBase):
     """A local tree ``root/{train,val[,test]}/CLASS/*.jpg|png``, decoded in loader workers, finished on the device."""
 
     name: Literal["image_folder"]

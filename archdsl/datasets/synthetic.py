@@ -8,12 +8,12 @@ from pydantic import Field
 
 from archdsl.datasets.defaults import PIXELS, numbered_classes
 from archdsl.kinds import DATASETS, DatasetKind
-from archdsl.spec.base import SpecModel
+from archdsl.spec.base import DataSpecBase
 
 __all__ = ["SyntheticData"]
 
 
-class SyntheticData(SpecModel):
+class SyntheticData(DataSpecBase):
     """Seeded random tensors of the spec's input shape, for smoke tests and benchmarks."""
 
     name: Literal["synthetic"]

@@ -35,7 +35,7 @@ def admits(trials: Iterable[FrozenTrial], me: FrozenTrial, budget: int) -> bool:
     key = slot_key(me)
     taken = 0
     for t in trials:
-        if t.number == me.number:
+        if t.number == me.number or TrialRecord.of(t).screened:  # prescreen proposals take no slot
             continue
         if t.state in FINISHED or (t.state in IN_FLIGHT and slot_key(t) < key):
             taken += 1
@@ -64,22 +64,28 @@ class Tally:
     """Started after other workers had taken the last slot; did nothing."""
     running: int = 0
     waiting: int = 0
+    screened: int = 0
+    """Proposals the prescreen scored and did not train (or is scoring); never counted against the budget."""
 
     @property
     def finished(self) -> int:
         return self.complete + self.pruned + self.rejected
 
     def counts(self) -> dict[str, int]:
-        """The ``trials`` object of ``search --json``."""
-        return {"complete": self.complete, "pruned": self.pruned, "rejected": self.rejected, "fail": self.fail}
+        """The ``trials`` object of ``search --json`` (``screened`` only for a prescreened search)."""
+        counts = {"complete": self.complete, "pruned": self.pruned, "rejected": self.rejected, "fail": self.fail}
+        return counts | ({"screened": self.screened} if self.screened else {})
 
 
 def tally(trials: Sequence[FrozenTrial]) -> Tally:
     retried = retried_numbers(trials)
-    n = dict.fromkeys(("complete", "pruned", "rejected", "fail", "retried", "over_budget", "running", "waiting"), 0)
+    kinds = ("complete", "pruned", "rejected", "over_budget", "running", "waiting", "screened")
+    n = dict.fromkeys((*kinds, "fail", "retried"), 0)
     for t in trials:
         outcome = TrialRecord.of(t).outcome
-        if outcome in ("complete", "pruned", "rejected", "over_budget", "running", "waiting"):
+        if outcome == "screening":
+            n["screened"] += 1
+        elif outcome in kinds:
             n[outcome] += 1
         elif t.number in retried:
             n["retried"] += 1

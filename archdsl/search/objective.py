@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,9 +15,11 @@ from optuna.trial import FrozenTrial
 from archdsl.errors import ArchDSLError
 from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
+from archdsl.search.constraints import constrain
 from archdsl.search.faults import STICKY, DeviceLost, TrialBug, TrialFault, describe, fault_of
 from archdsl.search.record import TrialWriter
 from archdsl.search.resume import Start, start_of
+from archdsl.search.space.definition import PROXY_METRIC, PROXY_NAMES
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.space.resolution import resolve
 from archdsl.search.storages.connect import StudyRef
@@ -27,7 +30,10 @@ from archdsl.spec.model import ModelSpec
 from archdsl.train.placement import Placement, device_name, spec_trainer_args
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["Objective", "OverBudget", "TrialContext", "reject"]
+__all__ = ["UNTRAINED", "Objective", "OverBudget", "TrialContext", "reject"]
+
+UNTRAINED = frozenset({"params", "flops", "latency_ms", *(f"{PROXY_METRIC}{name}" for name in PROXY_NAMES)})
+"""Objectives known without training: a search of only these trains nothing."""
 
 
 def reject(trial: optuna.Trial, reason: str, started: float) -> optuna.TrialPruned:
@@ -129,39 +135,47 @@ class Objective:
             raise reject(trial, "; ".join(f"{p.path}: {p.message}" for p in err.problems), started) from None
         plan = planned.plan
         record.plan(plan.params, plan.flops)
-        if budget.max_params is not None and plan.params > budget.max_params:
-            raise reject(trial, f"params {plan.params:,} > budget.max_params {budget.max_params:,}", started)
-        if budget.max_flops is not None and plan.flops > budget.max_flops:
-            raise reject(trial, f"flops {plan.flops:,} > budget.max_flops {budget.max_flops:,}", started)
         metrics: dict[str, float] = {"params": float(plan.params), "flops": float(plan.flops)}
+        over = constrain(trial, budget, metrics)
+        if over is not None:
+            raise reject(trial, over, started)
         if budget.max_latency_ms is not None or "latency_ms" in self.space.objective_names:
             metrics["latency_ms"] = self._latency(planned)
             record.latency(metrics["latency_ms"])
-            if budget.max_latency_ms is not None and metrics["latency_ms"] > budget.max_latency_ms:
-                raise reject(
-                    trial,
-                    f"latency {metrics['latency_ms']:.2f} ms > budget.max_latency_ms {budget.max_latency_ms}",
-                    started,
-                )
+            over = constrain(trial, budget, metrics)
+            if over is not None:
+                raise reject(trial, over, started)
         record.spec(spec_to_data(planned.spec))
         record.device(self._device(planned.spec))
-        if set(self.space.objective_names) <= {"params", "flops", "latency_ms"}:
+        trains = not set(self.space.objective_names) <= UNTRAINED
+        # a trained trial records every proxy of its untrained network, which `report` correlates with what the
+        # training gave (one batch: milliseconds to a second, against minutes to days of training)
+        wanted = PROXY_NAMES if trains else [n.removeprefix(PROXY_METRIC) for n in self.space.objective_names]
+        if any(n in PROXY_NAMES for n in wanted):
+            scores = self._proxies(planned, [n for n in wanted if n in PROXY_NAMES])
+            record.proxies(scores)
+            metrics.update({f"{PROXY_METRIC}{name}": value for name, value in scores.items()})
+        if not trains:
             return self._values(metrics)  # nothing to train for
         ctx.guard.check()
         metrics.update(self._train(trial, planned, start_of(me, trials, self.out)))
         return self._values(metrics)
 
     def _train(self, trial: optuna.Trial, planned: PlannedSpec, start: Start) -> dict[str, float]:
+        from archdsl.search.fidelity import climb, cost_epochs
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
-        from archdsl.train.fit import LAST, Abandoned, fit
+        from archdsl.train.fit import LAST, Abandoned, FitResult, fit
         from archdsl.train.stop_at_batch import StopAtBatch
 
         out = start.directory
-        pruning = len(self.space.objective_names) == 1 and self.space.definition.pruner.name != "none"
-        callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning)
+        pruner = self.space.definition.pruner
+        pruning = len(self.space.objective_names) == 1 and pruner.name != "none"
+        rungs = pruning and pruner.fidelity != "epochs"  # rungs of data or resolution (archdsl.search.fidelity)
+        callback = PruningCallback(trial, self.monitor, self.context.study, prune=pruning and not rungs)
         record, host = TrialWriter(trial), self.context.identity.host
-        record.last_checkpoint(out / LAST)
-        if start.checkpoint is not None and start.lost is not None:
+        if not rungs:  # rungs retrain from scratch: a retry of a lost trial starts over, nothing to resume
+            record.last_checkpoint(out / LAST)
+        if start.checkpoint is not None and start.lost is not None and not rungs:
             record.resumed(start.lost, start.epoch, start.checkpoint)
             record.epoch(start.epoch)
             if pruning:  # the pruner sees the epochs already trained, as if the trial had never stopped
@@ -169,19 +183,31 @@ class Objective:
                     trial.report(value, step)
         elif start.started_over:
             record.started_over(start.started_over)
-        try:
-            result = fit(
-                planned,
-                out,
-                resume=start.checkpoint is not None,
+
+        def train(rung: PlannedSpec, where: Path, test: bool = True) -> FitResult:
+            return fit(
+                rung,
+                where,
+                resume=start.checkpoint is not None and not rungs,
                 force=True,
                 progress=False,
                 allow_import=self.allow_import,
                 callbacks=[callback, StopAtBatch(self.context.guard)],
                 placement=self.context.placement,
+                test=test,
             )
+
+        try:
+            if rungs:
+                climbed = climb(trial, planned, pruner, out, self.monitor, train, host)
+                result, epochs, seconds = climbed.result, climbed.epochs, climbed.seconds
+            else:
+                result = train(planned, out)
+                epochs, seconds = result.epochs, result.seconds
+                record.cost_epochs(cost_epochs(result.epochs, planned.spec, planned.spec))
         except Abandoned as stop:
             record.epochs(stop.epoch + 1)
+            record.cost_epochs(cost_epochs(stop.epoch + 1, planned.spec, planned.spec))
             if (out / "best.ckpt").is_file():
                 record.checkpoint(out / "best.ckpt", host)
             raise optuna.TrialPruned(f"pruned after epoch {stop.epoch}") from None
@@ -190,10 +216,17 @@ class Objective:
             val_acc=result.val_acc,
             val_loss=result.val_loss,
             test_acc=result.test_acc,
-            seconds=result.seconds,
-            epochs=result.epochs,
+            seconds=seconds,
+            epochs=epochs,
         )
         return {"val/acc": result.val_acc, "val/loss": result.val_loss}
+
+    def _proxies(self, planned: PlannedSpec, names: Sequence[str]) -> dict[str, float]:
+        from archdsl.search.proxies import load_batch, score
+
+        device = device_name(self.context.placement, planned.spec.train.accelerator)
+        seed = planned.spec.train.seed
+        return score(planned, names, load_batch(planned.spec, seed=seed, device=device), seed=seed)
 
     def _device(self, spec: ModelSpec) -> str:
         """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""

@@ -37,6 +37,7 @@ __all__ = [
     "TrialRecord",
     "TrialWriter",
     "outcome",
+    "promoted_attrs",
     "record_budget",
     "retry_history",
     "rewrite_search",
@@ -56,6 +57,8 @@ Outcome = Literal[
     "bug",
     "running",
     "waiting",
+    "screened",
+    "screening",
 ]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 
@@ -95,11 +98,25 @@ class Attr(str, Enum):
     """A retry that continued a lost trial: ``{"trial": N, "epoch": E, "checkpoint": PATH}``."""
     STARTED_OVER = "started_over"
     """Why a retry started from scratch (no readable checkpoint of the trial it retries)."""
+    COST_EPOCHS = "cost_epochs"
+    """Epochs trained, in epochs over the whole training split at the trial's input size
+    (:func:`archdsl.search.fidelity.cost_epochs`), summed over its rungs."""
+    RUNGS = "rungs"
+    """The rungs of ``fidelity: data | resolution`` that ran or were skipped, in order
+    (:mod:`archdsl.search.fidelity`)."""
     # failures
     ERROR = "error"
     TRACEBACK = "traceback"
     FAULT = "fault"
     BUG = "bug"
+    # zero-cost proxies
+    SCREENED = "screened"
+    """A proposal scored by the prescreen's proxy and not trained: ``{"proxy": NAME, "score": S, "pool": P}``
+    (score None when it was refused before scoring); never counted against the budget."""
+    PROMOTED = "promoted"
+    """A trial queued by the prescreen: ``{"from": N, "proxy": NAME, "score": S}``, N the screened proposal."""
+    PROXIES = "proxies"
+    """Every proxy's score of the untrained architecture, ``{name: score}`` (what ``report`` correlates)."""
 
 
 class StudyAttr(str, Enum):
@@ -188,6 +205,16 @@ class TrialRecord:
     bug: bool = False
     retry_of: tuple[int, ...] = ()
     """The trials this one retries, oldest first."""
+    screened: bool = False
+    """A proposal the prescreen scored (or refused) without training it."""
+    screen_score: float | None = None
+    """Its proxy score (screened), or the score that promoted it (a prescreened trial)."""
+    screen_pool: int | None = None
+    """The trial number that opened its screening pool."""
+    promoted_from: int | None = None
+    """The screened proposal this trial trains."""
+    proxies: Mapping[str, float] = field(default_factory=dict)
+    """Zero-cost proxy scores of the untrained architecture."""
 
     @classmethod
     def of(cls, trial: FrozenTrial) -> TrialRecord:
@@ -196,6 +223,9 @@ class TrialRecord:
         versions = a.get(Attr.VERSIONS.value)
         resumed = a.get(Attr.RESUMED.value)
         resumed = resumed if isinstance(resumed, dict) else {}
+        screened, promoted = a.get(Attr.SCREENED.value), a.get(Attr.PROMOTED.value)
+        screen = screened if isinstance(screened, dict) else promoted if isinstance(promoted, dict) else {}
+        proxies = a.get(Attr.PROXIES.value)
         return cls(
             number=trial.number,
             state=trial.state,
@@ -230,11 +260,20 @@ class TrialRecord:
             fault=_str(a.get(Attr.FAULT.value)),
             bug=bool(a.get(Attr.BUG.value)),
             retry_of=tuple(retry_history(trial)),
+            screened=isinstance(screened, dict),
+            screen_score=_float(screen.get("score")),
+            screen_pool=_int(screen.get("pool")),
+            promoted_from=_int(promoted.get("from")) if isinstance(promoted, dict) else None,
+            proxies={k: float(v) for k, v in proxies.items() if _float(v) is not None}
+            if isinstance(proxies, dict)
+            else {},
         )
 
     @property
     def outcome(self) -> Outcome:
         """What the trial means (see :func:`outcome`)."""
+        if self.screened:
+            return "screening" if self.state == TrialState.RUNNING else "screened"
         if self.state == TrialState.COMPLETE:
             return "complete"
         if self.state == TrialState.PRUNED:
@@ -283,11 +322,17 @@ class TrialRecord:
         return {k.value: v for k, v in values.items() if v is not None}
 
 
+def promoted_attrs(number: int, proxy: str, score: float) -> dict[str, Any]:
+    """The ``user_attrs`` of the trial the prescreen queues to train proposal ``number``."""
+    return {Attr.PROMOTED.value: {"from": number, "proxy": proxy, "score": score}}
+
+
 def outcome(trial: FrozenTrial) -> Outcome:
     """``complete``, ``pruned`` (by the pruner, in training), ``rejected`` (before training), ``over_budget``
     (other workers took the last slot), ``preempted`` (SIGTERM) and ``interrupted`` (Ctrl-C) (handed back),
     ``stale`` (its worker was lost), ``fault`` (a training fault: diverged, out of memory, a device error),
-    ``bug`` (an error that is no training fault), ``running`` or ``waiting``."""
+    ``bug`` (an error that is no training fault), ``running`` or ``waiting``; ``screened`` (scored by the
+    prescreen's proxy and not trained) or ``screening`` (being scored)."""
     return TrialRecord.of(trial).outcome
 
 
@@ -342,6 +387,13 @@ class TrialWriter:
         self._set(Attr.SECONDS, seconds)
         self._set(Attr.EPOCHS, epochs)
 
+    def screening(self, proxy: str, pool: int, score: float | None = None) -> None:
+        """A proposal of the prescreen pool opened by trial ``pool``; its proxy ``score`` once scored."""
+        self._set(Attr.SCREENED, {"proxy": proxy, "pool": pool, "score": score})
+
+    def proxies(self, scores: Mapping[str, float]) -> None:
+        self._set(Attr.PROXIES, {k: float(v) for k, v in scores.items()})
+
     def checkpoint(self, path: Path, host: str) -> None:
         """Absolute, with the host that wrote it: on a cluster ``--out`` is a shared filesystem."""
         self._set(Attr.CHECKPOINT, str(path.resolve()))
@@ -368,15 +420,24 @@ class TrialWriter:
     def bug(self) -> None:
         self._set(Attr.BUG, True)
 
+    def rungs(self, ran: list[dict[str, Any]]) -> None:
+        """The rungs so far: ``{rung, fidelity, fraction, size, epochs, <monitor>, cost_epochs}`` each, or
+        ``{rung, fidelity, skipped}``."""
+        self._set(Attr.RUNGS, [dict(r) for r in ran])
+
+    def cost_epochs(self, cost: float) -> None:
+        self._set(Attr.COST_EPOCHS, round(cost, 6))
+
     def reason(self, reason: str) -> None:
         self._set(Attr.REASON, reason)
 
 
 def without_record(trial: FrozenTrial) -> FrozenTrial:
     """A copy of ``trial`` without archdsl's record: what a retry of it starts from (the worker that runs
-    the retry writes its own host, pid, epoch, reason...)."""
+    the retry writes its own host, pid, epoch, reason...); which screened proposal it trains stays."""
     clean = copy.deepcopy(trial)
-    clean.user_attrs = {}
+    kept = (Attr.PROMOTED.value,)
+    clean.user_attrs = {k: v for k, v in trial.user_attrs.items() if k in kept}
     return clean
 
 

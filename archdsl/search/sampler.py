@@ -20,10 +20,10 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
-from archdsl.search.space.definition import BlockChoiceParam, ChoiceParam, IntParam
+from archdsl.search.space.definition import BlockChoiceParam, ChoiceParam, IntParam, SamplerSpec
 from archdsl.search.space.load import SearchSpace
 
-__all__ = ["TrialSeeded", "make_pruner", "make_sampler", "trial_seed"]
+__all__ = ["SAMPLERS", "TrialSeeded", "make_pruner", "make_sampler", "trial_seed"]
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -37,7 +37,7 @@ class TrialSeeded(BaseSampler):
     def __init__(self, factory: Callable[[int], BaseSampler], seed: int) -> None:
         self._factory = factory
         self._seed = seed
-        self._inner = factory(seed)  # replaced before every trial
+        self._inner = self._make(seed)  # replaced before every trial
 
     @property
     def inner(self) -> BaseSampler:
@@ -46,10 +46,13 @@ class TrialSeeded(BaseSampler):
     def __str__(self) -> str:
         return f"TrialSeeded({type(self._inner).__name__}, seed={self._seed})"
 
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        with warnings.catch_warnings():  # TPE's multivariate/constant_liar are "experimental" in Optuna
+    def _make(self, seed: int) -> BaseSampler:
+        with warnings.catch_warnings():  # NSGA-III (and TPE's options in Optuna 4) are "experimental"
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._inner = self._factory(trial_seed(self._seed, trial.number))
+            return self._factory(seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._inner = self._make(trial_seed(self._seed, trial.number))
         self._inner.before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -85,26 +88,77 @@ def _grid(space: SearchSpace) -> dict[str, list[Any]]:
 
 
 def make_sampler(space: SearchSpace) -> BaseSampler:
-    """The definition's sampler, seeded per trial (see :class:`TrialSeeded`)."""
+    """The definition's sampler, seeded per trial (see :class:`TrialSeeded`).
+
+    Budgets reach the samplers as Optuna constraints that every trial sets (``Trial.set_constraint``, read by
+    tpe, nsga2, nsga3 and gp); nothing here wires them.
+    """
     s = space.definition.sampler
     if s.name == "grid":
         # The grid sampler's seed fixes the order of its grid, so it must be the same in every process; it
         # takes unvisited (and not running) points, which keeps processes apart without per-trial seeds.
         return optuna.samplers.GridSampler(_grid(space), seed=s.seed)
-    factories: dict[str, Callable[[int], BaseSampler]] = {
-        "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-        "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
-        "tpe": lambda seed: optuna.samplers.TPESampler(
-            seed=seed, n_startup_trials=s.startup_trials, multivariate=True, constant_liar=True
-        ),
-    }
-    return TrialSeeded(factories[s.name], s.seed)
+    if s.name == "qmc":
+        # One scrambled Sobol sequence for the whole study (the point index is kept in the study's storage, so
+        # processes continue one sequence); choices, which QMC cannot place, are drawn per trial at random.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.QMCSampler(
+                seed=s.seed,
+                independent_sampler=TrialSeeded(lambda seed: optuna.samplers.RandomSampler(seed=seed), s.seed),
+                warn_independent_sampling=False,
+            )
+    return TrialSeeded(SAMPLERS[s.name](s), s.seed)
+
+
+def _tpe(s: SamplerSpec) -> Callable[[int], BaseSampler]:
+    return lambda seed: optuna.samplers.TPESampler(
+        seed=seed, n_startup_trials=s.startup_trials, multivariate=True, constant_liar=True
+    )
+
+
+def _gp(s: SamplerSpec) -> Callable[[int], BaseSampler]:
+    return lambda seed: optuna.samplers.GPSampler(seed=seed, n_startup_trials=s.startup_trials)
+
+
+def _cmaes(s: SamplerSpec) -> Callable[[int], BaseSampler]:
+    # CMA-ES keeps its state in the study's storage, so a sampler made afresh per trial continues it. It takes no
+    # constraints (infeasible trials are pruned, which it skips); say that once in the docs, not every trial.
+    warnings.filterwarnings("ignore", message="Constraints have been set, but CmaEsSampler", category=UserWarning)
+    return lambda seed: optuna.samplers.CmaEsSampler(
+        seed=seed, n_startup_trials=s.startup_trials, warn_independent_sampling=False
+    )
+
+
+SAMPLERS: dict[str, Callable[[SamplerSpec], Callable[[int], BaseSampler]]] = {
+    "random": lambda s: lambda seed: optuna.samplers.RandomSampler(seed=seed),
+    "nsga2": lambda s: lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "nsga3": lambda s: lambda seed: optuna.samplers.NSGAIIISampler(seed=seed),
+    "tpe": _tpe,
+    "gp": _gp,
+    "cmaes": _cmaes,
+}
+"""Sampler name -> factory of the per-trial sampler (``grid`` and ``qmc`` keep one sampler per study)."""
 
 
 def make_pruner(space: SearchSpace) -> optuna.pruners.BasePruner:
+    """The search's pruner. Over epochs its steps are epochs; over rungs (``fidelity: data`` or ``resolution``)
+    rung r reports at step ``reduction_factor^r`` (:func:`~archdsl.search.fidelity.rung_step`), so Optuna's
+    rung r, promoted at ``min_resource x eta^r`` with ``min_resource`` 1, is the r-th rung."""
+    from archdsl.search.fidelity import first_rung, rung_step, rungs
+
     p = space.definition.pruner
     if p.name == "none" or len(space.objective_names) > 1:
         return optuna.pruners.NopPruner()
+    if p.name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+    eta = p.reduction_factor
+    if p.fidelity == "epochs":
+        first = int(first_rung(p))
+        if p.name == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=first, reduction_factor=eta)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=eta)
     if p.name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, p.warmup_epochs))
-    return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+        top = rung_step(len(rungs(p)) - 1, eta)
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=top, reduction_factor=eta)
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=eta)

@@ -21,6 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,6 +32,7 @@ from archdsl.errors import ArchDSLError, Problem, SpecError, chain
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import DeviceLost, TrialBug, TrialFault, describe
 from archdsl.search.objective import Objective, OverBudget, TrialContext
+from archdsl.search.prescreen import screen_pool
 from archdsl.search.record import TrialRecord
 from archdsl.search.report.progress import Progress, say_resuming
 from archdsl.search.results import record_study
@@ -41,7 +43,7 @@ from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.search.storages.resilient import ResilientStorage, StorageLostError
 from archdsl.search.storages.retry import Retry
 from archdsl.search.study import DEVICE_LOST_EXIT, SearchResult, Stopped, best_trials, open_study
-from archdsl.train.placement import Placement, parse_device, require_device
+from archdsl.train.placement import Placement, device_name, parse_device, require_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
 __all__ = ["TrialsFailing", "WorkerOptions", "require_worker_device", "resolve_storage", "run_worker"]
@@ -160,6 +162,15 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     guard.wait(poll)
                     continue
                 waiting_said = False
+                counts = tally(trials)
+                if space.definition.prescreen is not None and not counts.waiting:
+                    screen = partial(screen_pool, study, space, counts, target, guard, identity=identity)
+                    pool = _guarded(
+                        storage, partial(screen, device=_device(space, placement), progress=options.progress)
+                    )
+                    if pool is None or pool.scored:
+                        continue  # count again: the queue holds the pool's best (or other workers took the slots)
+                    # not one proposal was feasible: a sampled trial is refused and counted, so the search ends
                 try:
                     _guarded(
                         storage,
@@ -215,6 +226,11 @@ def require_worker_device(space: SearchSpace, device: str | None) -> Placement |
     except SpecError as err:
         raise err.located(space.base_doc.locate) from None
     return placement
+
+
+def _device(space: SearchSpace, placement: Placement | None) -> str:
+    """Where this worker's models run (``--device``, else the base spec's ``train.accelerator``)."""
+    return device_name(placement, str((space.base_doc.data.get("train") or {}).get("accelerator", "auto")))
 
 
 def timeout_reason(minutes: float | None, finished: int, target: int) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-__all__ = ["ActName", "BlockSpecBase", "OddKernel", "SpecModel"]
+__all__ = ["ActName", "BlockSpecBase", "DataSpecBase", "OddKernel", "SpecModel"]
 
 ActName = Literal["relu", "silu", "gelu", "hardswish"]
 """Activation functions by name (``archdsl.nn.act``)."""
@@ -40,3 +40,13 @@ class BlockSpecBase(SpecModel):
 
     repeat: int = Field(1, ge=1, le=64)
     """How many times the block is stacked; only the first repeat applies the stage's stride."""
+
+
+class DataSpecBase(SpecModel):
+    """Fields every ``train.data`` entry has (a dataset's spec narrows ``name`` to its own tag)."""
+
+    name: str
+    """The dataset."""
+    fraction: float = Field(1.0, gt=0.0, le=1.0)
+    """Train on this fraction of the training split: a subset stratified by class and fixed by ``train.seed``
+    (validation and test stay whole); a fidelity to search or prune over (``pruner.fidelity: data``)."""

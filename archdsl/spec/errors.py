@@ -99,17 +99,21 @@ def _message(e: Any, data: Any, path: PathKey, root: type[BaseModel]) -> str:
 
 def _unwrap(tp: Any, data: Any) -> Any:
     """Follow Annotated/Optional/discriminated unions to the model or list type ``data`` is read as."""
-    tag: Any = data.get("type") if isinstance(data, dict) else None
+    key = "type"
+    tag: Any = data.get(key) if isinstance(data, dict) else None
     while True:
         origin = typing.get_origin(tp)
         if origin is typing.Annotated:
             for meta in getattr(tp, "__metadata__", ()):
                 if isinstance(meta, Discriminator) and callable(meta.discriminator):
                     tag = meta.discriminator(data)  # a union told apart by a function (search parameters)
+                elif isinstance(getattr(meta, "discriminator", None), str):  # tagged by another key: datasets' name
+                    key = meta.discriminator
+                    tag = data.get(key) if isinstance(data, dict) else None
             tp = typing.get_args(tp)[0]
         elif origin in (Union, types.UnionType):
             members = [a for a in typing.get_args(tp) if a is not type(None)]
-            chosen = next((m for m in members if tag is not None and _tag_of(m) == tag), None)
+            chosen = next((m for m in members if tag is not None and _tag_of(m, key) == tag), None)
             if chosen is None and len(members) == 1:
                 chosen = members[0]
             if chosen is None:
@@ -119,10 +123,10 @@ def _unwrap(tp: Any, data: Any) -> Any:
             return tp
 
 
-def _tag_of(model: Any) -> Any:
+def _tag_of(model: Any, key: str = "type") -> Any:
     if typing.get_origin(model) is typing.Annotated:  # Annotated[Model, Tag("name")]
         return next((m.tag for m in getattr(model, "__metadata__", ()) if isinstance(m, Tag)), None)
-    field = getattr(model, "model_fields", {}).get("type")
+    field = getattr(model, "model_fields", {}).get(key)
     args = typing.get_args(field.annotation) if field is not None else ()
     return args[0] if args else None
 
@@ -146,6 +150,8 @@ def fields_at(root: type[BaseModel], data: Any, path: PathKey) -> list[str]:
             if part not in fields:
                 return []
             tp = fields[part].annotation
+            if isinstance(fields[part].discriminator, str):  # pydantic keeps a field's own tag key (datasets: name)
+                tp = typing.Annotated[tp, fields[part]]
         cur = _child(cur, part)
     tp = _unwrap(tp, cur)
     return list(_keys(tp))

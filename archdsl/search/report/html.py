@@ -37,6 +37,7 @@ from archdsl.plan.published import HALONET_COMPONENTS, HALONET_TRADEOFF
 from archdsl.search.budget import tally
 from archdsl.search.record import StudyRecord, TrialRecord
 from archdsl.search.report.labels import short_labels
+from archdsl.search.report.proxies import proxy_table
 from archdsl.search.report.ranking import ranking_table, reported
 from archdsl.search.study import best_trials
 
@@ -64,6 +65,8 @@ class Report:
     warnings: list[str] = field(default_factory=list)
     pages: list[str] = field(default_factory=list)
     components: str | None = None
+    proxies: str | None = None
+    """Each zero-cost proxy's rank correlation with the trained metric (:mod:`archdsl.search.report.proxies`)."""
 
 
 def _maximise(study: optuna.Study) -> bool:
@@ -804,6 +807,7 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
     table = tradeoff_table(study)
     components = components_table(study)
     ranking = ranking_table(study, metric)
+    proxies = proxy_table(study, metric)
     said = _said(len(complete), table)
     best = {t.number for t in best_trials(study)}
     ranked = _ranked(study)
@@ -836,6 +840,8 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
         *(_notes(_components_notes()) if components else []),
         *(["<h2>Modules ranked (per named choice)</h2>", _markdown_to_html(ranking)] if ranking else []),
         *(_notes(_ranking_notes(metric)) if ranking else []),
+        *(["<h2>Zero-cost proxies against training</h2>", _markdown_to_html(proxies)] if proxies else []),
+        *(_notes(_proxy_notes(metric)) if proxies else []),
         f"<h2>Trials (best first by {html.escape(metric)})</h2>",
         nav,
         _table(pages[0], names, labels, best),
@@ -851,4 +857,12 @@ def write_report(study: optuna.Study, out: str | Path) -> Report:
             nav,
         ]
         atomic_write_text(out / f"trials-{k}.html", _page(f"archdsl study {study.study_name}, page {k}", body))
-    return Report(out, plots, table, ranking, skipped, said, files, components)
+    return Report(out, plots, table, ranking, skipped, said, files, components, proxies)
+
+
+def _proxy_notes(metric: str) -> list[str]:
+    return [
+        f"Rank correlations over the completed trials between each proxy's score of the untrained network (one "
+        f"batch of the training data) and {metric}, signed so that positive means the proxy agrees with training. "
+        "A proxy is worth prescreening with (prescreen.proxy) only where it beats the parameter count here."
+    ]

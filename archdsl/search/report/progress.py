@@ -79,6 +79,8 @@ class Progress:
         retries = {retry_history(t)[-1]: t.number for t in trials if retry_history(t)}
         for t in new:
             self.seen.add(t.number)
+            if TrialRecord.of(t).screened:  # a prescreen pool prints one line of its own
+                continue
             if t.state != TrialState.FAIL:
                 self.finished_here += 1
             if TrialRecord.of(t).finished:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Discriminator, Field, Tag, model_validator
+from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
 from archdsl.spec.base import SpecModel
 from archdsl.spec.train import SEED_MAX
@@ -29,6 +29,8 @@ __all__ = [
     "COMPONENTS",
     "CONV_STAGES",
     "METRICS",
+    "PROXY_METRIC",
+    "PROXY_NAMES",
     "BlockChoiceParam",
     "BudgetSpec",
     "ChoiceParam",
@@ -36,6 +38,7 @@ __all__ = [
     "IntParam",
     "ObjectiveSpec",
     "ParamSpec",
+    "PrescreenSpec",
     "PrunerSpec",
     "SamplerSpec",
     "SearchDefinition",
@@ -48,13 +51,20 @@ COMPONENTS = "components"
 """Reserved parameter: a row of HaloNet's training-component table (label smoothing, RandAugment, SE, SiLU),
 by name (:mod:`archdsl.search.space.components`)."""
 
+PROXY_NAMES = ("synflow", "naswot", "grad_norm", "snip", "params", "flops")
+"""The zero-cost proxies (:mod:`archdsl.search.proxies`), higher predicting better; ``params`` and ``flops`` are
+the baselines a proxy must beat."""
+ProxyName = Literal["synflow", "naswot", "grad_norm", "snip", "params", "flops"]
+PROXY_METRIC = "proxy/"
+"""An objective ``proxy/NAME`` scores the untrained architecture: a training-free search."""
+
 METRICS: dict[str, str] = {
     "val/acc": "maximize",
     "val/loss": "minimize",
     "params": "minimize",
     "flops": "minimize",
     "latency_ms": "minimize",
-}
+} | {f"{PROXY_METRIC}{name}": "maximize" for name in PROXY_NAMES}
 Primitive = str | int | float | bool
 
 
@@ -147,8 +157,20 @@ BlockChoiceParam.model_rebuild()
 class ObjectiveSpec(SpecModel):
     """A metric to optimise."""
 
-    metric: Literal["val/acc", "val/loss", "params", "flops", "latency_ms"]
-    """What to optimise."""
+    metric: Literal[
+        "val/acc",
+        "val/loss",
+        "params",
+        "flops",
+        "latency_ms",
+        "proxy/synflow",
+        "proxy/naswot",
+        "proxy/grad_norm",
+        "proxy/snip",
+        "proxy/params",
+        "proxy/flops",
+    ]
+    """What to optimise; ``proxy/NAME`` is a zero-cost proxy of the untrained network (no training at all)."""
     direction: Literal["maximize", "minimize"] | None = None
     """Default: maximize accuracy, minimize the rest."""
 
@@ -176,23 +198,102 @@ class BudgetSpec(SpecModel):
 class SamplerSpec(SpecModel):
     """Optuna sampler."""
 
-    name: Literal["tpe", "random", "grid", "nsga2"] = "tpe"
-    """``tpe`` (default), ``random``, ``grid`` (choices and int ranges only), ``nsga2`` (several objectives)."""
+    name: Literal["tpe", "random", "grid", "nsga2", "nsga3", "gp", "qmc", "cmaes"] = "tpe"
+    """``tpe`` (default), ``random``, ``grid`` (choices and int ranges only), ``nsga2`` / ``nsga3`` (genetic,
+    several objectives), ``gp`` (Gaussian process, one or several objectives), ``qmc`` (scrambled Sobol points,
+    a space-filling replacement for random), ``cmaes`` (CMA-ES; int and float parameters only). The budgets
+    (``budget.max_*``) reach the samplers that take constraints (tpe, nsga2, nsga3, gp) as Optuna constraints."""
     seed: int = Field(0, ge=0, le=SEED_MAX)
     """Sampler seed."""
     startup_trials: int = Field(8, ge=0)
-    """Random trials before TPE starts modelling."""
+    """Random trials before TPE, GP or CMA-ES start modelling."""
 
 
 class PrunerSpec(SpecModel):
-    """Optuna pruner, fed the validation metric after every epoch."""
+    """Optuna pruner, fed the validation metric after every epoch, or after every rung of a lower fidelity."""
 
-    name: Literal["median", "hyperband", "none"] = "median"
-    """``median``, ``hyperband`` or ``none``."""
+    name: Literal["median", "successive_halving", "hyperband", "none"] = "median"
+    """``median``, ``successive_halving`` (asynchronous successive halving), ``hyperband`` (successive halving
+    over several brackets) or ``none``; one objective only (several objectives train every trial in full)."""
+    fidelity: Literal["epochs", "data", "resolution"] = "epochs"
+    """What a trial is cut short in. ``epochs``: the pruner reads the validation metric after every epoch.
+    ``data`` and ``resolution`` (``successive_halving`` and ``hyperband``): rungs; rung r trains the trial from
+    scratch, for all of ``train.epochs``, on ``min_fidelity x reduction_factor^r`` of ``train.data.fraction``
+    or of ``input.size`` (a rung the architecture cannot plan at is skipped), up to the whole, and the pruner
+    reads each rung's validation metric; a trial pruned at rung r has paid for rungs 0 to r. Each trial records
+    ``cost_epochs``: its epochs x ``train.data.fraction`` x (pixels / the trial's pixels), summed over rungs."""
+    reduction_factor: int = Field(3, ge=2, le=100)
+    """eta of ``successive_halving`` and ``hyperband``: the fidelity grows eta-fold per rung and about 1/eta of
+    the trials reaching a rung go on to the next."""
+    min_fidelity: float | None = Field(None, gt=0.0, strict=False)
+    """The first rung. ``epochs``: epochs before the first decision (Optuna's ``min_resource``; default
+    ``warmup_epochs``, at least 1); ``data``: the smallest fraction of the training split (default
+    ``1/reduction_factor^2``); ``resolution``: the smallest input side as a fraction of ``input.size``
+    (default ``1/reduction_factor``); both below 1."""
     warmup_epochs: int = Field(2, ge=0)
-    """Epochs before a trial can be pruned."""
+    """Epochs before a trial can be pruned (median), and the first rung of ``successive_halving`` and
+    ``hyperband`` over epochs when ``min_fidelity`` is not given."""
     startup_trials: int = Field(4, ge=0)
     """Trials that finish before pruning starts (median)."""
+
+    @field_validator("fidelity")
+    @classmethod
+    def _fidelity_needs_rungs(cls, fidelity: str, info: ValidationInfo) -> str:
+        name = info.data.get("name")
+        if fidelity != "epochs" and name in ("median", "none"):
+            raise ValueError(
+                f"{fidelity} trains rungs of growing fidelity, which only successive_halving and hyperband compare; "
+                f"name {name} {'prunes per epoch' if name == 'median' else 'prunes nothing'}: use name: "
+                "successive_halving (or fidelity: epochs)"
+            )
+        return fidelity
+
+    @field_validator("reduction_factor")
+    @classmethod
+    def _eta_of_halving(cls, eta: int, info: ValidationInfo) -> int:
+        name = info.data.get("name")
+        if eta != 3 and name in ("median", "none"):
+            raise ValueError(f"is read by successive_halving and hyperband only; name {name} has none, got {eta}")
+        return eta
+
+    @field_validator("min_fidelity")
+    @classmethod
+    def _first_rung(cls, first: float | None, info: ValidationInfo) -> float | None:
+        name, fidelity = info.data.get("name"), info.data.get("fidelity")
+        if first is None or fidelity is None:
+            return first
+        if name in ("median", "none"):
+            raise ValueError(f"is read by successive_halving and hyperband only; name {name} has none, got {first:g}")
+        if fidelity == "epochs" and first != int(first):
+            raise ValueError(f"is a number of epochs for fidelity epochs: a whole number, at least 1, got {first:g}")
+        if fidelity != "epochs" and first >= 1.0:
+            what = "the training split" if fidelity == "data" else "input.size"
+            raise ValueError(
+                f"is the first rung's fraction of {what} for fidelity {fidelity}: it must be below 1 (1 is the "
+                f"last rung), got {first:g}"
+            )
+        return first
+
+
+class PrescreenSpec(SpecModel):
+    """Train only the proposals a zero-cost proxy ranks best: of every ``pool`` proposals of the sampler, scored
+    on one batch of the training data, the best ``keep`` are queued to train; the rest are recorded as
+    ``screened`` with their score and never count against ``budget.trials``."""
+
+    proxy: ProxyName = "naswot"
+    """The proxy that ranks the pool (see ``archdsl rank`` and ``python -m benchmarks.proxies``). The default is
+    NASWOT, the one proxy that beat the parameter count and FLOPs on the digits space (README, "Zero-cost
+    proxies"); measure your own space before trusting any."""
+    pool: int = Field(50, ge=2)
+    """Proposals scored per round."""
+    keep: int = Field(5, ge=1)
+    """Of those, how many are trained (fewer when fewer budget slots remain)."""
+
+    @model_validator(mode="after")
+    def _keep_fewer(self) -> PrescreenSpec:
+        if self.keep >= self.pool:
+            raise ValueError(f"keep must be less than pool, got keep={self.keep} and pool={self.pool}")
+        return self
 
 
 class WorkersSpec(SpecModel):
@@ -235,6 +336,8 @@ class SearchDefinition(SpecModel):
     """Sampler."""
     pruner: PrunerSpec = Field(default_factory=PrunerSpec)
     """Pruner."""
+    prescreen: PrescreenSpec | None = None
+    """Rank the sampler's proposals with a zero-cost proxy and train only the best (default: train every one)."""
     workers: WorkersSpec = Field(default_factory=WorkersSpec)
     """Heartbeats, retries and reconnects of the workers sharing the study (also a single ``search``)."""
     fixed: dict[str, Any] = Field(default_factory=dict, alias="set")

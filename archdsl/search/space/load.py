@@ -18,6 +18,7 @@ from archdsl.search.space.conv_stages import apply_conv_stages
 from archdsl.search.space.definition import (
     COMPONENTS,
     CONV_STAGES,
+    PROXY_METRIC,
     BlockChoiceParam,
     ChoiceParam,
     IntParam,
@@ -110,6 +111,10 @@ def _build(doc: SourceDoc, path: Path) -> SearchSpace:
     problems = list(_check_params(definition, doc, base_doc))
     if definition.sampler.name == "grid":
         problems += _check_grid(definition, doc)
+    if definition.sampler.name == "cmaes":
+        problems += _check_numeric(definition, doc)
+    if definition.prescreen is not None:
+        problems += _check_prescreen(definition, doc)
     if problems:
         raise SearchError(problems)
     return SearchSpace(definition, doc, base_doc, path.stem)
@@ -310,6 +315,32 @@ def _check_grid(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
     if not problems and points > GRID_POINTS.value:  # counted, never listed
         problems.append(Problem("params", f"the grid has {GRID_POINTS.over(points)}", doc.locate_key(("params",))))
     return problems
+
+
+def _check_prescreen(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
+    """A prescreen chooses among the sampler's proposals which to train: it needs both."""
+    where = doc.locate_key(("prescreen",))
+    if definition.sampler.name == "grid":
+        message = "the grid sampler trains every point of its grid; a prescreen needs a sampler that proposes"
+        return [Problem("prescreen", message, where)]
+    untrained = {"params", "flops", "latency_ms"}
+    if all(o.metric in untrained or o.metric.startswith(PROXY_METRIC) for o in definition.objectives):
+        names = ", ".join(o.metric for o in definition.objectives)
+        return [Problem("prescreen", f"nothing is trained for the objectives ({names}); drop prescreen", where)]
+    return []
+
+
+def _check_numeric(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
+    """CMA-ES models a continuous space: int and float parameters only."""
+    return [
+        Problem(
+            f"params.{key}",
+            "sampler cmaes models int and float parameters only; use tpe, gp or nsga2 for a space with choices",
+            doc.locate_key(("params", key)),
+        )
+        for key, param in definition.params.items()
+        if isinstance(param, ChoiceParam | BlockChoiceParam)
+    ]
 
 
 def grid_size(param: IntParam | ChoiceParam | BlockChoiceParam) -> int:

@@ -36,6 +36,8 @@ class Retry:
             self._callback = RetryHeartbeatStaleTrialCallback(max_retry=None)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial, *, stop: bool = False) -> None:
+        if TrialRecord.of(trial).screened:  # a prescreen proposal whose worker died: never queued to train
+            return
         earlier = retry_history(trial)
         if earlier:
             records = {t.number: TrialRecord.of(t) for t in study.get_trials(deepcopy=False) if t.number in earlier}

@@ -17,10 +17,11 @@ import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from archdsl.errors import SpecError
 from archdsl.spec.augment import AugmentSpec
+from archdsl.train.data.fraction import train_fraction
 from archdsl.train.data.workers import Workers, loader_workers
 from archdsl.train.recipe.images import ImageRecipe, image_recipe
 
@@ -35,6 +36,7 @@ __all__ = [
     "make_datamodule",
     "random_shift_flip",
     "stratified_split",
+    "subset",
 ]
 
 Splits = tuple[Dataset[Any], Dataset[Any], Dataset[Any]]
@@ -80,7 +82,17 @@ def make_datamodule(request: DataRequest) -> L.LightningDataModule:
 
     module, _, function = DATASETS.get(request.data.name).datamodule.partition(":")
     factory: Callable[[DataRequest], L.LightningDataModule] = getattr(importlib.import_module(module), function)
-    return factory(request)
+    datamodule = factory(request)
+    fraction = getattr(request.data, "fraction", 1.0)  # a third-party dataset's spec may not have the field
+    if fraction < 1.0:  # ``train.data.fraction``, for every dataset at once
+        if not isinstance(datamodule, TensorDataModule):
+            raise SpecError.at(
+                "train.data.fraction",
+                f"needs a dataset whose splits archdsl holds (digits, mnist5k, synthetic, cifar10, image_folder); "
+                f"train.data.name={request.data.name} hands over its own loaders, got {fraction}",
+            )
+        datamodule.fraction = fraction
+    return datamodule
 
 
 def check_classes(found: int, request: DataRequest, what: str) -> None:
@@ -144,6 +156,22 @@ class BatchedTensorDataset(TensorDataset, WholeBatches):
         return [t[index] for t in self.tensors]
 
 
+class _WholeBatchSubset(Subset[Any], WholeBatches):
+    """A :class:`Subset` of a :class:`WholeBatches` split: ``Subset.__getitems__`` hands it the mapped indices,
+    so a batch stays one call, and the loader does not collate it again."""
+
+
+def subset(split: Dataset[Any], indices: np.ndarray) -> Dataset[Any]:
+    """The samples ``indices`` of ``split``: a tensor split stays a tensor split of those rows (one gather per
+    batch), a :class:`WholeBatches` split keeps stacking its batches, any other is a :class:`Subset`."""
+    if isinstance(split, TensorDataset):
+        index = torch.from_numpy(indices)
+        return BatchedTensorDataset(*(t[index] for t in split.tensors))
+    if isinstance(split, WholeBatches):
+        return _WholeBatchSubset(split, indices.tolist())
+    return Subset(split, indices.tolist())
+
+
 def _whole_batch(batch: Sequence[torch.Tensor]) -> Sequence[torch.Tensor]:
     """The collate step of a :class:`WholeBatches` split: its batch is already stacked."""
     return batch
@@ -155,7 +183,9 @@ class TensorDataModule(L.LightningDataModule):
     augmentation in training), or ``augment`` alone runs on training batches that the splits hold ready.
 
     ``num_workers``: loader processes, or ``"auto"`` (:func:`~archdsl.train.data.workers.loader_workers`);
-    workers persist across epochs and keep ``prefetch_factor`` batches each in flight.
+    workers persist across epochs and keep ``prefetch_factor`` batches each in flight. ``fraction`` below 1
+    trains on a stratified subset of the training split, drawn with ``seed``
+    (:mod:`~archdsl.train.data.fraction`), after ``prepare`` has seen the whole split.
     """
 
     def __init__(
@@ -179,12 +209,16 @@ class TensorDataModule(L.LightningDataModule):
         self.prefetch_factor = prefetch_factor
         self.splits: Splits | None = None
         self.prepare_batch: PrepareBatch | None = None
+        self.fraction = 1.0
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
             self.splits = self._load()
             if self._prepare is not None:
                 self.prepare_batch = self._prepare(self.splits)
+            if self.fraction < 1.0:  # the device step keeps the whole split's statistics (the exported model's)
+                train, val, test = self.splits
+                self.splits = (subset(train, train_fraction(train, self.fraction, self.seed)), val, test)
 
     def _pin_memory(self) -> bool:
         """Page-locked batches when the trainer trains on CUDA: the copy to the device is then asynchronous."""
