@@ -6,6 +6,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from archdsl.errors import SearchError
 from archdsl.search.record import TrialRecord
@@ -108,3 +109,26 @@ def test_cmaes_refuses_choices_at_each_choice_parameter(tmp_path: Path) -> None:
         f"{tmp_path}/s.yaml:8:3: params.stem.kernel_size: sampler cmaes models int and float parameters only; "
         "use tpe, gp or nsga2 for a space with choices"
     )
+
+
+def test_tpe_already_ranked_a_refused_trial_last_so_the_constraint_changes_no_proposal() -> None:
+    """The README's finding: a refused trial was PRUNED without a value, which Optuna's TPE ranks last; the same
+    refusal with its constraint value set leads TPE to the same proposals (a synthetic space, 40 trials)."""
+
+    def proposals(constrained: bool, seed: int) -> list[dict[str, object]]:
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        for _ in range(40):
+            trial = study.ask()
+            size = trial.suggest_categorical("w", [64, 96, 128, 192, 256]) ** 2 * trial.suggest_int("d", 1, 4)
+            lr = trial.suggest_float("lr", 1e-3, 1e-2, log=True)
+            if constrained:
+                trial.set_constraint("max_params", size / 50_000 - 1)
+            if size > 50_000:
+                study.tell(trial, state=TrialState.PRUNED)
+            else:
+                study.tell(trial, size / 50_000 - abs(lr - 3e-3) * 100)
+        return [t.params for t in study.trials]
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    for seed in range(3):
+        assert proposals(True, seed) == proposals(False, seed)

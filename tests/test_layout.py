@@ -161,7 +161,13 @@ def test_the_front_half_never_imports_torch(code: str) -> None:
 SEARCH = PACKAGE / "search"
 STORAGES = SEARCH / "storages"
 RECORD = SEARCH / "record.py"
-FACES = ("archdsl.search", "archdsl.search.space", "archdsl.search.storages", "archdsl.search.report")
+FACES = (
+    "archdsl.search",
+    "archdsl.search.space",
+    "archdsl.search.storages",
+    "archdsl.search.report",
+    "archdsl.search.proxies",
+)
 DRIVERS = ("sqlalchemy", "sqlite3", "psycopg", "pymysql")
 
 

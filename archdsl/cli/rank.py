@@ -33,9 +33,9 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 @command("rank", "rank random architectures of a search space by zero-cost proxies (no training)", _args)
 def run(args: argparse.Namespace) -> int:
+    from archdsl.search import require_worker_device
     from archdsl.search.proxies import rank, require
     from archdsl.search.space import load_search
-    from archdsl.search.worker import require_worker_device
     from archdsl.train.placement import device_name
 
     names = list(dict.fromkeys(n.strip() for n in args.proxy.split(",") if n.strip()))

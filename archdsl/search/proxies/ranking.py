@@ -19,13 +19,14 @@ import optuna
 
 from archdsl.errors import ArchDSLError
 from archdsl.planner import PlannedSpec, plan_spec
+from archdsl.search.constraints import constrain
 from archdsl.search.proxies.batch import load_batch
-from archdsl.search.proxies.registry import require
-from archdsl.search.proxies.score import score
+from archdsl.search.proxies.kinds import require
+from archdsl.search.proxies.scoring import score
 from archdsl.search.space.load import SearchSpace
 from archdsl.search.space.resolution import resolve
 
-__all__ = ["Candidate", "Ranking", "Refusal", "over_budget", "rank", "sample"]
+__all__ = ["Candidate", "Ranking", "Refusal", "rank", "sample"]
 
 
 @dataclass(frozen=True)
@@ -91,16 +92,6 @@ class Ranking:
         }
 
 
-def over_budget(space: SearchSpace, planned: PlannedSpec) -> str | None:
-    """Why the search's budget refuses ``planned`` (parameters, FLOPs), or None."""
-    budget, plan = space.definition.budget, planned.plan
-    if budget.max_params is not None and plan.params > budget.max_params:
-        return f"params {plan.params:,} > budget.max_params {budget.max_params:,}"
-    if budget.max_flops is not None and plan.flops > budget.max_flops:
-        return f"flops {plan.flops:,} > budget.max_flops {budget.max_flops:,}"
-    return None
-
-
 def sample(space: SearchSpace, n: int, seed: int) -> Iterator[tuple[int, dict[str, Any], PlannedSpec | str]]:
     """``n`` seeded random samples: ``(trial number, parameters, planned spec or the reason it is refused)``."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -111,8 +102,9 @@ def sample(space: SearchSpace, n: int, seed: int) -> Iterator[tuple[int, dict[st
             planned: PlannedSpec | str = plan_spec(resolve(space, trial))
         except ArchDSLError as err:
             planned = "; ".join(f"{p.path}: {p.message}" for p in err.problems)
-        if isinstance(planned, PlannedSpec):
-            planned = over_budget(space, planned) or planned
+        if isinstance(planned, PlannedSpec):  # the budget's refusal, in the words a search's trial gets
+            counts = {"params": float(planned.plan.params), "flops": float(planned.plan.flops)}
+            planned = constrain(trial, space.definition.budget, counts) or planned
         yield trial.number, dict(trial.params), planned
 
 

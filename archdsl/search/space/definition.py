@@ -276,14 +276,16 @@ class PrunerSpec(SpecModel):
 
 
 class PrescreenSpec(SpecModel):
-    """Train only the proposals a zero-cost proxy ranks best: of every ``pool`` proposals of the sampler, scored
-    on one batch of the training data, the best ``keep`` are queued to train; the rest are recorded as
-    ``screened`` with their score and never count against ``budget.trials``."""
+    """Train only the proposals a zero-cost proxy ranks best (the best ``keep`` of every ``pool``).
+
+    Of every ``pool`` proposals of the sampler, scored on one batch of the training data, the best ``keep`` are
+    queued to train; the rest are recorded as ``screened`` with their score and never count against
+    ``budget.trials``."""
 
     proxy: ProxyName = "naswot"
-    """The proxy that ranks the pool (see ``archdsl rank`` and ``python -m benchmarks.proxies``). The default is
-    NASWOT, the one proxy that beat the parameter count and FLOPs on the digits space (README, "Zero-cost
-    proxies"); measure your own space before trusting any."""
+    """The proxy that ranks the pool (see ``archdsl rank`` and ``python -m benchmarks.proxies``). The default,
+    NASWOT, ranked the trained digits architectures best (Spearman 0.62, synflow 0.58, FLOPs 0.47, the parameter
+    count 0.30; README, "Search that costs less"); ``archdsl report`` measures every proxy on your own space."""
     pool: int = Field(50, ge=2)
     """Proposals scored per round."""
     keep: int = Field(5, ge=1)

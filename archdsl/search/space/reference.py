@@ -9,6 +9,7 @@ from archdsl.search.space.definition import (
     FloatParam,
     IntParam,
     ObjectiveSpec,
+    PrescreenSpec,
     PrunerSpec,
     SamplerSpec,
     SearchDefinition,
@@ -29,6 +30,7 @@ def search_reference() -> str:
     out += model_table("`budget`", BudgetSpec)
     out += model_table("`sampler`", SamplerSpec)
     out += model_table("`pruner`", PrunerSpec)
+    out += model_table("`prescreen`", PrescreenSpec)
     out += model_table("`workers`", WorkersSpec)
     out += [
         "#### `params`",

@@ -9,7 +9,7 @@ import torch
 from archdsl.planner import PlannedSpec
 from archdsl.search.proxies.batch import ProxyBatch
 from archdsl.search.proxies.inputs import ProxyInputs
-from archdsl.search.proxies.registry import require
+from archdsl.search.proxies.kinds import require
 
 __all__ = ["score"]
 
