@@ -36,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"  {t.complete} complete, {t.pruned} pruned, {t.rejected} rejected, {t.running} running, "
         f"{t.waiting} queued, {t.fail} failed, {t.retried} retried, {t.over_budget} over budget"
+        + (f"; {t.screened} proposals screened by the prescreen (not counted)" if t.screened else "")
     )
     for r in status.running:
         stale = ""

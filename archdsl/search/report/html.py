@@ -670,8 +670,9 @@ def _plots(study: optuna.Study, out: Path, labels: dict[str, str], few: bool) ->
 
 
 def _ranked(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials best first (by the first objective), then the rest by number."""
-    trials = study.get_trials(deepcopy=False)
+    """Completed trials best first (by the first objective), then the rest by number; a prescreen's screened
+    proposals are counted at the top of the page, not listed."""
+    trials = [t for t in study.get_trials(deepcopy=False) if not TrialRecord.of(t).screened]
     sign = 1.0 if study.directions[0] == optuna.study.StudyDirection.MINIMIZE else -1.0
     done = sorted(
         (t for t in trials if t.state == TrialState.COMPLETE and t.values), key=lambda t: (sign * t.values[0], t.number)

@@ -82,7 +82,10 @@ def study_status(study: optuna.Study, storage: optuna.storages.BaseStorage, disp
     epochs = base.train.epochs if base is not None else None
     beats = last_heartbeats(storage, study.study_name)
     now = dt.datetime.now()
-    running = [_running(t, now, beats, epochs) for t in trials if t.state == TrialState.RUNNING]
+    proposals = {t.number for t in trials if TrialRecord.of(t).screened}  # a prescreen's, scored in milliseconds
+    running = [
+        _running(t, now, beats, epochs) for t in trials if t.state == TrialState.RUNNING and t.number not in proposals
+    ]
     rate = _rate(trials)
     left = max(0, (budget or 0) - counts.finished)
     eta = left / rate * 3600 if rate and budget else None
