@@ -51,7 +51,7 @@ params:
   stages.*.blocks.*.mixer.halo_size: {{int: [1, 2]}}
   stages.*.blocks.*.mixer.num_heads: {{choice: [2, 4]}}
   stages.2.channels: {{choice: [64, 128]}}
-  train.optimizer.lr: {{float: [1.0e-4, 3.0e-2], log: true}}
+  train.optimizer.lr: {{float: [{lr_low}, {lr_high}], log: true}}
   train.epochs: {{choice: [{epochs}]}}
   input.size: {{choice: [8]}}
 """
@@ -92,6 +92,8 @@ def run(strategy: Strategy, args: argparse.Namespace, seed: int, work: Path) -> 
         prescreen=prescreen,
         seed=seed,
         epochs=args.epochs,
+        lr_low=args.lr[0],
+        lr_high=args.lr[1],
     )
     space = search_from_text(text, f"{strategy.name}.yaml", ROOT / "search")
     start = time.perf_counter()
@@ -148,6 +150,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--strategies", nargs="+", default=[s.name for s in STRATEGIES])
     parser.add_argument("--proxy", default="naswot", help="the prescreen's proxy (python -m benchmarks.proxies)")
+    parser.add_argument(
+        "--lr", type=float, nargs=2, default=[1.0e-4, 3.0e-2], metavar=("LOW", "HIGH"), help="learning-rate range"
+    )
     parser.add_argument("--pool", type=int, default=20)
     parser.add_argument("--keep", type=int, default=4)
     parser.add_argument("--threads", type=int, default=1, help="torch threads of each seed's process")
@@ -159,7 +164,10 @@ def main() -> int:
         parser.error(f"the target comes from {BASELINE}: keep it among --strategies")
     with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         per_seed = list(pool.map(partial(one_seed, chosen, args), args.seeds))
-    print(f"same space and budget per seed: {args.trials} trained trials x up to {args.epochs} epochs (digits, 8 px)")
+    print(
+        f"same space and budget per seed: {args.trials} trained trials x up to {args.epochs} epochs (digits, 8 px, "
+        f"lr {args.lr[0]:g}-{args.lr[1]:g})"
+    )
     print(f"target: the best val/acc of {BASELINE}; prescreen: {args.proxy}, best {args.keep} of every {args.pool}")
     print(
         f"{'seed':>4} {'strategy':<14} {'best val/acc':>12} {'epochs total':>12} {'epochs to target':>16} "

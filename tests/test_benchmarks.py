@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu, kernels, models, recipe, search
+from benchmarks import gpu, kernels, models, proxies, recipe, search
 
 
 def rows(path: Path) -> list[dict[str, object]]:
@@ -81,3 +81,12 @@ def test_gpu_search_is_the_digits_search_cut_short(tmp_path: Path) -> None:
     space = load_search(gpu.search_files(tmp_path, trials=4, epochs=2))
     assert space.name == "digits" and space.definition.budget.trials == 4
     assert space.base_doc.data["train"]["epochs"] == 2
+
+
+def test_proxies_quick(tmp_path: Path) -> None:
+    """Three architectures trained one epoch: every proxy gets a correlation row (values not asserted)."""
+    out = tmp_path / "p.json"
+    assert proxies.main(["--quick", "--out", str(tmp_path / "runs"), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["machine"]["quick"] is True and len(data["archs"]) == 3
+    assert {r["proxy"] for r in data["rows"]} == {"synflow", "naswot", "grad_norm", "snip", "params", "flops"}
