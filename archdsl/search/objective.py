@@ -226,7 +226,8 @@ class Objective:
 
         device = device_name(self.context.placement, planned.spec.train.accelerator)
         seed = planned.spec.train.seed
-        return score(planned, names, load_batch(planned.spec, seed=seed, device=device), seed=seed)
+        batch = load_batch(planned.spec, seed=seed, device=device, allow_import=self.allow_import)
+        return score(planned, names, batch, seed=seed)
 
     def _device(self, spec: ModelSpec) -> str:
         """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""

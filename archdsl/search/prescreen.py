@@ -70,6 +70,7 @@ def screen_pool(
     *,
     identity: WorkerIdentity | None = None,
     device: str = "cpu",
+    allow_import: bool = False,
     progress: bool = True,
 ) -> Pool | None:
     """Open one pool and queue its best proposals; None when no budget slot is free."""
@@ -108,8 +109,9 @@ def screen_pool(
                 writer.reason(over)
                 refused += 1
                 continue
-            batch = load_batch(planned.spec, seed=planned.spec.train.seed, device=device)
-            value = score(planned, [prescreen.proxy], batch, seed=planned.spec.train.seed)[prescreen.proxy]
+            seed = planned.spec.train.seed
+            batch = load_batch(planned.spec, seed=seed, device=device, allow_import=allow_import)
+            value = score(planned, [prescreen.proxy], batch, seed=seed)[prescreen.proxy]
             scored.append((value, trial.number, dict(trial.params)))
             writer.screening(prescreen.proxy, first, value)
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -164,7 +164,16 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                 waiting_said = False
                 counts = tally(trials)
                 if space.definition.prescreen is not None and not counts.waiting:
-                    screen = partial(screen_pool, study, space, counts, target, guard, identity=identity)
+                    screen = partial(
+                        screen_pool,
+                        study,
+                        space,
+                        counts,
+                        target,
+                        guard,
+                        identity=identity,
+                        allow_import=options.allow_import,
+                    )
                     pool = _guarded(
                         storage, partial(screen, device=_device(space, placement), progress=options.progress)
                     )
