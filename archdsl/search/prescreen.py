@@ -17,6 +17,7 @@ wait at once; one queued past the budget does nothing (``over_budget``).
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import warnings
@@ -121,7 +122,7 @@ def screen_pool(
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 study.tell(trial, state=TrialState.FAIL)
     assert first is not None
-    best = sorted(scored, key=lambda s: (-s[0], s[1]))
+    best = sorted(scored, key=lambda s: (math.isnan(s[0]), 0.0 if math.isnan(s[0]) else -s[0], s[1]))  # NaN last
     # count the free slots again: another worker may have queued or started trials while this pool was scored
     fresh = tally(study.get_trials(deepcopy=False))
     slots = target - fresh.finished - fresh.running - fresh.waiting
