@@ -222,12 +222,10 @@ class Objective:
         return {"val/acc": result.val_acc, "val/loss": result.val_loss}
 
     def _proxies(self, planned: PlannedSpec, names: Sequence[str]) -> dict[str, float]:
-        from archdsl.search.proxies import load_batch, score
+        from archdsl.search.proxies import score_untrained
 
         device = device_name(self.context.placement, planned.spec.train.accelerator)
-        seed = planned.spec.train.seed
-        batch = load_batch(planned.spec, seed=seed, device=device, allow_import=self.allow_import)
-        return score(planned, names, batch, seed=seed)
+        return score_untrained(planned, names, device=device, allow_import=self.allow_import)
 
     def _device(self, spec: ModelSpec) -> str:
         """Where this trial trains, as ``archdsl status`` shows it: ``cpu``, ``cuda:1``, ``cuda x4`` (DDP)."""

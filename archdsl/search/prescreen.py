@@ -75,7 +75,7 @@ def screen_pool(
     progress: bool = True,
 ) -> Pool | None:
     """Open one pool and queue its best proposals; None when no budget slot is free."""
-    from archdsl.search.proxies import load_batch, score  # torch: only once a pool is opened
+    from archdsl.search.proxies import score_untrained  # torch: only once a pool is opened
 
     prescreen = space.definition.prescreen
     assert prescreen is not None
@@ -110,9 +110,8 @@ def screen_pool(
                 writer.reason(over)
                 refused += 1
                 continue
-            seed = planned.spec.train.seed
-            batch = load_batch(planned.spec, seed=seed, device=device, allow_import=allow_import)
-            value = score(planned, [prescreen.proxy], batch, seed=seed)[prescreen.proxy]
+            proxy = prescreen.proxy
+            value = score_untrained(planned, [proxy], device=device, allow_import=allow_import)[proxy]
             scored.append((value, trial.number, dict(trial.params)))
             writer.screening(prescreen.proxy, first, value)
         except optuna.exceptions.UpdateFinishedTrialError:

@@ -144,11 +144,12 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                 guard.check()
                 _guarded(storage, lambda: fail_stale(study, storage, retry))
                 trials = _guarded(storage, lambda: study.get_trials(deepcopy=False))
-                step = next_step(tally(trials), target)
+                counts = tally(trials)
+                step = next_step(counts, target)
                 if step == "done":
                     break
                 if deadline is not None and time.monotonic() >= deadline:
-                    stopped, reason = "timeout", timeout_reason(timeout, tally(trials).finished, target)
+                    stopped, reason = "timeout", timeout_reason(timeout, counts.finished, target)
                     break
                 if step == "wait":
                     running = [t for t in trials if t.state == TrialState.RUNNING]
@@ -162,7 +163,6 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     guard.wait(poll)
                     continue
                 waiting_said = False
-                counts = tally(trials)
                 if space.definition.prescreen is not None and not counts.waiting:
                     screen = partial(
                         screen_pool,

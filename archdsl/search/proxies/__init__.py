@@ -21,7 +21,7 @@ _EXPORTS = {
     "archdsl.search.proxies.kinds": ("PROXIES", "proxy_names", "require"),
     "archdsl.search.proxies.ranking": ("Candidate", "Ranking", "Refusal", "rank", "sample"),
     "archdsl.search.proxies.registry": ("Proxy", "UnknownProxy"),
-    "archdsl.search.proxies.scoring": ("score",),
+    "archdsl.search.proxies.scoring": ("score", "score_untrained"),
 }
 __all__ = exported(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
@@ -32,4 +32,4 @@ if TYPE_CHECKING:
     from archdsl.search.proxies.kinds import PROXIES, proxy_names, require
     from archdsl.search.proxies.ranking import Candidate, Ranking, Refusal, rank, sample
     from archdsl.search.proxies.registry import Proxy, UnknownProxy
-    from archdsl.search.proxies.scoring import score
+    from archdsl.search.proxies.scoring import score, score_untrained

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 import torch
 
 from archdsl.planner import PlannedSpec
-from archdsl.search.proxies.batch import ProxyBatch
+from archdsl.search.proxies.batch import ProxyBatch, load_batch
 from archdsl.search.proxies.inputs import ProxyInputs
 from archdsl.search.proxies.kinds import require
 
-__all__ = ["score"]
+__all__ = ["score", "score_untrained"]
 
 
 def score(planned: PlannedSpec, names: Sequence[str], batch: ProxyBatch, *, seed: int = 0) -> dict[str, float]:
@@ -33,3 +33,14 @@ def score(planned: PlannedSpec, names: Sequence[str], batch: ProxyBatch, *, seed
             torch.manual_seed(seed)
             scores[proxy.name] = float(proxy.compute(inputs))
     return scores
+
+
+def score_untrained(
+    planned: PlannedSpec, names: Sequence[str], *, device: str, allow_import: bool = False
+) -> dict[str, float]:
+    """:func:`score` of a search's trial or proposal: on the batch of its own training data, weights and batch
+    both seeded by its ``train.seed`` (the initialisation its training would start from)."""
+    seed = planned.spec.train.seed
+    return score(
+        planned, names, load_batch(planned.spec, seed=seed, device=device, allow_import=allow_import), seed=seed
+    )
