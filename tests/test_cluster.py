@@ -130,9 +130,7 @@ def assert_study_ends_exactly(study: optuna.Study, budget: int, killed: FrozenTr
 
 
 @pytest.mark.slow
-# the prescreened variant failed once in a clean-clone CI run (a finished trial queued with fixed parameters but
-# no `promoted` record, not a retry): a race among four workers not yet understood; it runs again once fixed
-@pytest.mark.parametrize("prescreen", [""], ids=["sampled"])
+@pytest.mark.parametrize("prescreen", ["", PRESCREEN], ids=["sampled", "prescreened"])
 def test_four_workers_share_a_postgres_study_and_survive_a_killed_worker(
     tmp_path: Path, postgres_url: str, prescreen: str
 ) -> None:

@@ -4,6 +4,7 @@ as screened (never counted against the budget, never trained); training-free sea
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -12,8 +13,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from archdsl.errors import SearchError
 from archdsl.launch.run import run_search
+from archdsl.search.objective import Objective, TrialContext, Unqueued
 from archdsl.search.record import TrialRecord
 from archdsl.search.space.load import load_search
+from archdsl.search.storages.connect import StudyRef, open_storage
+from archdsl.search.storages.liveness import WorkerIdentity
+from archdsl.search.storages.retry import Retry
+from archdsl.search.study import open_study
+from archdsl.search.worker import resolve_storage
+from archdsl.train.preempt import PreemptionGuard
 from tests.test_search import SEARCH, write_search
 
 PRESCREENED = SEARCH.replace("pruner:", "prescreen: {{proxy: naswot, pool: 6, keep: 2}}\npruner:").replace(
@@ -139,3 +147,29 @@ def test_the_report_correlates_each_recorded_proxy_with_the_trained_metric() -> 
     assert lines[0].startswith("| proxy | trials | Spearman with val/acc | Kendall |")
     assert lines[2] == "| naswot | 6 | +1.000 | +1.000 | yes |"
     assert lines[-1] == "| params | 6 | -1.000 | -1.000 | (baseline) |"
+
+
+def test_a_prescreened_worker_trains_only_queued_trials(tmp_path: Path) -> None:
+    """The race of four workers: one counts a queued trial, another takes it first, and Optuna samples a fresh
+    proposal for the first. A prescreened worker must not train that proposal (nobody scored it): it ends as
+    a screened proposal, outside the budget, and the worker counts again; a queued proposal trains."""
+    space = load_search(write_search(tmp_path, PRESCREENED, trials=2))
+    out = tmp_path / "out"
+    out.mkdir()
+    ref = resolve_storage(None, out)
+    workers = space.definition.workers
+    study = open_study(space, open_storage(ref, workers), ref, "search", out, new_study=False, trials=None)
+    with PreemptionGuard() as guard:
+        context = TrialContext(2, WorkerIdentity(), StudyRef(ref, workers, "search"), Retry(1), guard)
+        objective = partial(Objective(space, out, context), queued_only=True)
+        with pytest.raises(Unqueued):
+            study.optimize(objective, n_trials=1)
+        proposal = {"conv_stages": 0, "stages.*.blocks.*.mixer.num_heads": 2, "train.optimizer.lr": 2e-3}
+        proposal["stages.0.blocks.0.mixer.halo_size"] = 1
+        study.enqueue_trial(proposal, user_attrs={"promoted": {"from": 0, "proxy": "naswot"}})
+        study.optimize(objective, n_trials=1)
+    sampled, queued = study.trials
+    assert sampled.state == TrialState.FAIL and TrialRecord.of(sampled).outcome == "screened"
+    assert "queue" in (TrialRecord.of(sampled).reason or "") and not sampled.params  # stopped before sampling
+    assert queued.state == TrialState.COMPLETE and TrialRecord.of(queued).epochs is not None
+    assert TrialRecord.of(queued).promoted_from == 0 and queued.params == proposal

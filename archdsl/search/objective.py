@@ -30,7 +30,7 @@ from archdsl.spec.model import ModelSpec
 from archdsl.train.placement import Placement, device_name, spec_trainer_args
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
-__all__ = ["UNTRAINED", "Objective", "OverBudget", "TrialContext", "reject"]
+__all__ = ["UNTRAINED", "Objective", "OverBudget", "TrialContext", "Unqueued", "reject"]
 
 UNTRAINED = frozenset({"params", "flops", "latency_ms", *(f"{PROXY_METRIC}{name}" for name in PROXY_NAMES)})
 """Objectives known without training: a search of only these trains nothing."""
@@ -44,6 +44,11 @@ def reject(trial: optuna.Trial, reason: str, started: float) -> optuna.TrialPrun
 
 class OverBudget(Exception):
     """Other workers took the study's last budget slot after this trial was created; it does nothing."""
+
+
+class Unqueued(Exception):
+    """A prescreened search trains only queued trials; other workers emptied the queue as this one started, so
+    Optuna sampled a fresh proposal: it is recorded as a proposal nobody scored (``screened``) and not trained."""
 
 
 @dataclass(frozen=True)
@@ -69,13 +74,15 @@ class Objective:
         self.allow_import = allow_import
         self.monitor = next((m for m in space.objective_names if m in ("val/acc", "val/loss")), "val/acc")
 
-    def __call__(self, trial: optuna.Trial) -> float | list[float]:
+    def __call__(self, trial: optuna.Trial, *, queued_only: bool = False) -> float | list[float]:
+        """``queued_only``: train the trial only if it was taken from the queue (a prescreened search's
+        promoted proposals and retries); else it ends as :class:`Unqueued`."""
         try:
-            return self._run(trial)
+            return self._run(trial, queued_only)
         except KeyboardInterrupt as stop:  # SIGTERM or Ctrl-C: hand the trial back, then stop
             self._hand_back(trial, stop.reason if isinstance(stop, Preempted) else "interrupted", stop=True)
             raise
-        except (optuna.TrialPruned, OverBudget):
+        except (optuna.TrialPruned, OverBudget, Unqueued):
             raise
         except Exception as err:
             guard = self.context.guard
@@ -118,11 +125,16 @@ class Objective:
         except Exception as err:  # the storage is gone: Optuna's heartbeat rule retries the trial instead
             print(f"trial {trial.number}: could not hand back ({type(err).__name__}: {err})", file=sys.stderr)
 
-    def _run(self, trial: optuna.Trial) -> float | list[float]:
+    def _run(self, trial: optuna.Trial, queued_only: bool) -> float | list[float]:
         started = time.perf_counter()
         ctx = self.context
         me, trials = self._me(trial)
         record = TrialWriter(trial)
+        prescreen = self.space.definition.prescreen
+        if queued_only and prescreen is not None and "fixed_params" not in me.system_attrs:
+            record.screening(prescreen.proxy, trial.number)
+            record.reason("sampled after other workers had emptied the queue: a proposal nobody scored, not trained")
+            raise Unqueued(f"trial {trial.number}: the queue was empty when it started")
         if not admits(trials, me, ctx.budget):
             record.over_budget(f"the budget of {ctx.budget} trials was taken by other workers")
             raise OverBudget(f"trial {trial.number}: the budget of {ctx.budget} trials is taken")

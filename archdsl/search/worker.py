@@ -31,7 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.errors import ArchDSLError, Problem, SpecError, chain
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import DeviceLost, TrialBug, TrialFault, describe
-from archdsl.search.objective import Objective, OverBudget, TrialContext
+from archdsl.search.objective import Objective, OverBudget, TrialContext, Unqueued
 from archdsl.search.prescreen import screen_pool
 from archdsl.search.record import TrialRecord
 from archdsl.search.report.progress import Progress, say_resuming
@@ -163,7 +163,10 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     guard.wait(poll)
                     continue
                 waiting_said = False
-                if space.definition.prescreen is not None and not counts.waiting:
+                # a prescreened search trains what its pools queued; a sampled trial only when a pool found
+                # nothing feasible (refused and counted, so a search of an infeasible space ends)
+                queued_only = space.definition.prescreen is not None
+                if queued_only and not counts.waiting:
                     screen = partial(
                         screen_pool,
                         study,
@@ -179,19 +182,24 @@ def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptio
                     )
                     if pool is None or pool.scored:
                         continue  # count again: the queue holds the pool's best (or other workers took the slots)
-                    # not one proposal was feasible: a sampled trial is refused and counted, so the search ends
+                    queued_only = False  # not one proposal was feasible
                 try:
                     _guarded(
                         storage,
-                        lambda: study.optimize(
-                            objective, n_trials=1, catch=(TrialFault,), callbacks=callbacks, gc_after_trial=True
+                        partial(
+                            study.optimize,
+                            partial(objective, queued_only=queued_only),
+                            n_trials=1,
+                            catch=(TrialFault,),
+                            callbacks=callbacks,
+                            gc_after_trial=True,
                         ),
                     )
                     # Optuna's collection after the trial freed its cycles; what survives is the long-lived
                     # state (modules, registries, the study): moved out of the collector's reach, the next
                     # trial's full collection scans only that trial's objects (~175 ms -> a few ms per trial)
                     gc.freeze()
-                except OverBudget:  # other workers took the last slot as this trial started: count again
+                except (OverBudget, Unqueued):  # other workers took the last slot or queued trial: count again
                     continue
                 except optuna.exceptions.UpdateFinishedTrialError as err:
                     # This worker's trial was failed by another: its heartbeat went stale while the storage
