@@ -54,13 +54,16 @@ def size_warnings(spec: ModelSpec, plan: ModelPlan) -> tuple[str, ...]:
 def validate_file(path: str | Path) -> Validated:
     """Read, validate and plan ``path``; returns what it is (and warnings), raises ``ArchDSLError``."""
     from archdsl.planner import plan_model
+    from archdsl.search import require_tracking
     from archdsl.search.space import load_search
     from archdsl.spec.load import is_search_doc, parse_spec
     from archdsl.spec.source import read_yaml
+    from archdsl.train.loggers import require_extras
 
     doc = read_yaml(path)
     if is_search_doc(doc):
         space = load_search(path)
+        require_tracking(space)
         d = space.definition
         return Validated(
             f"search over {plural(len(d.params), 'parameter')} of {space.base_doc.file}, "
@@ -68,6 +71,7 @@ def validate_file(path: str | Path) -> Validated:
         )
     spec = parse_spec(doc)
     plan = plan_model(spec)
+    require_extras(spec.train, spec.source.locate if spec.source is not None else None)
     trains = isinstance(doc.data, dict) and "train" in doc.data  # a spec without one is a zoo entry, not a run
     warnings = size_warnings(spec, plan) if trains else ()
     return Validated(f"{spec.name}, {plan.params:,} params, {plan.flops / 1e9:.2f} GFLOPs", warnings)

@@ -1,5 +1,5 @@
 """The benchmarks run (``--quick``: archdsl alone, small inputs) and write the rows they document, so they
-cannot rot. No timing is asserted: figures come from the full runs (README "Performance")."""
+cannot rot. No timing is asserted: figures come from the full runs (docs/performance.md)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import gpu, kernels, models, proxies, recipe, search
+from benchmarks import gpu, kernels, latency_runtimes, models, proxies, recipe, search
 
 
 def rows(path: Path) -> list[dict[str, object]]:
@@ -53,6 +53,19 @@ def test_recipe_quick(tmp_path: Path) -> None:
     plain = {r["model"]: r["ms"] for r in got if r["recipe"] == "plain"}
     for r in got:
         assert r["ms"] > 0 and r["overhead"] == pytest.approx(r["ms"] / plain[r["model"]] - 1, abs=1e-3)
+
+
+def test_latency_runtimes_quick(tmp_path: Path) -> None:
+    """One digits architecture in every runtime, one thread, its outputs checked against eager's first."""
+    assert latency_runtimes.main(["--quick", "--json", str(tmp_path / "l.json")]) == 0
+    data = json.loads((tmp_path / "l.json").read_text())
+    assert data["machine"]["threads"] == 1 and data["machine"]["quick"] is True
+    got = data["rows"]
+    assert [(r["model"], r["runtime"]) for r in got] == [
+        (m, r) for m in latency_runtimes.QUICK for r in latency_runtimes.RUNTIME_ORDER
+    ]
+    assert all(r["ms"] > 0 and r["input"] == "1x16x16" for r in got)
+    assert all(float(r["max_diff"]) <= 1e-4 for r in got)
 
 
 def test_gpu_quick(tmp_path: Path) -> None:

@@ -119,34 +119,53 @@ def test_module_entry_point_bad_input_exit_2_no_traceback(tmp_path: Path) -> Non
     assert proc.stderr.strip() == f"{bad}:4:1: stages: list should have at least 1 item after validation, not 0"
 
 
-def test_readme_spec_reference_is_current() -> None:
-    from archdsl.spec.reference import BEGIN, END, spec_reference
+def test_docs_spec_reference_is_current() -> None:
+    from archdsl.spec.reference import BEGIN, END, PAGE, spec_reference
 
-    text = (ROOT / "README.md").read_text()
+    assert PAGE == "docs/reference/spec.md"
+    text = (ROOT / PAGE).read_text()
     assert text[text.index(BEGIN) : text.index(END) + len(END)] == spec_reference(), (
-        "run: python -m archdsl.spec.reference --write README.md"
+        "run: python -m archdsl.spec.reference --write docs/reference/spec.md"
     )
 
 
-def test_readme_search_reference_is_current() -> None:
-    from archdsl.search.space.reference import BEGIN, END, search_reference
+def test_docs_search_reference_is_current() -> None:
+    from archdsl.search.space.reference import BEGIN, END, PAGE, search_reference
 
-    text = (ROOT / "README.md").read_text()
+    assert PAGE == "docs/reference/search.md"
+    text = (ROOT / PAGE).read_text()
     assert text[text.index(BEGIN) : text.index(END) + len(END)] == search_reference(), (
-        "run: python -m archdsl.search.space.reference --write README.md"
+        "run: python -m archdsl.search.space.reference --write docs/reference/search.md"
     )
     assert "`startup_trials`" in search_reference()
     assert "| `None` |" not in text and "| `False` |" not in text  # defaults are written as YAML
 
 
-def test_readme_examples_and_command_table_match_the_repository(capsys: pytest.CaptureFixture[str]) -> None:
+def test_reference_write_regenerates_between_the_markers_only(tmp_path: Path) -> None:
+    from archdsl.spec.reference import BEGIN, END, PAGE, main, spec_reference
+
+    page = tmp_path / "spec.md"
+    page.write_text(f"# Title\n\n{BEGIN}\nstale\n{END}\n\nafter\n")
+    assert main(["--write", str(page)], PAGE, BEGIN, END, spec_reference) == 0
+    assert page.read_text() == f"# Title\n\n{spec_reference()}\n\nafter\n"
+    assert main(["--wirte"], PAGE, BEGIN, END, spec_reference) == 2
+
+
+def test_readme_and_docs_examples_and_command_table_match_the_repository(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     import re
 
     from archdsl.cli import COMMANDS, _parser
 
-    text = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text()
     spec = (ROOT / "specs" / "hybrid_tiny.yaml").read_text()
-    assert "`specs/hybrid_tiny.yaml`, as it is in the repository:\n\n```yaml\n" + spec + "```" in text
+    assert "`specs/hybrid_tiny.yaml`, as it is in the repository:\n\n```yaml\n" + spec + "```" in readme
+    assert "```yaml\n" + (ROOT / "search" / "digits.yaml").read_text() + "```" in readme
+    assert "python -m pytest -n 2 --dist worksteal -q -p no:cacheprovider" in readme  # what .ci/run runs
+    links = re.findall(r"\]\((docs/[^)#]+)", readme)
+    assert links and [link for link in links if not (ROOT / link).is_file()] == []
+    text = (ROOT / "docs" / "getting-started.md").read_text()
     _parser()  # registers every command
     table = set(re.findall(r"^\| `archdsl (\w+)", text, flags=re.MULTILINE))
     assert table == set(COMMANDS), set(COMMANDS) ^ table
@@ -202,7 +221,7 @@ def test_a_worker_without_cuda_refuses_device_cuda_in_one_line_before_the_study(
     assert main([*argv, "--device", "cuda"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("--device: cuda needs a CUDA build of torch and a visible GPU: torch ")
-    assert "install torch's CUDA build on GPU nodes" in line and "README's 'GPU clusters'" in line
+    assert "install torch's CUDA build on GPU nodes" in line and "docs/cluster.md, 'GPU clusters'" in line
     assert not db.exists() and not (tmp_path / "out").exists()
     search = write_search(
         tmp_path / "spec", base=BASE.replace("data: {name: digits", "accelerator: cuda, data: {name: digits")

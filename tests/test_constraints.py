@@ -112,8 +112,8 @@ def test_cmaes_refuses_choices_at_each_choice_parameter(tmp_path: Path) -> None:
 
 
 def test_tpe_already_ranked_a_refused_trial_last_so_the_constraint_changes_no_proposal() -> None:
-    """The README's finding: a refused trial was PRUNED without a value, which Optuna's TPE ranks last; the same
-    refusal with its constraint value set leads TPE to the same proposals (a synthetic space, 40 trials)."""
+    """The finding in docs/search.md: a refused trial was PRUNED without a value, which Optuna's TPE ranks last;
+    the same refusal with its constraint value set leads TPE to the same proposals (a synthetic space, 40 trials)."""
 
     def proposals(constrained: bool, seed: int) -> list[dict[str, object]]:
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))

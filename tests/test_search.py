@@ -548,3 +548,19 @@ def test_validate_warns_of_a_model_far_larger_than_its_training_set(
     assert "over 1,000x the 1,077 training images of train.data.name=digits" in captured.err
     assert main(["validate", str(ROOT / "specs" / "resnet50.yaml")]) == 0  # a zoo entry trains on nothing
     assert "warning" not in capsys.readouterr().err
+
+
+def test_logging_settings_of_the_base_spec_keep_the_study() -> None:
+    """Switching on MLflow or TensorBoard for the rest of a search changes no trial: same study; any other
+    base change (here the epochs) is another search."""
+    from archdsl.search.space.identity import differences, fingerprint, identity
+
+    definition = {"base": "base.yaml", "budget": {"trials": 4}}
+    plain = identity(definition, {"name": "m", "train": {"epochs": 2}})
+    logged = {"epochs": 2, "loggers": ["csv", "mlflow"], "mlflow": {"experiment": "e"}}
+    assert fingerprint(identity(definition, {"name": "m", "train": logged})) == fingerprint(plain)
+    assert fingerprint(identity(definition, {"name": "m"})) == fingerprint(
+        identity(definition, {"name": "m", "train": {"loggers": ["csv", "tensorboard"]}})
+    )
+    longer = identity(definition, {"name": "m", "train": {"epochs": 3, "loggers": ["csv"]}})
+    assert differences(plain, longer) == ["base spec train.epochs: 2 -> 3"]

@@ -67,7 +67,8 @@ def test_train_writes_checkpoints_metrics_and_json(tmp_path: Path, capsys: pytes
     captured = capsys.readouterr()
     result = json.loads(captured.out)  # stdout is the one document: the progress bar went to stderr
     assert "Epoch 1" in captured.err
-    assert set(result) == {"val/acc", "val/loss", "test/acc", "epochs", "seconds", "params", "checkpoint"}
+    assert set(result) == {"val/acc", "val/loss", "test/acc", "epochs", "seconds", "params", "checkpoint", "logs"}
+    assert result["logs"] == {"csv": str((out / "metrics.csv").resolve())}
     assert result["epochs"] == 2 and result["checkpoint"] == str((out / "best.ckpt").resolve())
     with (out / "metrics.csv").open() as f:
         val = [float(r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc")]

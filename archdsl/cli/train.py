@@ -33,12 +33,25 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 def _require_device(spec: ModelSpec) -> None:
     from archdsl.errors import SpecError
+    from archdsl.train.loggers import require_extras
     from archdsl.train.placement import require_device
 
     try:
         require_device(None, spec.train.accelerator)
+        require_extras(spec.train)
     except SpecError as err:
         raise err.located(spec.source.locate) if spec.source is not None else err from None
+
+
+def _logs(logs: dict[str, str]) -> str:
+    """Where the trackers beyond ``metrics.csv`` put the run, or nothing."""
+    parts = []
+    if "tensorboard" in logs:
+        parts.append(f"tensorboard: {logs['tensorboard']}")
+    if "mlflow" in logs:
+        run = f" (run {logs['mlflow_run']})" if "mlflow_run" in logs else ""
+        parts.append(f"mlflow: {logs['mlflow']}{run}")
+    return f"  {'  '.join(parts)}" if parts else ""
 
 
 @command("train", "train a spec on its dataset (digits by default)", _args)
@@ -49,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     sets = list(args.sets) + ([f"train.epochs={args.epochs}"] if args.epochs is not None else [])
     spec = load_spec(args.spec, sets)
     planned = plan_spec(spec)  # a spec the planner refuses is refused here, before torch and Lightning load
-    _require_device(spec)
+    _require_device(spec)  # and the extras of its loggers, before torch loads
     out = Path(args.out) if args.out else Path("runs") / spec.name
 
     from archdsl.train.fit import fit
@@ -61,6 +74,6 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{spec.name}: val/acc {result.val_acc:.4f}  val/loss {result.val_loss:.4f}  "
             f"test/acc {result.test_acc:.4f}  {result.epochs} epochs in {result.seconds:.1f} s  "
-            f"{result.params:,} params  best: {result.checkpoint}"
+            f"{result.params:,} params  best: {result.checkpoint}{_logs(dict(result.logs))}"
         )
     return 0

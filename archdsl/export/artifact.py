@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from archdsl.compiler.programs import example_input, export_onnx, export_program, onnx_external_data
 from archdsl.errors import ArchDSLError, Location, SpecError, UsageError
 from archdsl.export.source import generate_source, model_class_name
 from archdsl.export.verify import MANIFEST, read_manifest, sha256_file, verify_artifact
@@ -34,8 +35,6 @@ __all__ = ["DEFAULT_FORMATS", "FORMATS", "ExportResult", "ExportSource", "export
 
 FORMATS = ("source", "state_dict", "pt2", "onnx", "torchscript")
 DEFAULT_FORMATS = ("source", "state_dict", "pt2")
-ONNX_SINGLE_FILE_LIMIT = 2 * 1024**3
-"""Bytes of float32 weights from which ONNX keeps them in a ``.data`` file beside the graph (protobuf's limit)."""
 
 
 @dataclass(frozen=True)
@@ -193,26 +192,12 @@ def _write_files(model: nn.Module, plan: Any, spec: ModelSpec, cls: str, out: Pa
         from safetensors.torch import save_file
 
         save_file(state, str(out / "weights.safetensors"), metadata={"format": "pt", "model": spec.name})
-    x = torch.randn(2, *plan.input)
-    batch = torch.export.Dim("batch", min=1, max=4096)
+    x = example_input(tuple(plan.input))  # from the generator seeded with the spec's seed
     if "pt2" in formats:
-        exported = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
-        torch.export.save(exported, out / "model.pt2")
+        torch.export.save(export_program(model, x), out / "model.pt2")
     if "onnx" in formats:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(
-                model,
-                (x,),
-                str(out / "model.onnx"),
-                dynamo=True,
-                dynamic_shapes=({0: batch},),
-                input_names=["images"],
-                output_names=["logits"],
-                verbose=False,
-                # one file (no model.onnx.data beside it) while the weights fit protobuf's 2 GB limit
-                external_data=plan.params * 4 >= ONNX_SINGLE_FILE_LIMIT,
-            )
+        # one file (no model.onnx.data beside it) while the weights fit protobuf's 2 GB limit
+        export_onnx(model, x, out / "model.onnx", external_data=onnx_external_data(plan.params))
     if "torchscript" in formats:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

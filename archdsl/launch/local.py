@@ -28,6 +28,8 @@ from archdsl.search import (
     best_trials,
     open_study,
     record_study,
+    require_latency,
+    require_tracking,
     require_worker_device,
     resolve_storage,
     tally,
@@ -119,7 +121,8 @@ def _command(
 
 
 def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOptions, *, workers: int) -> SearchResult:
-    require_worker_device(space, options.device)
+    require_latency(space, require_worker_device(space, options.device))
+    require_tracking(space)  # refused here once, not by each worker process
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     options = replace(options, out=out)

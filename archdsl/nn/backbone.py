@@ -7,7 +7,7 @@ wider than the input has the reduction 1/k, a float (0.5).
 
 ``channels_last=True`` keeps weights and activations in NHWC memory layout (the input is converted once on
 entry): oneDNN and cuDNN convolutions run without layout reorders, a measured gain for conv-dominated models
-(``ModelPlan.channels_last`` decides; see the README's "Performance"). Values are unchanged.
+(``ModelPlan.channels_last`` decides; see docs/performance.md). Values are unchanged.
 """
 
 from __future__ import annotations

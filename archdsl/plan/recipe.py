@@ -46,7 +46,9 @@ class Recipe:
     """A module to build: its class as an importable dotted name and its keyword arguments."""
 
     target: str
+    """The module's class, ``package.module.Class`` inside :data:`TARGET_PACKAGES`."""
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    """Keyword arguments of its constructor: plain data, or recipes of the modules it is given."""
 
     def __post_init__(self) -> None:
         if not target_allowed(self.target):

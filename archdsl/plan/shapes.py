@@ -70,16 +70,23 @@ class Node:
     """One planned part."""
 
     path: str
+    """Where the part is written in the spec (``stages.1.blocks.0``, ``stages.1.blocks.0.mixer``)."""
     role: str
     """``stem``, ``transition``, ``pos_embed``, ``block``, ``mixer``, ``attention`` or ``head``."""
     type: str
+    """The kind's name, the spec's ``type`` (``bottleneck``, ``halo``, ...)."""
     in_shape: Shape
+    """Input shape, without the batch dimension."""
     out_shape: Shape
+    """Output shape, without the batch dimension."""
     params: int
     """Parameters of the part, its children's included."""
     flops: int
+    """Forward FLOPs at batch 1 (2 x multiply-adds), its children's included."""
     recipe: Recipe
+    """The module that builds the part and its keyword arguments."""
     children: tuple[Node, ...] = ()
+    """Nested parts (a bottleneck's mixer, an attached attention module); their recipes are this one's arguments."""
     repeat: int = 0
     """0-based repeat index within its block entry."""
 
@@ -89,6 +96,7 @@ class Node:
         return f"{self.path}#{self.repeat}" if self.repeat else self.path
 
     def walk(self) -> Iterator[Node]:
+        """This node and every node inside it, depth first."""
         yield self
         for child in self.children:
             yield from child.walk()
@@ -152,17 +160,22 @@ def make_node(
 
 @dataclass(frozen=True)
 class StagePlan:
+    """One stage: its parts in order (transition, position embedding, every repeat of every block)."""
+
     index: int
+    """0-based, as in spec paths (``stages.0`` is the first stage)."""
     in_shape: Shape
     out_shape: Shape
     parts: tuple[Node, ...]
 
     @property
     def params(self) -> int:
+        """Parameters of the stage's parts."""
         return sum(p.params for p in self.parts)
 
     @property
     def flops(self) -> int:
+        """Forward FLOPs at batch 1 of the stage's parts."""
         return sum(p.flops for p in self.parts)
 
 
@@ -172,19 +185,27 @@ BACKBONE = "archdsl.nn.backbone.Backbone"
 
 @dataclass(frozen=True)
 class ModelPlan:
+    """The whole model planned: stem, stages and head, with shapes, costs and recipes; what
+    :func:`archdsl.plan_model` returns."""
+
     name: str
+    """The spec's ``name``."""
     input: Shape
+    """(C, H, W) of one input image."""
     stem: Node
     stages: tuple[StagePlan, ...]
     head: Node
     output: Shape = field(default=())
+    """The head's output shape, ``(num_classes,)``."""
 
     @property
     def params(self) -> int:
+        """Parameters of the whole model, equal to the built model's."""
         return self.stem.params + sum(s.params for s in self.stages) + self.head.params
 
     @property
     def flops(self) -> int:
+        """Forward FLOPs at batch 1 of the whole model (2 x multiply-adds of convolutions and matrix products)."""
         return self.stem.flops + sum(s.flops for s in self.stages) + self.head.flops
 
     def parts(self) -> list[Node]:

@@ -6,8 +6,9 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -17,7 +18,8 @@ from archdsl.planner import PlannedSpec, plan_spec
 from archdsl.search.budget import admits
 from archdsl.search.constraints import constrain
 from archdsl.search.faults import STICKY, DeviceLost, TrialBug, TrialFault, describe, fault_of
-from archdsl.search.record import TrialWriter
+from archdsl.search.latency import measures_latency, time_trial
+from archdsl.search.record import TrialWriter, was_queued
 from archdsl.search.resume import Start, start_of
 from archdsl.search.space.definition import PROXY_METRIC, PROXY_NAMES
 from archdsl.search.space.load import SearchSpace
@@ -29,6 +31,9 @@ from archdsl.spec.load import spec_to_data
 from archdsl.spec.model import ModelSpec
 from archdsl.train.placement import Placement, device_name, spec_trainer_args
 from archdsl.train.preempt import Preempted, PreemptionGuard
+
+if TYPE_CHECKING:
+    from archdsl.compiler.latency import Timing
 
 __all__ = ["UNTRAINED", "Objective", "OverBudget", "TrialContext", "Unqueued", "reject"]
 
@@ -131,7 +136,7 @@ class Objective:
         me, trials = self._me(trial)
         record = TrialWriter(trial)
         prescreen = self.space.definition.prescreen
-        if queued_only and prescreen is not None and "fixed_params" not in me.system_attrs:
+        if queued_only and prescreen is not None and not was_queued(me):
             record.screening(prescreen.proxy, trial.number)
             record.reason("sampled after other workers had emptied the queue: a proposal nobody scored, not trained")
             raise Unqueued(f"trial {trial.number}: the queue was empty when it started")
@@ -151,9 +156,11 @@ class Objective:
         over = constrain(trial, budget, metrics)
         if over is not None:
             raise reject(trial, over, started)
-        if budget.max_latency_ms is not None or "latency_ms" in self.space.objective_names:
-            metrics["latency_ms"] = self._latency(planned)
+        if measures_latency(self.space):
+            timing = self._latency(planned)
+            metrics["latency_ms"] = round(timing.ms, 4)
             record.latency(metrics["latency_ms"])
+            record.latency_timing(timing.settings())
             over = constrain(trial, budget, metrics)
             if over is not None:
                 raise reject(trial, over, started)
@@ -176,6 +183,7 @@ class Objective:
     def _train(self, trial: optuna.Trial, planned: PlannedSpec, start: Start) -> dict[str, float]:
         from archdsl.search.fidelity import climb, cost_epochs
         from archdsl.search.pruning import PruningCallback  # training imports torch and Lightning; planning does not
+        from archdsl.search.tracking import trial_run
         from archdsl.train.fit import LAST, Abandoned, FitResult, fit
         from archdsl.train.stop_at_batch import StopAtBatch
 
@@ -195,8 +203,11 @@ class Objective:
                     trial.report(value, step)
         elif start.started_over:
             record.started_over(start.started_over)
+        continues = start.lost if start.checkpoint is not None and not rungs else None
+        tracking = trial_run(trial.number, trial.params, planned.spec, self.out, self.context.study.name, continues)
 
         def train(rung: PlannedSpec, where: Path, test: bool = True) -> FitResult:
+            named = tracking if where == out else replace(tracking, name=f"{tracking.name} {where.relative_to(out)}")
             return fit(
                 rung,
                 where,
@@ -207,6 +218,7 @@ class Objective:
                 callbacks=[callback, StopAtBatch(self.context.guard)],
                 placement=self.context.placement,
                 test=test,
+                tracking=named,
             )
 
         try:
@@ -246,12 +258,10 @@ class Objective:
         name = device_name(placement, spec.train.accelerator)
         return f"{name} x{devices}" if devices > 1 else name
 
-    def _latency(self, planned: PlannedSpec) -> float:
-        from archdsl.compiler.build import build_from_plan
-        from archdsl.compiler.latency import measure_latency_ms
-
+    def _latency(self, planned: PlannedSpec) -> Timing:
+        """Timed as ``budget.latency`` says (:mod:`archdsl.search.latency`; torch is imported there)."""
         device = device_name(self.context.placement, planned.spec.train.accelerator)
-        return round(measure_latency_ms(build_from_plan(planned.plan, device=device), planned.plan.input), 4)
+        return time_trial(planned, self.space.definition.budget.latency, device)
 
     def _values(self, metrics: dict[str, float]) -> float | list[float]:
         values = [metrics[name] for name in self.space.objective_names]

@@ -41,6 +41,7 @@ __all__ = [
     "record_budget",
     "retry_history",
     "rewrite_search",
+    "was_queued",
     "without_record",
     "write_study",
 ]
@@ -82,6 +83,9 @@ class Attr(str, Enum):
     PARAMS = "params"
     FLOPS = "flops"
     LATENCY_MS = "latency_ms"
+    LATENCY_TIMING = "latency_timing"
+    """How ``latency_ms`` was measured: ``{"runtime", "device", "batch", "threads", "warmup", "repeats"}``
+    (:class:`archdsl.compiler.latency.Timing`)."""
     SPEC = "spec"
     # training
     EPOCH = "epoch"
@@ -157,6 +161,11 @@ def retry_history(trial: FrozenTrial) -> list[int]:
     return [int(n) for n in history] if isinstance(history, list) else []
 
 
+def was_queued(trial: FrozenTrial) -> bool:
+    """Taken from the study's queue (``enqueue_trial``: a promoted proposal, or a retry), not sampled."""
+    return "fixed_params" in trial.system_attrs or bool(retry_history(trial))
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """What archdsl recorded of one trial, typed; absent values are None."""
@@ -179,6 +188,9 @@ class TrialRecord:
     """Model parameters (the plan's count)."""
     flops: int | None = None
     latency_ms: float | None = None
+    latency_timing: Mapping[str, Any] = field(default_factory=dict)
+    """The runtime and settings ``latency_ms`` was measured with (empty where it was not, or before they were
+    recorded: eager on the trial's device)."""
     spec: Mapping[str, Any] | None = None
     """The resolved spec it trained, as data."""
     epoch: int = 0
@@ -242,6 +254,7 @@ class TrialRecord:
             params=_int(a.get(Attr.PARAMS.value)),
             flops=_int(a.get(Attr.FLOPS.value)),
             latency_ms=_float(a.get(Attr.LATENCY_MS.value)),
+            latency_timing=dict(timing) if isinstance(timing := a.get(Attr.LATENCY_TIMING.value), dict) else {},
             spec=spec if isinstance(spec, dict) else None,
             epoch=_int(a.get(Attr.EPOCH.value)) or 0,
             epochs=_int(a.get(Attr.EPOCHS.value)),
@@ -370,6 +383,10 @@ class TrialWriter:
 
     def latency(self, ms: float) -> None:
         self._set(Attr.LATENCY_MS, ms)
+
+    def latency_timing(self, settings: Mapping[str, Any]) -> None:
+        """The runtime and settings of ``latency_ms`` (:meth:`archdsl.compiler.latency.Timing.settings`)."""
+        self._set(Attr.LATENCY_TIMING, dict(settings))
 
     def spec(self, data: Mapping[str, Any]) -> None:
         self._set(Attr.SPEC, dict(data))

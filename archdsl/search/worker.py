@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 from archdsl.errors import ArchDSLError, Problem, SpecError, chain
 from archdsl.search.budget import next_step, tally
 from archdsl.search.faults import DeviceLost, TrialBug, TrialFault, describe
+from archdsl.search.latency import require_latency
 from archdsl.search.objective import Objective, OverBudget, TrialContext, Unqueued
 from archdsl.search.prescreen import screen_pool
 from archdsl.search.record import TrialRecord
@@ -43,6 +44,7 @@ from archdsl.search.storages.liveness import WorkerIdentity
 from archdsl.search.storages.resilient import ResilientStorage, StorageLostError
 from archdsl.search.storages.retry import Retry
 from archdsl.search.study import DEVICE_LOST_EXIT, SearchResult, Stopped, best_trials, open_study
+from archdsl.search.tracking import require_tracking
 from archdsl.train.placement import Placement, device_name, parse_device, require_device
 from archdsl.train.preempt import Preempted, PreemptionGuard
 
@@ -100,6 +102,8 @@ def resolve_storage(url: str | None, out: Path) -> StorageRef:
 def run_worker(space: SearchSpace, storage_url: str | None, options: WorkerOptions) -> SearchResult:
     """Run trials of the study until its budget is met (or the timeout, or SIGTERM); return the summary."""
     placement = require_worker_device(space, options.device)
+    require_tracking(space)
+    require_latency(space, placement)
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     ref = resolve_storage(storage_url, out)

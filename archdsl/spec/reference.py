@@ -1,8 +1,12 @@
-"""Markdown reference of the spec format, generated from the spec models (README's "Spec reference")."""
+"""Markdown reference of the spec format, generated from the spec models into ``docs/reference/spec.md``.
+
+``python -m archdsl.spec.reference --write [PATH]`` replaces the text between the page's markers (default
+:data:`PAGE`); without ``--write`` it prints the reference."""
 
 from __future__ import annotations
 
 import json
+import sys
 import types
 import typing
 from typing import Any
@@ -15,10 +19,22 @@ from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec,
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
 from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
 
-__all__ = ["BEGIN", "END", "model_table", "reference_start", "spec_reference", "write_into", "yaml_value"]
+__all__ = [
+    "BEGIN",
+    "END",
+    "PAGE",
+    "main",
+    "model_table",
+    "reference_start",
+    "spec_reference",
+    "write_into",
+    "yaml_value",
+]
 
 BEGIN = "<!-- spec-reference:begin -->"
 END = "<!-- spec-reference:end -->"
+PAGE = "docs/reference/spec.md"
+"""The documentation page that holds the generated reference, from the repository root."""
 
 
 def _type(annotation: Any) -> str:
@@ -90,13 +106,13 @@ def model_table(title: str, model: type[BaseModel], skip: tuple[str, ...] = ()) 
     return [*lines, ""]
 
 
-def reference_start(begin: str, what: str, module: str) -> list[str]:
-    """The opening lines of a generated reference: its marker and how to regenerate it."""
-    return [begin, "", f"_Generated from the {what} models by `python -m {module} --write README.md`._", ""]
+def reference_start(begin: str, what: str, module: str, page: str) -> list[str]:
+    """The opening lines of a generated reference: its marker and how to regenerate it into ``page``."""
+    return [begin, "", f"_Generated from the {what} models by `python -m {module} --write {page}`._", ""]
 
 
 def spec_reference() -> str:
-    out = reference_start(BEGIN, "spec", "archdsl.spec.reference")
+    out = reference_start(BEGIN, "spec", "archdsl.spec.reference", PAGE)
     out += model_table("Model (top level)", ModelSpec)
     out += model_table("`input`", InputSpec)
     out += model_table("`stages[]`", StageSpec)
@@ -137,10 +153,18 @@ def write_into(path: str, begin: str = BEGIN, end: str = END, text_of: Any = spe
     return new != text
 
 
-if __name__ == "__main__":  # pragma: no cover
-    import sys
+def main(argv: list[str], page: str, begin: str, end: str, text_of: Any) -> int:
+    """``--write [PATH]``: regenerate the reference between the markers of PATH (default ``page``); no
+    arguments: print it. Exit 2 with the usage on anything else."""
+    if argv and argv[0] == "--write" and len(argv) <= 2:
+        print("updated" if write_into(argv[1] if len(argv) == 2 else page, begin, end, text_of) else "up to date")
+        return 0
+    if argv:
+        print(f"usage: --write [PATH] (default {page}), or no arguments to print the reference", file=sys.stderr)
+        return 2
+    print(text_of())
+    return 0
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        print("updated" if write_into(sys.argv[2]) else "up to date")
-    else:
-        print(spec_reference())
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:], PAGE, BEGIN, END, spec_reference))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec, RandomErasingSpec
 from archdsl.spec.base import SpecModel
@@ -13,7 +13,9 @@ __all__ = [
     "SEED_MAX",
     "AugmentSpec",
     "EmaSpec",
+    "LoggerName",
     "MixSpec",
+    "MlflowSpec",
     "OptimSpec",
     "RandAugmentSpec",
     "RandomErasingSpec",
@@ -28,6 +30,25 @@ if TYPE_CHECKING:  # the union of the registered datasets (``archdsl/datasets``)
 Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 SEED_MAX = 2**32 - 1
 """Seeds are handed to NumPy and torch generators, which take 32-bit seeds."""
+
+
+LoggerName = Literal["csv", "tensorboard", "mlflow"]
+"""A training logger (:mod:`archdsl.train.loggers`): ``csv`` writes ``metrics.csv``; ``tensorboard`` and ``mlflow``
+need the ``tracking`` extra (``pip install 'archdsl[tracking]'``)."""
+
+
+class MlflowSpec(SpecModel):
+    """Where the ``mlflow`` logger records a run: an MLflow tracking store and an experiment in it.
+
+    A search records each trained trial as a run tagged with the study (``archdsl.study``), the trial number
+    (``archdsl.trial``) and its parameters (``archdsl.param.NAME``), nested under one parent run per study."""
+
+    tracking_uri: str | None = Field(None, min_length=1, max_length=4096)
+    """MLflow tracking URI (``http://host:5000``, ``sqlite:///path/mlflow.db``, ``databricks``); ``null``: the
+    ``MLFLOW_TRACKING_URI`` environment variable, else ``sqlite:///DIR/mlflow.db`` in the run's directory (a
+    search's: its output directory), artifacts beside it in ``DIR/mlartifacts``."""
+    experiment: str | None = Field(None, min_length=1, max_length=500)
+    """MLflow experiment, made when missing; ``null``: the spec's name (a search: the study's name)."""
 
 
 class OptimSpec(SpecModel):
@@ -94,9 +115,27 @@ class TrainSpec(SpecModel):
     compile: bool = False
     """``torch.compile`` the model for training and evaluation (inductor, whole graph, dynamic batch size; once per
     run and process; ``ARCHDSL_COMPILE_BACKEND`` names another backend). Off by default: the first steps pay the
-    compile (tens of seconds on a laptop CPU); long runs gain (README "Performance")."""
+    compile (tens of seconds on a laptop CPU); long runs gain (docs/performance.md)."""
     data: DataSpec = Field(default_factory=lambda: {"name": "digits"})
     """Dataset."""
+    loggers: tuple[LoggerName, ...] = Field(("csv",), strict=False, min_length=1, max_length=8)
+    """Where the metrics go, ``csv`` first: ``csv`` (``metrics.csv`` in the run's directory, always written, kept
+    across a resume), ``tensorboard`` (event files in ``DIR/tensorboard``), ``mlflow`` (a run in an MLflow tracking
+    store, see ``mlflow``); the last two need the ``tracking`` extra: ``pip install 'archdsl[tracking]'``."""
+    mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
+    """The MLflow tracking store and experiment of the ``mlflow`` logger."""
+
+    @field_validator("loggers")
+    @classmethod
+    def _csv_first_once(cls, loggers: tuple[str, ...]) -> tuple[str, ...]:
+        if loggers[0] != "csv":
+            raise ValueError(
+                f"must start with csv (metrics.csv is always written: resume and search read it), got {list(loggers)}"
+            )
+        twice = sorted({name for name in loggers if loggers.count(name) > 1})
+        if twice:
+            raise ValueError(f"names each logger once, got {', '.join(twice)} more than once")
+        return loggers
 
     @model_validator(mode="after")
     def _precision_needs_cuda(self) -> TrainSpec:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ from archdsl.train.checkpoint_io import AtomicCheckpointIO
 from archdsl.train.compiled import fresh_compiler
 from archdsl.train.data import DataRequest, make_datamodule
 from archdsl.train.environment import trial_environment
-from archdsl.train.history import METRICS, HistoryLogger
+from archdsl.train.history import METRICS
+from archdsl.train.loggers import LOGGERS, TrackedRun, logger_files, logs_of, make_loggers, require_extras
 from archdsl.train.module import ClassificationModule, NonFiniteLossError
 from archdsl.train.placement import Placement, spec_trainer_args
 from archdsl.train.precision import resolve_precision, trains_on
@@ -55,9 +57,12 @@ class FitResult:
     seconds: float
     params: int
     checkpoint: str
+    logs: Mapping[str, str] = field(default_factory=dict, hash=False)
+    """Where each of ``train.loggers`` put the run: ``csv`` (``metrics.csv``), ``tensorboard`` (its directory),
+    ``mlflow`` (the tracking URI) with ``mlflow_experiment`` and ``mlflow_run`` (their ids)."""
 
     def to_json(self) -> dict[str, Any]:
-        """The ``archdsl train --json`` object (metrics of ``best.ckpt``)."""
+        """The ``archdsl train --json`` object (metrics of ``best.ckpt``, and where the logs went)."""
         return {
             "val/acc": self.val_acc,
             "val/loss": self.val_loss,
@@ -66,6 +71,7 @@ class FitResult:
             "seconds": self.seconds,
             "params": self.params,
             "checkpoint": self.checkpoint,
+            "logs": dict(self.logs),
         }
 
 
@@ -88,15 +94,18 @@ def fit(
     callbacks: Sequence[Callback] = (),
     test: bool = True,
     placement: Placement | None = None,
+    tracking: TrackedRun | None = None,
 ) -> FitResult:
     """Train a planned spec into ``out`` (``metrics.csv``, ``best.ckpt``, ``last.ckpt``, ``result.json``).
 
     ``resume`` continues from ``last.ckpt``; ``force`` starts over in a directory that holds a run;
     ``allow_import`` permits ``train.data.name=custom``; ``test`` evaluates ``best.ckpt`` on the test split;
-    ``placement`` is a ``--device`` choice over the spec's accelerator and devices. Several devices train
-    with ``ddp_spawn``; the final validation and test then run in this process on one device. ``train.precision``
-    ``auto`` is resolved for the device (:mod:`archdsl.train.precision`); on CUDA, unless ``train.deterministic``,
-    float32 matmuls use TF32 and cuDNN benchmarks its kernels (:class:`~archdsl.train.callbacks.CudaSpeed`).
+    ``placement`` is a ``--device`` choice over the spec's accelerator and devices; ``tracking`` names the run to
+    ``train.loggers`` (default: the spec's name, a default store in ``out``; :mod:`archdsl.train.loggers`).
+    Several devices train with ``ddp_spawn``; the final validation and test then run in this process on one
+    device. ``train.precision`` ``auto`` is resolved for the device (:mod:`archdsl.train.precision`); on CUDA,
+    unless ``train.deterministic``, float32 matmuls use TF32 and cuDNN benchmarks its kernels
+    (:class:`~archdsl.train.callbacks.CudaSpeed`).
     With ``train.compile`` the compiler starts afresh (``torch._dynamo.reset``): one compile per trial.
     Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
     :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
@@ -107,6 +116,7 @@ def fit(
     out = Path(out)
     last = out / LAST
     with _errors_located(planned), quiet_lightning(), _torch_flags_kept():
+        require_extras(t)  # a logger whose extra is missing is refused before anything is made
         accelerator, devices, processes = placement.trainer_args(t) if placement else spec_trainer_args(t)
         precision = resolve_precision(t, accelerator, devices)
         # the dataset is checked (a missing directory or extra) before the run's directory is made or cleared
@@ -144,6 +154,7 @@ def fit(
         latest = ModelCheckpoint(
             dirpath=out, filename=Path(LAST).stem, monitor=None, save_top_k=1, enable_version_counter=False
         )
+        loggers = make_loggers(out, t, tracking or TrackedRun(spec.name, spec.name, out), resume=resume)
         trainer = L.Trainer(
             default_root_dir=out,
             max_epochs=t.epochs,
@@ -155,7 +166,7 @@ def fit(
             # compiled: the final evaluation under no_grad, as the validation during fit, so one graph serves both
             inference_mode=not t.compile,
             gradient_clip_val=t.grad_clip,
-            logger=HistoryLogger(out, resume=resume),
+            logger=loggers,  # csv first: Lightning's log_dir is the run's directory
             callbacks=[
                 best_checkpoint,
                 latest,
@@ -209,6 +220,7 @@ def fit(
             seconds=round(seconds, 2),
             params=plan.params,
             checkpoint=str(Path(best).resolve()),
+            logs=logs_of(t.loggers, loggers),
         )
         atomic_write_text(out / "result.json", json.dumps(result.to_json(), indent=2) + "\n")
         return result
@@ -259,9 +271,12 @@ def _prepare(out: Path, epochs: int, *, resume: bool, force: bool) -> FitResult 
         if finished is not None:
             print(f"{out}: training finished ({done} of {epochs} epochs in {LAST}); nothing to resume", file=sys.stderr)
             return finished
-    if not resume:
-        for name in (BEST, LAST, METRICS, "result.json"):
-            (out / name).unlink(missing_ok=True)
+    if not resume:  # what an earlier run wrote, every logger's included (an MLflow store keeps its runs)
+        for name in dict.fromkeys((BEST, LAST, METRICS, "result.json", *logger_files(LOGGERS.names()))):
+            if (out / name).is_dir() and not (out / name).is_symlink():
+                shutil.rmtree(out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     return None
 
@@ -334,4 +349,5 @@ def _finished_result(out: Path) -> FitResult | None:
         seconds=data["seconds"],
         params=data["params"],
         checkpoint=data["checkpoint"],
+        logs=data.get("logs", {}),
     )

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 from archdsl.atomic import atomic_write_text
 
@@ -37,11 +38,14 @@ class HistoryLogger(CSVLogger):
             super().log_hyperparams(*args, **kwargs)
             self._hparams_logged = True
 
+    @rank_zero_only  # as Lightning's: the other ranks of a DDP run write nothing
     def finalize(self, status: str) -> None:
         super().finalize(status)
         if self._history:
             history, self._history = self._history, []  # once: validate and test finalise it again
-            _prepend(Path(self.log_dir) / METRICS, history)
+            keys = _prepend(Path(self.log_dir) / METRICS, history)
+            # the writer appends the final validation and test rows in its own column order: the file's now
+            self.experiment.metrics_keys[:] = keys
 
 
 def _read(path: Path) -> list[dict[str, str]]:
@@ -51,8 +55,9 @@ def _read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def _prepend(path: Path, history: list[dict[str, str]]) -> None:
-    """Write ``history`` (the rows before the resume point) followed by the rows of this run."""
+def _prepend(path: Path, history: list[dict[str, str]]) -> list[str]:
+    """Write ``history`` (the rows before the resume point) followed by the rows of this run; returns the
+    columns (sorted, as Lightning's writer keeps them)."""
     rows = _read(path)
     first_step = min((int(r["step"]) for r in rows if r.get("step")), default=None)
     kept = [r for r in history if first_step is None or int(r.get("step") or 0) < first_step]
@@ -62,3 +67,4 @@ def _prepend(path: Path, history: list[dict[str, str]]) -> None:
     writer.writeheader()
     writer.writerows([*kept, *rows])
     atomic_write_text(path, buffer.getvalue())
+    return keys

@@ -76,8 +76,8 @@ def device_name(placement: Placement | None, accelerator: str) -> str:
 
 
 CUDA_HINT = (
-    "install torch's CUDA build on GPU nodes (on Linux x86-64 `pip install torch` from PyPI is one; the README's "
-    "'GPU clusters' says more), or train on the CPU with --device cpu"
+    "install torch's CUDA build on GPU nodes (on Linux x86-64 `pip install torch` from PyPI is one; docs/cluster.md, "
+    "'GPU clusters', says more), or train on the CPU with --device cpu"
 )
 
 

@@ -1,7 +1,7 @@
 """The search file: its models (:mod:`.definition`), loading and checks against the base spec
 (:mod:`.load`), parameter paths (:mod:`.paths`), a trial's spec (:mod:`.resolution`, the only place that samples),
 HaloNet's ``conv_stages`` (:mod:`.conv_stages`) and ``components`` (:mod:`.components`), its JSON schema and
-README reference. No torch."""
+the reference in docs/reference/search.md. No torch."""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ params:
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Discriminator, Field, Tag, ValidationInfo, field_validator, model_validator
 
@@ -31,11 +31,13 @@ __all__ = [
     "METRICS",
     "PROXY_METRIC",
     "PROXY_NAMES",
+    "RUNTIME_NAMES",
     "BlockChoiceParam",
     "BudgetSpec",
     "ChoiceParam",
     "FloatParam",
     "IntParam",
+    "LatencySpec",
     "ObjectiveSpec",
     "ParamSpec",
     "PrescreenSpec",
@@ -179,6 +181,33 @@ class ObjectiveSpec(SpecModel):
         return self.direction or METRICS[self.metric]
 
 
+RuntimeName = Literal["eager", "onnxruntime", "torch_export"]
+RUNTIME_NAMES: tuple[str, ...] = get_args(RuntimeName)
+"""The runtimes latency is timed in (:mod:`archdsl.compiler.runtimes`, whose registry lists the same)."""
+
+
+class LatencySpec(SpecModel):
+    """How ``latency_ms`` is timed: the trial's architecture (fresh weights) in a runtime, warmed up, median of 10 runs.
+
+    It serves ``budget.max_latency_ms`` and the ``latency_ms`` objective; each worker checks before its first trial
+    that it can time in the runtime and on the device named."""
+
+    runtime: RuntimeName = "eager"
+    """``eager``: the ``nn.Module`` run by PyTorch. ``onnxruntime``: the ONNX graph ``archdsl export --format onnx``
+    writes, exported in memory and run in an ONNX Runtime ``InferenceSession`` (the ``onnxruntime`` package).
+    ``torch_export``: the ``torch.export`` program of ``model.pt2``, its ``.module()`` (the exported graph run
+    eagerly; not compiled by AOTInductor). The trial records the runtime and settings beside ``latency_ms``."""
+    device: Literal["cpu", "cuda"] | None = None
+    """Where it runs; default: the device the trial trains on (``cuda`` on the trial's own GPU). ``cpu`` times a CPU
+    deployment whatever the search trains on."""
+    batch: int = Field(1, ge=1, le=4096)
+    """Images per inference."""
+    threads: int | None = Field(None, ge=1, le=1024)
+    """Intra-op threads, set in torch (restored after) and in the runtime (ONNX Runtime's
+    ``intra_op_num_threads``); default: the worker's torch thread count. ``1`` gives figures that other processes
+    on the machine disturb least."""
+
+
 class BudgetSpec(SpecModel):
     """Limits of the search; trials over a max are rejected before any weight is allocated."""
 
@@ -192,7 +221,11 @@ class BudgetSpec(SpecModel):
     max_flops: int | None = Field(None, gt=0)
     """Reject architectures with more FLOPs (batch 1)."""
     max_latency_ms: float | None = Field(None, gt=0)
-    """Reject architectures slower than this (median batch-1 forward on the trial's device)."""
+    """Reject architectures slower than this (``latency_ms``, measured as ``latency`` says: by default the median
+    batch-1 eager forward on the trial's device)."""
+    latency: LatencySpec = Field(default_factory=LatencySpec)
+    """How ``latency_ms`` is measured (runtime, device, batch, threads), for ``max_latency_ms`` and the
+    ``latency_ms`` objective."""
 
 
 class SamplerSpec(SpecModel):
@@ -285,7 +318,7 @@ class PrescreenSpec(SpecModel):
     proxy: ProxyName = "naswot"
     """The proxy that ranks the pool (see ``archdsl rank`` and ``python -m benchmarks.proxies``). The default,
     NASWOT, ranked the trained digits architectures best (Spearman 0.62, synflow 0.58, FLOPs 0.47, the parameter
-    count 0.30; README, "Search that costs less"); ``archdsl report`` measures every proxy on your own space."""
+    count 0.30; docs/search.md, "Search that costs less"); ``archdsl report`` measures every proxy on your own space."""
     pool: int = Field(50, ge=2)
     """Proposals scored per round."""
     keep: int = Field(5, ge=1)

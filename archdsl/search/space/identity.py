@@ -2,8 +2,10 @@
 
 A study keeps the search definition and base spec that created it. Another run joins it when the two agree
 on everything but the base file's location (``base``), how workers keep in touch (``workers``) and how much
-to run (``budget.trials``, ``budget.timeout_minutes``): a budget can be raised, and the study goes on.
-Anything else (a parameter, a limit, the base spec) makes another search, named path by path.
+to run (``budget.trials``, ``budget.timeout_minutes``): a budget can be raised, and the study goes on. In the
+base spec, where the runs are logged (``train.loggers``, ``train.mlflow``) changes no trial: tracking can be
+switched on for the rest of a running search. Anything else (a parameter, a limit, the base spec) makes
+another search, named path by path.
 """
 
 from __future__ import annotations
@@ -16,24 +18,41 @@ from typing import Any
 
 from archdsl.errors import brief
 
-__all__ = ["FREE", "differences", "fingerprint", "identity"]
+__all__ = ["FREE", "FREE_BASE", "differences", "fingerprint", "identity"]
 
 FREE: tuple[tuple[str, ...], ...] = (("base",), ("workers",), ("budget", "trials"), ("budget", "timeout_minutes"))
 """Paths of the search file that may change without making another search."""
 
+FREE_BASE: tuple[tuple[str, ...], ...] = (("train", "loggers"), ("train", "mlflow"))
+"""Paths of the base spec that may change without making another search (where trials are logged)."""
 
-def identity(definition: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
-    """The data two runs must agree on to share a study (``definition`` less :data:`FREE`, and ``base``)."""
-    kept = copy.deepcopy(dict(definition))
-    for path in FREE:
+
+def _without(data: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    kept = copy.deepcopy(dict(data))
+    for path in paths:
         parent: Any = kept
         for part in path[:-1]:
             parent = parent.get(part) if isinstance(parent, dict) else None
         if isinstance(parent, dict):
             parent.pop(path[-1], None)
+            if not parent and len(path) > 1:  # ``train: {loggers: [...]}`` alone is no train section
+                _without_empty(kept, path[:-1])
+    return kept
+
+
+def _without_empty(data: dict[str, Any], path: tuple[str, ...]) -> None:
+    parent: Any = data
+    for part in path[:-1]:
+        parent = parent.get(part)
+    parent.pop(path[-1], None)
+
+
+def identity(definition: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:
+    """The data two runs must agree on to share a study (``definition`` less :data:`FREE`, and ``base``)."""
+    kept = _without(definition, FREE)
     if isinstance(kept.get("budget"), dict) and not kept["budget"]:
         del kept["budget"]  # a budget that only set the trials is no budget at all
-    return {"definition": kept, "base": copy.deepcopy(dict(base))}
+    return {"definition": kept, "base": _without(base, FREE_BASE)}
 
 
 def fingerprint(data: Mapping[str, Any]) -> str:

@@ -115,6 +115,7 @@ def _build(doc: SourceDoc, path: Path) -> SearchSpace:
         problems += _check_numeric(definition, doc)
     if definition.prescreen is not None:
         problems += _check_prescreen(definition, doc)
+    problems += _check_latency(definition, doc)
     if problems:
         raise SearchError(problems)
     return SearchSpace(definition, doc, base_doc, path.stem)
@@ -328,6 +329,22 @@ def _check_prescreen(definition: SearchDefinition, doc: SourceDoc) -> list[Probl
         names = ", ".join(o.metric for o in definition.objectives)
         return [Problem("prescreen", f"nothing is trained for the objectives ({names}); drop prescreen", where)]
     return []
+
+
+def _check_latency(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:
+    """``budget.latency`` says how ``latency_ms`` is measured: written where nothing measures it, it is a mistake.
+    (Whether the runtime and device exist where the trials run is checked by each worker:
+    :func:`archdsl.search.latency.require_latency`.)"""
+    budget = definition.budget
+    if "latency" not in budget.model_fields_set:
+        return []
+    if budget.max_latency_ms is not None or any(o.metric == "latency_ms" for o in definition.objectives):
+        return []
+    message = (
+        "says how latency_ms is measured, but nothing measures it: add budget.max_latency_ms or the objective "
+        "{metric: latency_ms}, or drop budget.latency"
+    )
+    return [Problem("budget.latency", message, doc.locate_key(("budget", "latency")))]
 
 
 def _check_numeric(definition: SearchDefinition, doc: SourceDoc) -> list[Problem]:

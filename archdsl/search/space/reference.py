@@ -1,4 +1,5 @@
-"""Markdown reference of the search-file format, generated from its models (README's "Search-file reference")."""
+"""Markdown reference of the search-file format, generated from its models into ``docs/reference/search.md``
+(``python -m archdsl.search.space.reference --write [PATH]``, default :data:`PAGE`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from archdsl.search.space.definition import (
     ChoiceParam,
     FloatParam,
     IntParam,
+    LatencySpec,
     ObjectiveSpec,
     PrescreenSpec,
     PrunerSpec,
@@ -15,19 +17,22 @@ from archdsl.search.space.definition import (
     SearchDefinition,
     WorkersSpec,
 )
-from archdsl.spec.reference import model_table, reference_start, write_into
+from archdsl.spec.reference import main, model_table, reference_start
 
-__all__ = ["BEGIN", "END", "search_reference"]
+__all__ = ["BEGIN", "END", "PAGE", "search_reference"]
 
 BEGIN = "<!-- search-reference:begin -->"
 END = "<!-- search-reference:end -->"
+PAGE = "docs/reference/search.md"
+"""The documentation page that holds the generated reference, from the repository root."""
 
 
 def search_reference() -> str:
-    out = reference_start(BEGIN, "search-file", "archdsl.search.space.reference")
+    out = reference_start(BEGIN, "search-file", "archdsl.search.space.reference", PAGE)
     out += model_table("Search file (top level)", SearchDefinition)
     out += model_table("`objectives[]`", ObjectiveSpec)
     out += model_table("`budget`", BudgetSpec)
+    out += model_table("`budget.latency`", LatencySpec)
     out += model_table("`sampler`", SamplerSpec)
     out += model_table("`pruner`", PrunerSpec)
     out += model_table("`prescreen`", PrescreenSpec)
@@ -54,7 +59,4 @@ def search_reference() -> str:
 if __name__ == "__main__":  # pragma: no cover
     import sys
 
-    if len(sys.argv) == 3 and sys.argv[1] == "--write":
-        print("updated" if write_into(sys.argv[2], BEGIN, END, search_reference) else "up to date")
-    else:
-        print(search_reference())
+    sys.exit(main(sys.argv[1:], PAGE, BEGIN, END, search_reference))

@@ -4,7 +4,7 @@ Every trial records the worker that runs it (``host``, ``pid``, the process star
 Optuna's journal storage has no heartbeat, so nothing else would notice a worker killed with SIGKILL:
 :func:`fail_dead_local_trials` fails the RUNNING trials whose process on *this* host is gone and hands them
 to the same retry callback the heartbeat path uses. Workers on other hosts cannot be checked this way;
-the README says so. Database storages never use this module's fallback: they have heartbeats.
+docs/cluster.md says so. Database storages never use this module's fallback: they have heartbeats.
 """
 
 from __future__ import annotations
