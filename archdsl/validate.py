@@ -59,6 +59,7 @@ def validate_file(path: str | Path) -> Validated:
     from archdsl.spec.load import is_search_doc, parse_spec
     from archdsl.spec.source import read_yaml
     from archdsl.train.loggers import require_extras
+    from archdsl.weights.check import check_init
 
     doc = read_yaml(path)
     if is_search_doc(doc):
@@ -72,6 +73,7 @@ def validate_file(path: str | Path) -> Validated:
     spec = parse_spec(doc)
     plan = plan_model(spec)
     require_extras(spec.train, spec.source.locate if spec.source is not None else None)
+    check_init(spec)  # the file exists; it is read by training alone
     trains = isinstance(doc.data, dict) and "train" in doc.data  # a spec without one is a zoo entry, not a run
     warnings = size_warnings(spec, plan) if trains else ()
     return Validated(f"{spec.name}, {plan.params:,} params, {plan.flops / 1e9:.2f} GFLOPs", warnings)

@@ -30,6 +30,14 @@ class HaloMixerSpec(SpecModel):
     """Attention heads; must divide w and r_v*w."""
     value_ratio: float = Field(1.0, gt=0.0, le=16.0)
     """r_v: value (and output) width is r_v*w, an integer."""
+    compat: Literal["paper", "timm"] = "paper"
+    """Whose arithmetic: ``paper`` (the default: keys in the zero padding are masked, relative offsets are
+    between full-resolution pixels, the 1/sqrt(d) scale covers the position logits), or ``timm``, which computes
+    ``timm.layers.HaloAttn`` with the defaults of timm's HaloNets: padded keys are attended as zeros, a key's
+    offset is counted from the query's index in its subsampled block (at stride 1 a shift by h; at stride 2 not
+    a pixel offset), position logits unscaled. Loading timm's HaloNet weights needs ``timm``. One switch, not
+    three: no published model mixes them, and only the three together reproduce timm's function (the module's
+    ``archdsl.nn.halo.CONVENTIONS``). Same parameters and FLOPs either way."""
 
 
 def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
@@ -59,7 +67,7 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
     vw = round(vw_exact)
     require(w % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the bottleneck width w={w}")
     require(vw % n == 0, ctx.path + ".num_heads", f"num_heads={n} must divide the value width r_v*w={vw}")
-    kwargs = {
+    kwargs: dict[str, int | str] = {
         "channels": w,
         "value_channels": vw,
         "height": hh,
@@ -69,6 +77,8 @@ def _plan(spec: HaloMixerSpec, ctx: Ctx) -> Node:
         "num_heads": n,
         "stride": s,
     }
+    if spec.compat != "paper":  # the default stays out of the recipe: existing plans are unchanged
+        kwargs["compat"] = spec.compat
     ho, wo = hh // s, ww // s
     dq, dv = w // n, vw // n
     blocks, win, nq = (hh // b) * (ww // b), b + 2 * h, (b // s) ** 2

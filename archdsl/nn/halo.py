@@ -12,6 +12,16 @@ cell of each block, (b/2)^2 queries per block, by a strided 1x1 query conv) whil
 from the full window; relative offsets are measured in full-resolution pixels.
 Deviations from the paper: none intended; k and v are one fused 1x1 conv (same parameters).
 
+``compat="timm"`` computes ``timm.layers.HaloAttn`` (with its defaults, which timm's HaloNets use) instead, the
+three choices of :data:`CONVENTIONS` switched together: keys in the zero padding are attended like any other key
+(a zero key and value, logit = its position term); the softmax scale multiplies the content logits only
+(timm's ``scale_pos_embed=False``); and the relative offset of a key is counted from the query's index in its
+(subsampled) query block, ``k - i`` with window coordinate k in [0, b+2h) and i in [0, b/s), which is how timm's
+table is indexed. Within the window that is the pixel offset plus ``h + (s-1)*i``: a shift of every offset by h
+at stride 1 (so the tables hold timm's rows verbatim), and at stride 2 an offset that depends on the query's
+position in its block. The parameters are the same (timm's kv conv orders its output channels per head, [k_h;
+v_h], where this one has all keys, then all values: ``benchmarks/halo_timm_mode.py`` maps the weights).
+
 Two formulations, chosen per device by ``fused_path`` (relative-position module). On CUDA every (image,
 head, block) problem is one (batch, heads, tokens, dim) slice of ``F.scaled_dot_product_attention``: queries
 (B, n*gh*gw, (b/s)^2, dq) and the windows' keys/values (B, n*gh*gw, (b+2h)^2, d), each one contiguous copy
@@ -23,6 +33,8 @@ per window, in chunks of images.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -30,9 +42,31 @@ from torch import nn
 from archdsl.nn.relpos import RelativePosition2d, attend_fused, fused_path, head_aligned
 from archdsl.nn.windows import block_windows
 
-__all__ = ["HaloAttention"]
+__all__ = ["CONVENTIONS", "HaloAttention", "HaloConvention"]
 
 CHUNK_LOGITS = 2**21  # logits per eager CPU chunk (8 MiB in float32)
+
+
+class HaloConvention(NamedTuple):
+    """The three choices in which halo attention implementations differ (same parameters, different function).
+    A named tuple, not a dataclass: the exported standalone source inlines this module (a dataclass looks its
+    module up in ``sys.modules``, which a file loaded by path need not be in)."""
+
+    mask_padding: bool
+    """Keys in the zero padding get no weight (additive ``-inf``), or are attended like any key (timm)."""
+    pixel_offsets: bool
+    """Relative offsets between full-resolution pixels (``k - (h + s*i)`` in the window), or between window and
+    query-block indices (``k - i``, timm's indexing)."""
+    scale_position: bool
+    """The softmax scale 1/sqrt(d) multiplies the position logits as well as the content logits (the paper), or
+    the content logits only (timm's default)."""
+
+
+CONVENTIONS: dict[str, HaloConvention] = {
+    "paper": HaloConvention(mask_padding=True, pixel_offsets=True, scale_position=True),
+    "timm": HaloConvention(mask_padding=False, pixel_offsets=False, scale_position=False),
+}
+"""``compat`` name -> convention (the halo mixer spec's ``compat`` names the same keys)."""
 
 
 class HaloAttention(nn.Module):
@@ -51,19 +85,27 @@ class HaloAttention(nn.Module):
         halo_size: int,
         num_heads: int,
         stride: int,
+        compat: str = "paper",
     ) -> None:
         super().__init__()
+        if compat not in CONVENTIONS:
+            raise ValueError(f"compat={compat!r} is not one of {sorted(CONVENTIONS)}")
+        convention = CONVENTIONS[compat]
         b, h, s = block_size, halo_size, stride
         self.block, self.halo, self.stride, self.heads = b, h, s, num_heads
+        self.compat, self.mask_padding = compat, convention.mask_padding
         self.window = b + 2 * h
         self.qk_dim = channels // num_heads
         self.v_dim = value_channels // num_heads
         self.grid = (height // b, width // b)
         self.scale = self.qk_dim**-0.5
+        # q carries the scale; unscaled position logits read the tables times its inverse
+        self.table_scale = 1.0 if convention.scale_position else self.qk_dim**0.5
         self.q = nn.Conv2d(channels, channels, 1, s, bias=False)
         self.kv = nn.Conv2d(channels, channels + value_channels, 1, bias=False)
         window_pos = range(self.window)
-        query_pos = range(h, h + b, s)  # full-resolution query rows/cols inside the window
+        # query rows/cols inside the window: full-resolution pixels, or (timm) indices in the query block
+        query_pos = range(h, h + b, s) if convention.pixel_offsets else range(b // s)
         self.relpos = RelativePosition2d(
             self.qk_dim, (self.window, self.window), query_pos, query_pos, window_pos, window_pos
         )
@@ -78,7 +120,7 @@ class HaloAttention(nn.Module):
         # fault per 4 KiB) and warm in cache; small maps (digits) are one chunk, without a loop per image
         per_image = num_heads * gh * gw * (b // s) ** 2 * self.window**2
         self.chunk = max(1, CHUNK_LOGITS // per_image)
-        outside = float("-inf")
+        outside = float("-inf") if self.mask_padding else 0.0  # unmasked: zeros, whose addition is skipped
         self.register_buffer(
             "mask_h", torch.zeros(gh, self.window).masked_fill((rows < 0) | (rows >= height), outside), persistent=False
         )
@@ -128,9 +170,10 @@ class HaloAttention(nn.Module):
         heads = n * gh * gw  # every block of every head is a head of the kernel's (batch, heads) grid
         q = q.reshape(bsz, n, dq, gh, bq, gw, bq).permute(0, 1, 3, 5, 4, 6, 2)  # (B, n, gh, gw, bq, bq, dq)
         q = head_aligned(q)  # one contiguous copy (d padded to a multiple of 8); the bias reads its first dq
-        logits_h, logits_w = self.relpos.factors(q[..., :dq])  # (B, n, gh, gw, bq, bq, win) each
-        logits_h = logits_h + self.mask_h.to(logits_h.dtype)[:, None, None, None, :]  # padded key rows -> -inf
-        logits_w = logits_w + self.mask_w.to(logits_w.dtype)[None, :, None, None, :]  # padded key cols -> -inf
+        logits_h, logits_w = self.relpos.factors(q[..., :dq], self.table_scale)  # (B, n, gh, gw, bq, bq, win) each
+        if self.mask_padding:
+            logits_h = logits_h + self.mask_h.to(logits_h.dtype)[:, None, None, None, :]  # padded key rows -> -inf
+            logits_w = logits_w + self.mask_w.to(logits_w.dtype)[None, :, None, None, :]  # padded key cols -> -inf
         bias = (logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)).reshape(bsz, heads, nq, nk)
         k, v = self._window_views(kv)  # (B, n, d, gh, gw, win, win)
         order = (0, 1, 3, 4, 5, 6, 2)  # -> (B, n, gh, gw, win, win, d): d last, one copy each
@@ -153,9 +196,10 @@ class HaloAttention(nn.Module):
         nq, nk = bq * bq, self.window**2
         m = bsz * n * gh * gw  # one attention problem per (image, head, block)
         q = q.reshape(bsz, n, dq, gh, bq, gw, bq).permute(0, 1, 3, 5, 4, 6, 2)  # (B, n, gh, gw, bq, bq, dq)
-        logits_h, logits_w = self.relpos.factors(q)  # (B, n, gh, gw, bq, bq, win) each
-        logits_h = logits_h + self.mask_h[:, None, None, None, :]  # padded key rows -> -inf
-        logits_w = logits_w + self.mask_w[None, :, None, None, :]  # padded key columns -> -inf
+        logits_h, logits_w = self.relpos.factors(q, self.table_scale)  # (B, n, gh, gw, bq, bq, win) each
+        if self.mask_padding:
+            logits_h = logits_h + self.mask_h[:, None, None, None, :]  # padded key rows -> -inf
+            logits_w = logits_w + self.mask_w[None, :, None, None, :]  # padded key columns -> -inf
         bias = (logits_h.unsqueeze(-1) + logits_w.unsqueeze(-2)).reshape(m, nq, nk)  # (M, bq^2, win^2)
         k, v = self._key_windows(kv)
         k_t, v_t = k.reshape(m, dq, nk), v.reshape(m, dv, nk)
@@ -169,7 +213,8 @@ class HaloAttention(nn.Module):
         return out.reshape(bsz, n * dv, gh * bq, gw * bq)  # (B, r_v*w, H/s, W/s)
 
     def extra_repr(self) -> str:
-        return f"block={self.block}, halo={self.halo}, heads={self.heads}, stride={self.stride}"
+        compat = "" if self.compat == "paper" else f", compat={self.compat}"
+        return f"block={self.block}, halo={self.halo}, heads={self.heads}, stride={self.stride}{compat}"
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:

@@ -123,11 +123,15 @@ class RelativePosition2d(nn.Module):
         self.register_buffer("index_w", relpos_offsets(q_cols, k_cols, lw), persistent=False)
         self.num_keys = len(k_rows) * len(k_cols)
 
-    def factors(self, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def factors(self, q: torch.Tensor, table_scale: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
         """The two separable terms, ``q·R_h`` (..., Nq_h, Nq_w, Nk_h) and ``q·R_w`` (..., Nq_h, Nq_w, Nk_w),
-        whose broadcast sum over (Nk_h, Nk_w) is the bias; callers fold masks into them before that sum."""
+        whose broadcast sum over (Nk_h, Nk_w) is the bias; callers fold masks into them before that sum.
+        ``table_scale`` multiplies the gathered rows (a caller whose q carries the softmax scale passes its inverse
+        to leave the position logits unscaled)."""
         r_h = self.table_h[self.index_h]  # (Nq_h, Nk_h, d)
         r_w = self.table_w[self.index_w]  # (Nq_w, Nk_w, d)
+        if table_scale != 1.0:  # on the gathered rows, the smallest operand of the contraction
+            r_h, r_w = r_h * table_scale, r_w * table_scale
         logits_h = torch.einsum("...yxd,ykd->...yxk", q, r_h)  # (..., Nq_h, Nq_w, Nk_h)
         logits_w = torch.einsum("...yxd,xkd->...yxk", q, r_w)  # (..., Nq_h, Nq_w, Nk_w)
         # einsum returns its batched-product layout (strides permuted); in row-major order the broadcast sum

@@ -17,7 +17,7 @@ from pydantic_core import PydanticUndefined
 from archdsl.kinds import ATTENTION, BLOCKS, DATASETS, HEADS, MIXERS, STEMS, TRANSITIONS
 from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec, RandomErasingSpec
 from archdsl.spec.model import InputSpec, ModelSpec, StageSpec
-from archdsl.spec.train import OptimSpec, ScheduleSpec, TrainSpec
+from archdsl.spec.train import InitSpec, OptimSpec, ScheduleSpec, TrainSpec
 
 __all__ = [
     "BEGIN",
@@ -134,6 +134,7 @@ def spec_reference() -> str:
     out += model_table("`train.augment.random_erasing`", RandomErasingSpec)
     out += model_table("`train.augment.mixup` / `train.augment.cutmix`", MixSpec)
     out += model_table("`train.ema`", EmaSpec)
+    out += model_table("`train.init`", InitSpec)
     for name, dataset in DATASETS.items():
         out += model_table(f"`train.data` `name: {name}`", dataset.spec, skip=("name",))
     return "\n".join([*out, END])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from archdsl.spec.augment import AugmentSpec, EmaSpec, MixSpec, RandAugmentSpec, RandomErasingSpec
 from archdsl.spec.base import SpecModel
@@ -13,6 +13,7 @@ __all__ = [
     "SEED_MAX",
     "AugmentSpec",
     "EmaSpec",
+    "InitSpec",
     "LoggerName",
     "MixSpec",
     "MlflowSpec",
@@ -79,6 +80,46 @@ class ScheduleSpec(SpecModel):
     """Final learning rate as a fraction of ``optimizer.lr``."""
 
 
+InitMap = Literal["archdsl", "timm", "torchvision"]
+"""How a checkpoint names its tensors (:mod:`archdsl.weights.maps`)."""
+
+
+class InitSpec(SpecModel):
+    """Start training from the weights of a checkpoint file instead of a fresh initialisation.
+
+    Every tensor of the loaded parts is matched (names through ``map``, shapes against the plan) before any is
+    copied: a missing, unexpected or differently shaped tensor is a problem located at the part that holds it,
+    and nothing is loaded. Nothing is downloaded: ``from`` is a file on disk. A resumed run (``--resume``) takes
+    its weights from its own checkpoint, not from this file."""
+
+    model_config = ConfigDict(**SpecModel.model_config, serialize_by_alias=True)
+
+    path: str = Field(alias="from", min_length=1, max_length=4096)
+    """The checkpoint file (YAML key ``from``; relative to the working directory): safetensors, or a
+    ``torch.save`` state dict, also one nested under a ``state_dict`` or ``model`` key (a Lightning checkpoint)."""
+    map: InitMap = "archdsl"
+    """Its tensor names: ``archdsl`` (this model's own, e.g. another run's ``best.ckpt``), ``timm`` or
+    ``torchvision`` (their ResNet names: ``conv1``, ``bn1``, ``layer1.0.conv1``, ``fc``; conv stem, bottleneck and
+    basic blocks with conv mixers, classifier head)."""
+    strict: bool = True
+    """Every tensor of the loaded parts must be in the file and every tensor of the file must be taken (those of
+    the stages not listed and of a dropped head excepted); ``false``: missing tensors keep their fresh
+    initialisation and extra ones are ignored. Shapes must agree either way."""
+    stages: tuple[Annotated[int, Field(ge=0, le=64)], ...] | None = Field(None, strict=False, max_length=64)
+    """The stages to load (0-based; the stem is always loaded), e.g. ``[0, 1]``: the conv stages of a hybrid from
+    a ResNet-50; ``null``: every stage."""
+    head: Literal["keep", "drop"] = "keep"
+    """``keep``: load the classifier too (its shape must agree); ``drop``: leave it at its fresh initialisation
+    (another number of classes)."""
+
+    @field_validator("stages")
+    @classmethod
+    def _each_once(cls, stages: tuple[int, ...] | None) -> tuple[int, ...] | None:
+        if stages is not None and len(set(stages)) != len(stages):
+            raise ValueError(f"names each stage once, got {list(stages)}")
+        return stages
+
+
 class TrainSpec(SpecModel):
     """How to train the model."""
 
@@ -124,6 +165,9 @@ class TrainSpec(SpecModel):
     store, see ``mlflow``); the last two need the ``tracking`` extra: ``pip install 'archdsl[tracking]'``."""
     mlflow: MlflowSpec = Field(default_factory=MlflowSpec)
     """The MLflow tracking store and experiment of the ``mlflow`` logger."""
+    init: InitSpec | None = None
+    """Initial weights from a checkpoint file (pretrained ResNet-50 stages, another run's weights); ``null``: a
+    fresh initialisation."""
 
     @field_validator("loggers")
     @classmethod

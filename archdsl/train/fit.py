@@ -36,6 +36,7 @@ from archdsl.train.precision import resolve_precision, trains_on
 from archdsl.train.preempt import Preempted, StopRequested
 from archdsl.train.quiet import QuietRanks, quiet_lightning
 from archdsl.train.recipe.ema import EmaWeights
+from archdsl.weights.apply import load_init
 
 __all__ = ["Abandoned", "FitResult", "TrainingError", "abandon", "epochs_completed", "fit"]
 
@@ -106,7 +107,9 @@ def fit(
     device. ``train.precision`` ``auto`` is resolved for the device (:mod:`archdsl.train.precision`); on CUDA,
     unless ``train.deterministic``, float32 matmuls use TF32 and cuDNN benchmarks its kernels
     (:class:`~archdsl.train.callbacks.CudaSpeed`).
-    With ``train.compile`` the compiler starts afresh (``torch._dynamo.reset``): one compile per trial.
+    ``train.init`` is read and matched before ``out`` is cleared and copied into the freshly built model (not on a
+    resume: the run's own checkpoint wins). With ``train.compile`` the compiler starts afresh
+    (``torch._dynamo.reset``): one compile per trial.
     Raises :class:`Abandoned` when a callback abandoned the run (see :func:`abandon`), and
     :class:`~archdsl.train.preempt.Preempted` on SIGTERM or when a guard's callback stopped it.
     Problems found on the way (data that does not match the head, a missing dataset directory) are
@@ -132,6 +135,8 @@ def fit(
                 augment=t.augment,
             )
         )
+        # read and matched before the run's directory is cleared; a resumed run's checkpoint wins over the file
+        init = load_init(plan, t.init) if t.init is not None and not resume else None
         finished = _prepare(out, t.epochs, resume=resume, force=force)
         if finished is not None:
             return finished
@@ -139,6 +144,8 @@ def fit(
             fresh_compiler()
         L.seed_everything(t.seed, workers=True, verbose=False)
         model = build_from_plan(plan)
+        if init is not None:
+            init.copy_into(model)  # after the seeded fresh init: what train.init leaves out keeps it
         model.use_layout(channels_last(plan.nodes(), trains_on(accelerator)))  # the plan's is the CPU's choice
         module = ClassificationModule(model, spec_to_data(spec))
         best_checkpoint = ModelCheckpoint(
