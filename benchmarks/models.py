@@ -73,6 +73,20 @@ def bot50_timm(img_size: int) -> nn.Module:
     return ByobNet(cfg, img_size=img_size)
 
 
+def halonet_h0_timm(img_size: int) -> nn.Module:
+    """HaloNet-H0 as timm would compose it (timm registers H1 only): ``halonet_h1``'s configuration with the
+    paper's H0 widths (stage channels 32 to 256, bottleneck widths 64 to 512: bottle ratio 2) and 7 blocks in
+    stage 3."""
+    from dataclasses import replace
+
+    from timm.models.byoanet import model_cfgs
+    from timm.models.byobnet import ByobNet
+
+    h1 = model_cfgs["halonet_h1"]
+    blocks = tuple(replace(b, c=b.c // 2, br=2.0, d=7 if i == 2 else b.d) for i, b in enumerate(h1.blocks))
+    return ByobNet(replace(h1, blocks=blocks), img_size=img_size)
+
+
 def timm_model(name: str, img_size: int) -> nn.Module:
     import timm
 

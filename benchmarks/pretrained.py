@@ -1,5 +1,9 @@
-"""``train.init`` against timm and torchvision: a ResNet-50 with random weights, saved as safetensors, loaded into
-``specs/resnet50.yaml`` through the ``timm`` (``torchvision``) map gives the same outputs.
+"""``train.init`` against timm and torchvision: a timm (torchvision) model with random weights, saved as safetensors,
+loaded into its archdsl spec through the ``timm`` (``torchvision``) map gives the same outputs.
+
+Rows: ResNet-50 (timm, torchvision), BoTNet-50 (``benchmarks.models.bot50_timm``), HaloNet-H0
+(``benchmarks.models.halonet_h0_timm``) and H1 (the halo mixers set to ``compat: timm``, 256 px), VOLO-D1 to D5
+(``volo_d{k}_224``).
 
 Every tensor of the source model is drawn at random first (batch-norm statistics and the zero-initialised last
 norms included, so every path of the network counts), then saved with safetensors and read back by
@@ -7,7 +11,8 @@ norms included, so every path of the network counts), then saved with safetensor
 is the largest absolute difference of the logits over the largest absolute logit (must be under 1e-10).
 
 Run: ``python -m benchmarks.pretrained --json benchmarks/results/pretrained.json`` (environment:
-benchmarks/README.md; needs timm, torchvision and safetensors). ``--quick``: 64 px inputs.
+benchmarks/README.md; needs timm, torchvision and safetensors). ``--quick``: 64 px inputs, ResNet and BoTNet rows
+only; ``--only NAME``: the rows whose name contains NAME.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -33,28 +39,61 @@ from archdsl.spec.train import InitSpec  # noqa: E402
 from archdsl.weights import init_weights  # noqa: E402
 from benchmarks.common import machine, report  # noqa: E402
 
-SPEC = ROOT / "specs" / "resnet50.yaml"
+SPECS = ROOT / "specs"
 TOLERANCE = 1e-10
 """Largest relative difference of the float64 logits accepted."""
 
 
-def _timm() -> nn.Module:
-    import timm
+def _timm(name: str, **kwargs: object) -> Callable[[int], nn.Module]:
+    def make(size: int) -> nn.Module:
+        import timm
 
-    return timm.create_model("resnet50", pretrained=False)
+        return timm.create_model(name, pretrained=False, **kwargs)
+
+    return make
 
 
-def _torchvision() -> nn.Module:
+def _torchvision(size: int) -> nn.Module:
     import torchvision
 
     return torchvision.models.resnet50(weights=None)
 
 
-SOURCES: dict[str, tuple[str, Callable[[], nn.Module]]] = {
-    "timm resnet50": ("timm", _timm),
-    "torchvision resnet50": ("torchvision", _torchvision),
+def _repo(name: str) -> Callable[[int], nn.Module]:
+    def make(size: int) -> nn.Module:
+        from benchmarks import models
+
+        return getattr(models, name)(size)  # type: ignore[no-any-return]
+
+    return make
+
+
+HALO_TIMM = tuple(f"stages.{i}.blocks.0.mixer.compat=timm" for i in range(4))
+"""timm's HaloNet weights compute timm's function in the halo mixer's timm mode."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One row: the archdsl spec, the ``train.init.map``, the source model (random weights: nothing is downloaded)."""
+
+    spec: str
+    map: str
+    make: Callable[[int], nn.Module]
+    size: int = 224
+    quick: bool = True
+    """Also in ``--quick`` (at 64 px)."""
+    overrides: tuple[str, ...] = ()
+
+
+SOURCES: dict[str, Source] = {
+    "timm resnet50": Source("resnet50", "timm", _timm("resnet50")),
+    "torchvision resnet50": Source("resnet50", "torchvision", _torchvision),
+    "timm botnet50 (bot50_timm)": Source("botnet50", "timm", _repo("bot50_timm")),
+    "timm halonet_h0 (halonet_h0_timm)": Source("halonet_h0", "timm", _repo("halonet_h0_timm"), 256, False, HALO_TIMM),
+    "timm halonet_h1": Source("halonet_h1", "timm", _timm("halonet_h1", img_size=256), 256, False, HALO_TIMM),
+    **{f"timm volo_d{k}_224": Source(f"volo_d{k}", "timm", _timm(f"volo_d{k}_224"), quick=False) for k in range(1, 6)},
 }
-"""Row name -> (``train.init.map``, the source model with random weights; nothing is downloaded)."""
+"""Row name -> its source."""
 
 
 @torch.no_grad()
@@ -73,32 +112,37 @@ def randomize(model: nn.Module, generator: torch.Generator) -> None:
             t.copy_(0.2 * (r - 0.5))
 
 
-def check(name: str, map_name: str, make: Callable[[], nn.Module], size: int, folder: Path) -> dict[str, object]:
+def check(name: str, row: Source, quick: bool, folder: Path) -> dict[str, object]:
     """One row: save the source's random weights, load them through ``train.init``, compare float64 logits."""
     from safetensors.torch import save_file
 
+    size = 64 if quick else row.size
     generator = torch.Generator().manual_seed(0)
-    source = make()
+    source = row.make(size)
     randomize(source, generator)
-    path = folder / f"{map_name}_resnet50.safetensors"
+    path = folder / f"{row.map}_{row.spec}.safetensors"
     save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
-    plan = archdsl.plan_model(archdsl.load_spec(SPEC))
+    overrides = [*row.overrides, *([f"input.size={size}"] if size != row.size else [])]
+    plan = archdsl.plan_model(archdsl.load_spec(SPECS / f"{row.spec}.yaml", overrides))
     model = build_from_plan(plan)
     start = time.perf_counter()
-    copied = init_weights(model, plan, InitSpec.model_validate({"from": str(path), "map": map_name}))
+    copied = init_weights(model, plan, InitSpec.model_validate({"from": str(path), "map": row.map}))
     seconds = time.perf_counter() - start
     source, model = source.double().eval(), model.double().eval()
     x = torch.randn(2, 3, size, size, generator=generator, dtype=torch.float64)
+    start = time.perf_counter()
     with torch.no_grad():
         want, got = source(x), model(x)
+    forward = time.perf_counter() - start
     rel = float((got - want).abs().max() / want.abs().max())
     return {
         "source": name,
-        "map": map_name,
+        "map": row.map,
         "tensors": copied,
         "of": len(source.state_dict()),
         "size": size,
         "load_s": round(seconds, 3),
+        "forward_s": round(forward, 1),
         "max_rel_diff": f"{rel:.2e}",
         "ok": rel < TOLERANCE,
     }
@@ -107,13 +151,18 @@ def check(name: str, map_name: str, make: Callable[[], nn.Module], size: int, fo
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", help="write the rows and the machine here")
-    parser.add_argument("--quick", action="store_true", help="64 px inputs instead of 224")
+    parser.add_argument("--quick", action="store_true", help="64 px inputs, the ResNet and BoTNet rows only")
+    parser.add_argument("--only", default="", help="the rows whose name contains this")
     args = parser.parse_args(argv)
-    size = 64 if args.quick else 224
+    chosen = {n: r for n, r in SOURCES.items() if args.only in n and (r.quick or not args.quick)}
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [check(name, map_name, make, size, Path(tmp)) for name, (map_name, make) in SOURCES.items()]
-    info = machine(torch.device("cpu")) | {"quick": args.quick, "tolerance": TOLERANCE}
-    report(info, rows, ["source", "map", "tensors", "of", "size", "load_s", "max_rel_diff", "ok"], args.json)
+        for name, row in chosen.items():
+            rows.append(check(name, row, args.quick, Path(tmp)))
+            print(rows[-1], flush=True)
+    info = machine(torch.device("cpu")) | {"quick": args.quick, "tolerance": TOLERANCE, "dtype": "float64"}
+    columns = ["source", "map", "tensors", "of", "size", "load_s", "forward_s", "max_rel_diff", "ok"]
+    report(info, rows, columns, args.json)
     return 0 if all(row["ok"] for row in rows) else 1
 
 

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from torch import nn
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "data" / "timm"
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # benchmarks from this checkout
+    sys.path.insert(0, str(ROOT))
+
+OUT = ROOT / "tests" / "data" / "timm"
 
 
 def _timm(name: str) -> Callable[[], nn.Module]:
@@ -37,9 +42,24 @@ def _torchvision(name: str) -> Callable[[], nn.Module]:
     return make
 
 
+def _repo(name: str) -> Callable[[], nn.Module]:
+    """A timm model as ``benchmarks.models`` composes it (BoTNet-50, HaloNet-H0: no registered timm model)."""
+
+    def make() -> nn.Module:
+        from benchmarks import models
+
+        return getattr(models, name)(256 if "halonet" in name else 224)
+
+    return make
+
+
 MODELS: dict[str, Callable[[], nn.Module]] = {
     "resnet50": _timm("resnet50"),
     "torchvision_resnet50": _torchvision("resnet50"),
+    "botnet50": _repo("bot50_timm"),
+    "halonet_h0": _repo("halonet_h0_timm"),
+    "halonet_h1": _timm("halonet_h1"),
+    **{f"volo_d{k}": _timm(f"volo_d{k}_224") for k in range(1, 6)},
 }
 """Manifest name -> the model (random weights: nothing is downloaded); torchvision's is written only where it differs
 from timm's."""

@@ -270,3 +270,134 @@ def test_validate_checks_the_file_exists_and_the_stages(tmp_path: Path, capsys: 
     torch.save({"a": torch.zeros(1)}, tmp_path / "absent.pt")
     spec.write_text(TINY.format(path=tmp_path / "absent.pt", strict="true"))
     assert main(["validate", "-q", str(spec)]) == 0  # the file is not read: its tensors are training's concern
+
+
+# timm's other families: ByobNet (BoTNet-50 as benchmarks.models.bot50_timm composes it, HaloNet-H0/H1) and VOLO.
+# The halo mixers need compat: timm (timm's weights compute timm's function only there).
+HALO_TIMM = [f"stages.{i}.blocks.0.mixer.compat=timm" for i in range(4)]
+ZOO = {
+    "botnet50": [],
+    "halonet_h0": HALO_TIMM,
+    "halonet_h1": HALO_TIMM,
+    **{f"volo_d{k}": [] for k in range(1, 6)},
+}
+
+
+def timm_manifest(name: str) -> dict[str, tuple[int, ...]]:
+    path = ROOT / "tests" / "data" / "timm" / f"{name}.json"
+    return {key: tuple(shape) for key, shape in json.loads(path.read_text()).items()}
+
+
+def zoo_plan(name: str, overrides: list[str] | None = None) -> ModelPlan:
+    return plan_model(load_spec(ROOT / "specs" / f"{name}.yaml", ZOO[name] if overrides is None else overrides))
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_tensor_of_a_timm_zoo_manifest_is_named_with_its_shape(name: str) -> None:
+    plan = zoo_plan(name)
+    model = shapes(build_from_plan(plan, "meta"))
+    file = timm_manifest(name)
+    match = match_init(plan, init("x", map="timm"), model, file)
+    assert len(match.pairs) == len(model) == len(file) and match.ignored == 0
+    assert {ours for ours, _ in match.pairs} == set(model) and {key for _, key in match.pairs} == set(file)
+    pairs, transformed = dict(match.pairs), dict(match.transforms)
+    if name.startswith("volo"):
+        assert (
+            pairs["stem.3.weight"] == "patch_embed.proj.weight"
+            and pairs["stages.1.0.weight"] == "network.1.proj.weight"
+        )
+        assert pairs["stages.1.1.pos"] == "pos_embed" and set(transformed) == {"stages.1.1.pos"}
+        assert pairs["head.blocks.1.attn.kv.weight"] == "post_network.1.attn.kv.weight"
+        assert pairs["head.aux_head.bias"] == "aux_head.bias" and pairs["head.head.weight"] == "head.weight"
+    else:
+        assert pairs["stem.0.0.weight"] == "stem.conv1.conv.weight" and pairs["head.fc.bias"] == "head.fc.bias"
+        assert pairs["stages.3.0.shortcut.1.running_var"] == "stages.3.0.shortcut.bn.running_var"
+        assert pairs["stages.3.2.mixer_norm.weight"] == "stages.3.2.post_attn.weight"
+        tables = "stages.3.1.mixer.relpos.table_w"
+        assert pairs[tables] == "stages.3.1.self_attn.pos_embed.width_rel" and tables not in transformed
+        kv = [ours for ours in model if ours.endswith("mixer.kv.weight")]
+        assert set(transformed) == set(kv) and (len(kv) > 0) == name.startswith("halonet")
+
+
+def test_volo_d1_transformer_groups_are_numbered_through_the_stage() -> None:
+    plan = zoo_plan("volo_d1")
+    match = match_init(plan, init("x", map="timm"), shapes(build_from_plan(plan, "meta")), timm_manifest("volo_d1"))
+    pairs = dict(match.pairs)  # timm's D1 groups its 14 transformer blocks 4, 8, 2 (network.2 to network.4)
+    assert pairs["stages.1.2.attn.qkv.weight"] == "network.2.0.attn.qkv.weight"  # stages.1.0, .1: merge, pos embed
+    assert pairs["stages.1.7.mlp.fc1.bias"] == "network.3.1.mlp.fc1.bias"
+    assert pairs["stages.1.15.norm2.weight"] == "network.4.1.norm2.weight"
+    assert pairs["stages.0.3.attn.attn.weight"] == "network.0.3.attn.attn.weight"
+
+
+def test_a_timm_halonet_kv_is_reordered_from_per_head_to_all_keys_then_all_values(tmp_path: Path) -> None:
+    plan = zoo_plan("halonet_h0")
+    model = build_from_plan(plan)
+    state = fake_checkpoint(timm_manifest("halonet_h0"))
+    path = save(state, tmp_path / "halonet_h0.safetensors", "safetensors")
+    assert init_weights(model, plan, init(path, map="timm")) == len(state)
+    got = model.state_dict()
+    theirs, ours = state["stages.1.2.self_attn.kv.weight"], got["stages.1.2.mixer.kv.weight"]
+    n, dq, dv = 8, 16, 16  # stage 1: width 128, 8 heads, value_ratio 1
+    assert theirs.shape == ours.shape == (n * (dq + dv), 128, 1, 1)
+    for h in range(n):  # timm: rows [k_h; v_h] per head; archdsl: every head's keys, then every head's values
+        start = h * (dq + dv)
+        assert torch.equal(ours[h * dq : (h + 1) * dq], theirs[start : start + dq])
+        assert torch.equal(ours[n * dq + h * dv : n * dq + (h + 1) * dv], theirs[start + dq : start + dq + dv])
+    assert not torch.equal(ours, theirs)
+    assert torch.equal(got["stages.1.2.mixer.q.weight"], state["stages.1.2.self_attn.q.weight"])
+    assert torch.equal(got["stages.3.0.mixer.relpos.table_h"], state["stages.3.0.self_attn.pos_embed.height_rel"])
+
+
+def test_a_timm_volo_pos_embed_goes_channels_first(tmp_path: Path) -> None:
+    spec = load_spec(ROOT / "specs" / "volo_d1.yaml")
+    plan = plan_model(spec)
+    model = shapes(build_from_plan(plan, "meta"))
+    file = timm_manifest("volo_d1")
+    match = match_init(plan, init("x", map="timm"), model, file)
+    pos = torch.randn(file["pos_embed"])
+    (transform,) = (t for ours, t in match.transforms if ours == "stages.1.1.pos")
+    assert file["pos_embed"] == (1, 14, 14, 384) and model["stages.1.1.pos"] == (1, 384, 14, 14)
+    assert torch.equal(transform.tensor(pos), pos.permute(0, 3, 1, 2))
+    file["pos_embed"] = (1, 12, 12, 384)  # a checkpoint of another size: the shape after the transform is shown
+    with pytest.raises(SpecError) as err:
+        match_init(plan, init("x", map="timm"), model, file)
+    assert str(err.value) == (
+        "stages.1.pos_embed: checkpoint key pos_embed has (1, 12, 12, 384) ((1, 384, 12, 12) after "
+        "channels-last (1, H, W, C) -> channels-first (1, C, H, W)), the spec plans (1, 384, 14, 14) for "
+        "stages.1.1.pos"
+    )
+
+
+def test_halo_mixers_outside_timm_mode_and_files_of_no_timm_family_are_refused() -> None:
+    plan = zoo_plan("halonet_h1", HALO_TIMM[1:])  # stage 0 keeps the paper's arithmetic
+    model = shapes(build_from_plan(plan, "meta"))
+    with pytest.raises(SpecError) as err:
+        match_init(plan, init("x", map="timm"), model, timm_manifest("halonet_h1"))
+    lines = str(err.value).splitlines()
+    assert len(lines) == 3  # the three blocks of stage 0, nothing else (their keys are not unexpected)
+    assert lines[0] == (
+        "stages.0.blocks.0: the timm ByobNet map cannot name this bottleneck block: timm's HaloAttn weights compute "
+        "timm's function only in the halo mixer's timm mode; set compat: timm (module stages.0.0); leave stage 0 "
+        "out of train.init.stages"
+    )
+    with pytest.raises(SpecError) as err:
+        match_init(plan, init("x", map="timm"), model, {"blocks.0.weight": (3,), "fc.weight": (2, 3)})
+    assert str(err.value) == (
+        "train.init.from: the timm map reads the checkpoints of ResNet (keys layer1.*); ByobNet: BoTNet, HaloNet "
+        "(keys stages.0.0.conv1_1x1.*); VOLO (keys network.*); this file's keys are none of these (it starts "
+        "blocks.0.weight, fc.weight) (the file)"
+    )
+
+
+def test_a_resumed_run_takes_its_own_checkpoint_not_the_init_file(tmp_path: Path) -> None:
+    """``--resume`` continues from the run's checkpoint: the init file is not read again (here it is gone), and
+    the weights go on from where the first run left them."""
+    state = own_state(TINY.format(path="x", strict="true"))
+    spec, ckpt = tiny(tmp_path, state)
+    run = tmp_path / "run"
+    assert main(["train", str(spec), "--out", str(run)]) == 0
+    trained = torch.load(run / "last.ckpt", weights_only=True)["state_dict"]["backbone.stem.0.0.weight"]
+    assert not torch.equal(trained, state["stem.0.0.weight"])  # it trained from the file's weights
+    ckpt.unlink()
+    assert main(["train", str(spec), "--out", str(run), "--resume", "--epochs", "2"]) == 0
+    assert json.loads((run / "result.json").read_text())["epochs"] == 2

@@ -21,6 +21,16 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trial", type=at_least(0), metavar="N", help="export trial N instead of the best")
     p.add_argument("--storage", metavar="URL", help="Optuna storage URL (with --study, instead of SOURCE)")
     p.add_argument("--study", metavar="NAME", help="study name")
+    p.add_argument(
+        "--init",
+        metavar="PATH",
+        help="with a spec SOURCE: its weights from this checkpoint, loaded as train.init loads them (no training)",
+    )
+    p.add_argument(
+        "--init-map",
+        choices=("archdsl", "timm", "torchvision"),
+        help="the checkpoint's tensor names for --init (default: the spec's train.init.map, else archdsl)",
+    )
     p.add_argument("--force", action="store_true", help="replace an existing DIR")
     p.add_argument("--json", action="store_true", help="print the manifest as one JSON line")
 
@@ -28,9 +38,13 @@ def _args(p: argparse.ArgumentParser) -> None:
 @command("export", "export a model as a standard nn.Module: source, weights, torch.export, ONNX", _args)
 def run(args: argparse.Namespace) -> int:
     from archdsl.export.artifact import export_model
-    from archdsl.export.sources import from_path, from_study
+    from archdsl.export.sources import from_initialised_spec, from_path, from_study
 
-    if args.source is not None:
+    if args.init is not None or args.init_map is not None:
+        if args.source is None or not args.source.endswith((".yaml", ".yml")) or args.init is None:
+            raise UsageError.option("--init", "--init PATH (and --init-map) go with a spec file SOURCE")
+        source = from_initialised_spec(args.source, args.init, args.init_map)
+    elif args.source is not None:
         source = from_path(args.source, args.trial)
     elif args.storage and args.study:
         source = from_study(args.storage, args.study, None, args.trial)

@@ -10,7 +10,7 @@ from archdsl.export.artifact import ExportSource
 from archdsl.spec.load import load_spec, spec_from_text
 from archdsl.train.checkpoint_io import load_checkpoint_data
 
-__all__ = ["from_checkpoint", "from_path", "from_study"]
+__all__ = ["from_checkpoint", "from_initialised_spec", "from_path", "from_study"]
 
 
 def from_checkpoint(path: str | Path, metrics: dict[str, float] | None = None) -> ExportSource:
@@ -31,6 +31,33 @@ def from_checkpoint(path: str | Path, metrics: dict[str, float] | None = None) -
             saved = json.loads(result.read_text())
             metrics = {k: saved[k] for k in ("val/acc", "val/loss", "test/acc") if k in saved}
     return ExportSource(spec, state, metrics, f"checkpoint {path.resolve()}", (path,))
+
+
+def from_initialised_spec(path: str | Path, init: str, init_map: str | None = None) -> ExportSource:
+    """A spec file whose weights come from checkpoint ``init`` as ``train.init`` would load them (its ``map``,
+    ``stages``, ``head`` and ``strict`` when the spec has a ``train.init``; ``init_map`` overrides the map), e.g.
+    timm's ResNet-50 file into ``specs/resnet50.yaml``: a standalone artifact of pretrained weights, untrained
+    here. Every mismatch is located as in ``archdsl train``; nothing is written unless all of it loads."""
+    from archdsl.compiler.build import build_from_plan
+    from archdsl.planner import plan_model
+    from archdsl.spec.train import InitSpec
+    from archdsl.weights import load_init
+
+    spec = load_spec(path)
+    settings = spec.train.init.model_dump(by_alias=True) if spec.train.init is not None else {}
+    settings |= {"from": str(init)} | ({"map": init_map} if init_map is not None else {})
+    plan = plan_model(spec)
+    loaded = load_init(plan, InitSpec.model_validate(settings), spec.source.locate if spec.source else None)
+    model = build_from_plan(plan, "cpu")
+    loaded.copy_into(model)
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    return ExportSource(
+        spec,
+        state,
+        {},
+        f"spec {Path(path).resolve()} initialised from {Path(init).resolve()}",
+        (Path(path), Path(init)),
+    )
 
 
 def from_study(storage: str | None, study_name: str | None, directory: Path | None, trial: int | None) -> ExportSource:

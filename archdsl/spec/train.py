@@ -98,9 +98,11 @@ class InitSpec(SpecModel):
     """The checkpoint file (YAML key ``from``; relative to the working directory): safetensors, or a
     ``torch.save`` state dict, also one nested under a ``state_dict`` or ``model`` key (a Lightning checkpoint)."""
     map: InitMap = "archdsl"
-    """Its tensor names: ``archdsl`` (this model's own, e.g. another run's ``best.ckpt``), ``timm`` or
-    ``torchvision`` (their ResNet names: ``conv1``, ``bn1``, ``layer1.0.conv1``, ``fc``; conv stem, bottleneck and
-    basic blocks with conv mixers, classifier head)."""
+    """Its tensor names: ``archdsl`` (this model's own, e.g. another run's ``best.ckpt``); ``timm``, whose family
+    is read from the file's keys: ResNet (``layer1.``: resnet50), ByobNet (``stages.0.0.conv1_1x1.``: BoTNet-50,
+    HaloNet, whose halo mixers need ``compat: timm``) or VOLO (``network.``: D1-D5), tensors reordered where
+    timm lays them out otherwise (a per-head kv conv, a channels-last position embedding); ``torchvision``
+    (its ResNet names: ``conv1``, ``bn1``, ``layer1.0.conv1``, ``fc``)."""
     strict: bool = True
     """Every tensor of the loaded parts must be in the file and every tensor of the file must be taken (those of
     the stages not listed and of a dropped head excepted); ``false``: missing tensors keep their fresh

@@ -1,7 +1,9 @@
 """Initial weights from a checkpoint file (``train.init``): read, match by name and shape, copy all or nothing.
 
 ``read`` reads safetensors or ``torch.save`` files; ``maps`` says how a checkpoint names each part's tensors
-(archdsl's own names, timm's or torchvision's ResNet names, whose per-kind renaming is in ``rules``); ``match``
+(archdsl's own names, timm's or torchvision's ResNet names, whose per-kind renaming is in ``rules``; the ``timm`` map
+reads a file's family from its keys, ``families`` holds ByobNet's and VOLO's names); ``source`` is the record of a
+tensor that needs a transform on its way in (timm's per-head kv, a channels-last position embedding); ``match``
 pairs file and model tensors and locates every problem at the spec path of its part; ``apply`` copies.
 ``check`` holds the torch-free checks ``archdsl validate`` makes.
 """

@@ -30,9 +30,11 @@ class LoadedInit:
     def copy_into(self, model: nn.Module) -> int:
         """Copy every matched tensor into ``model`` (built from the plan matched against); returns how many."""
         state = model.state_dict()  # detached tensors that share the parameters' storage
+        transforms = dict(self.match.transforms)
         with torch.no_grad():
             for ours, key in self.match.pairs:
-                state[ours].copy_(self.tensors[key])
+                tensor = self.tensors[key]
+                state[ours].copy_(transforms[ours].tensor(tensor) if ours in transforms else tensor)
         return len(self.match.pairs)
 
 

@@ -1,4 +1,5 @@
-"""How a checkpoint names the tensors of each part: archdsl's own names, or a ResNet's (timm, torchvision).
+"""How a checkpoint names the tensors of each part: archdsl's own names, a ResNet's (timm, torchvision), or one of
+timm's families (ResNet, ByobNet: BoTNet and HaloNet, VOLO), which the ``timm`` map tells apart by the file's keys.
 
 timm's and torchvision's ``resnet50`` name their tensors alike (``conv1``, ``bn1``, ``layer{1-4}.{k}.conv1``,
 ``downsample.0``, ``fc``; ``tests/data/timm/*.json``); the per-kind renaming is in :mod:`archdsl.weights.rules`.
@@ -6,21 +7,25 @@ timm's and torchvision's ``resnet50`` name their tensors alike (``conv1``, ``bn1
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from archdsl.registry import Registry
+from archdsl.weights.families.byobnet import ByobNetMap
+from archdsl.weights.families.volo import VoloMap
 from archdsl.weights.parts import Part
 from archdsl.weights.rules import RULES, rule_key
+from archdsl.weights.source import Names, Source
 
-__all__ = ["MAPS", "CheckpointMap", "Names"]
-
-Names = dict[str, str] | str
-"""A part's tensors, its module-local name -> the checkpoint's key; or why the map cannot name them."""
+__all__ = ["MAPS", "CheckpointMap", "Names", "TimmMap"]
 
 
 class CheckpointMap(Protocol):
+    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
+        """The map that names the tensors of a file with these keys (itself, or a family's map), or why none does."""
+        ...
+
     def prefix(self, part: Part) -> str:
         """The checkpoint's key prefix of the part's tensors (keys under it belong to the part; ``""``: none)."""
         ...
@@ -41,6 +46,9 @@ class CheckpointMap(Protocol):
 @dataclass(frozen=True)
 class ArchdslMap:
     """archdsl's own names (an exported ``weights.safetensors``; a ``best.ckpt``, whose ``backbone.`` is dropped)."""
+
+    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
+        return self
 
     def prefix(self, part: Part) -> str:
         return f"{part.module}."
@@ -65,6 +73,9 @@ class ResNetMap:
 
     name: str
 
+    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
+        return self
+
     def prefix(self, part: Part) -> str:
         return f"layer{part.stage + 1}.{part.block}." if part.stage is not None else ""
 
@@ -80,7 +91,8 @@ class ResNetMap:
         refusal = rule.refuses(node)
         if refusal is not None:
             return f"the {self.name} map cannot name this {node.type} {node.role}: {refusal}"
-        prefix, names = self.prefix(part), {}
+        prefix = self.prefix(part)
+        names: dict[str, str | Source] = {}
         for name in local:
             theirs = rule.rename(name)
             if theirs is None:
@@ -92,6 +104,23 @@ class ResNetMap:
         return {key: key for key in state}
 
 
+@dataclass(frozen=True)
+class TimmMap(ResNetMap):
+    """timm's names: which family a file is from is read from its keys (the first signature found, in order), then
+    that family's map names every part."""
+
+    families: tuple[tuple[str, str, CheckpointMap], ...] = ()
+    """``(signature, family, map)``: a file with a key starting with ``signature`` is of ``family``."""
+
+    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
+        for signature, _, family in self.families:
+            if any(key.startswith(signature) for key in keys):
+                return family
+        known = "; ".join(f"{family} (keys {signature}*)" for signature, family, _ in self.families)
+        first = ", ".join(list(keys)[:3]) or "no keys"
+        return f"the timm map reads the checkpoints of {known}; this file's keys are none of these (it starts {first})"
+
+
 def _known() -> str:
     return ", ".join(RULES.names())
 
@@ -99,5 +128,15 @@ def _known() -> str:
 MAPS: Registry[CheckpointMap] = Registry("checkpoint map")
 """``train.init.map`` -> how the checkpoint names its tensors."""
 MAPS.register("archdsl", ArchdslMap())
-MAPS.register("timm", ResNetMap("timm"))
+MAPS.register(
+    "timm",
+    TimmMap(
+        "timm",
+        (
+            ("layer1.", "ResNet", ResNetMap("timm")),
+            ("stages.0.0.conv1_1x1.", "ByobNet: BoTNet, HaloNet", ByobNetMap()),
+            ("network.", "VOLO", VoloMap()),
+        ),
+    ),
+)
 MAPS.register("torchvision", ResNetMap("torchvision"))

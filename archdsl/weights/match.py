@@ -9,8 +9,9 @@ from archdsl.errors import Problem, SpecError
 from archdsl.plan.shapes import ModelPlan
 from archdsl.spec.train import InitSpec
 from archdsl.weights.check import FROM
-from archdsl.weights.maps import MAPS
+from archdsl.weights.maps import MAPS, CheckpointMap
 from archdsl.weights.parts import Part, model_parts
+from archdsl.weights.source import Source, Transform
 
 __all__ = ["MAX_PROBLEMS", "InitMatch", "match_init"]
 
@@ -37,6 +38,9 @@ class InitMatch:
     """The module paths of the loaded parts (``stem``, ``stages.0.0``, ..., ``head``)."""
     ignored: int
     """File tensors of parts not loaded (stages not listed, a dropped head), or unused with ``strict: false``."""
+    transforms: tuple[tuple[str, Transform], ...] = ()
+    """``(model tensor name, transform)``: the file tensors that are transformed on their way in (the shapes above
+    were checked after the transform)."""
 
 
 def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, name: str = "the file") -> InitMatch:
@@ -55,9 +59,13 @@ def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, nam
                 )
     chosen = [p for p in parts if _loaded(p, init)]
     skipped = [p for p in parts if not _loaded(p, init)]
-    checkpoint_map = MAPS.get(init.map)
+    resolved = MAPS.get(init.map).resolve(list(file))
+    if isinstance(resolved, str):  # a family map (timm) that knows none of the file's keys
+        raise SpecError([*problems, Problem(FROM, f"{resolved} ({name})")])
+    checkpoint_map = resolved
     keys = checkpoint_map.keys(file)  # as the map reads them -> the file's own
     pairs: list[tuple[str, str]] = []
+    transforms: list[tuple[str, Transform]] = []
     taken: set[str] = set()
     refused: list[str] = []
     for part in chosen:
@@ -68,7 +76,9 @@ def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, nam
             own = part.stage
             refused.append(checkpoint_map.stage_prefix(own) if own is not None else checkpoint_map.prefix(part) or "\0")
             continue
-        for mine, key in names.items():
+        for mine, named in names.items():
+            source = named if isinstance(named, Source) else Source(named)
+            key, transform = source.key, source.transform
             ours = f"{part.module}.{mine}"
             repeat = f" (repeat {part.node.repeat})" if part.node.repeat else ""
             if key not in keys:
@@ -82,23 +92,28 @@ def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, nam
                     )
                 continue
             taken.add(key)
-            if tuple(file[keys[key]]) != tuple(model[ours]):
+            shape = tuple(file[keys[key]])
+            got = tuple(transform.shape(shape)) if transform is not None else shape
+            if got != tuple(model[ours]):
+                after = f" ({got} after {transform.what})" if transform is not None and got != shape else ""
                 problems.append(
                     Problem(
                         part.node.path,
-                        f"checkpoint key {key} has {tuple(file[keys[key]])}, the spec plans {tuple(model[ours])} "
+                        f"checkpoint key {keys[key]} has {shape}{after}, the spec plans {tuple(model[ours])} "
                         f"for {ours}{repeat}",
                     )
                 )
                 continue
             pairs.append((ours, keys[key]))
-    skipped_keys, skipped_prefixes = _skipped(skipped, init, model)
+            if transform is not None:
+                transforms.append((ours, transform))
+    skipped_keys, skipped_prefixes = _skipped(checkpoint_map, skipped, init, model)
     left = [
         k for k in keys if k not in taken and k not in skipped_keys and not k.startswith((*skipped_prefixes, *refused))
     ]
     if init.strict:
         for key in left:
-            owner = _owner(key, chosen, init)
+            owner = _owner(checkpoint_map, key, chosen)
             where = f"module {owner.module}" if owner is not None else "the spec"
             problems.append(
                 Problem(
@@ -112,7 +127,7 @@ def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, nam
         if len(problems) > MAX_PROBLEMS:
             shown.append(Problem(FROM, f"... and {len(problems) - MAX_PROBLEMS} more problems with {name}"))
         raise SpecError(shown)
-    return InitMatch(tuple(pairs), tuple(p.module for p in chosen), len(keys) - len(pairs))
+    return InitMatch(tuple(pairs), tuple(p.module for p in chosen), len(keys) - len(pairs), tuple(transforms))
 
 
 def _loaded(part: Part, init: InitSpec) -> bool:
@@ -129,15 +144,16 @@ def _hint(part: Part) -> str:
     return ""
 
 
-def _skipped(skipped: list[Part], init: InitSpec, model: Shapes) -> tuple[set[str], tuple[str, ...]]:
+def _skipped(
+    checkpoint_map: CheckpointMap, skipped: list[Part], init: InitSpec, model: Shapes
+) -> tuple[set[str], tuple[str, ...]]:
     """The keys of the parts deliberately not loaded: the names the map gives each (a dropped head), and the key
     prefixes of the stages ``train.init.stages`` leaves out (whatever the map can name of them)."""
-    checkpoint_map = MAPS.get(init.map)
     keys: set[str] = set()
     for part in skipped:
         names = checkpoint_map.names(part, _local(part, model))
         if isinstance(names, dict):
-            keys.update(names.values())
+            keys.update(n.key if isinstance(n, Source) else n for n in names.values())
     # listed stages: every other stage of the file is left out, also those past the spec's last (layer4 of a
     # ResNet-50 loaded into a three-stage hybrid)
     listed = init.stages
@@ -150,8 +166,7 @@ def _local(part: Part, model: Shapes) -> list[str]:
     return [n[len(part.module) + 1 :] for n in model if n.startswith(f"{part.module}.")]
 
 
-def _owner(key: str, chosen: list[Part], init: InitSpec) -> Part | None:
+def _owner(checkpoint_map: CheckpointMap, key: str, chosen: list[Part]) -> Part | None:
     """The loaded part whose key prefix ``key`` falls under (the longest), if any."""
-    checkpoint_map = MAPS.get(init.map)
     owners = [(len(prefix), p) for p in chosen if (prefix := checkpoint_map.prefix(p)) and key.startswith(prefix)]
     return max(owners, key=lambda o: o[0])[1] if owners else None
