@@ -94,7 +94,7 @@ class ResNetMap:
         prefix = self.prefix(part)
         names: dict[str, str | Source] = {}
         for name in local:
-            theirs = rule.rename(name)
+            theirs = rule.checkpoint_key(name)
             if theirs is None:
                 return f"the {self.name} map has no name for its tensor {name}"
             names[name] = prefix + theirs

@@ -141,7 +141,7 @@ class ByobNetMap:
         stage = f"stages.{part.stage}.{part.block}." if part.stage is not None else ""
         names: dict[str, str | Source] = {}
         for name in local:
-            theirs = next((t for rule in rules if (t := rule.rename(name)) is not None), None)
+            theirs = next((t for rule in rules if (t := rule.checkpoint_key(name)) is not None), None)
             if theirs is None:
                 return f"the {self.name} map has no name for its tensor {name}"
             transform = transforms.get(name)

@@ -130,7 +130,7 @@ class VoloMap:
         prefix = self.prefix(part)
         names: dict[str, str | Source] = {}
         for name in local:
-            theirs = rule.rename(name)
+            theirs = rule.checkpoint_key(name)
             if theirs is None:
                 return f"the {self.name} map has no name for its tensor {name}"
             transform = transforms.get(name)

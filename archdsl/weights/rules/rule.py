@@ -19,7 +19,7 @@ class RenameRule:
     refuses: Callable[[Node], str | None] = lambda node: None
     """Why a part of this kind has no ResNet names (a halo mixer, an attached attention), or None."""
 
-    def rename(self, name: str) -> str | None:
+    def checkpoint_key(self, name: str) -> str | None:
         """The checkpoint's name of the part-local tensor ``name``, or None when no prefix renames it."""
         for ours, theirs in self.prefixes:
             if name.startswith(ours):
