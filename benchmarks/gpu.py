@@ -70,7 +70,7 @@ from benchmarks.common import alternate, apply_layout, exact_fp32, machine, pin_
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.yaml"))
-CHECKS = ("zoo", "fused", "layout", "sync", "recipe", "kernels", "models", "search")
+CHECKS = ("zoo", "fused", "layout", "sync", "recipe", "latency", "kernels", "models", "search")
 CPU_STEP_GFLOPS = 0.2
 """On the CPU, the training step runs for the specs whose planned forward is at most this many GFLOP per image."""
 TOLERANCE = 1e-3
@@ -193,6 +193,9 @@ def attention_configs() -> dict[str, list[dict[str, Any]]]:
             if node.type in found:
                 kwargs = dict(node.recipe.kwargs)
                 found[node.type][json.dumps(kwargs, sort_keys=True)] = kwargs
+    for kwargs in list(found["halo"].values()):  # timm's arithmetic (compat: timm, for timm's weights) too
+        timm = kwargs | {"compat": "timm"}
+        found["halo"][json.dumps(timm, sort_keys=True)] = timm
     return {kind: list(configs.values()) for kind, configs in found.items()}
 
 
@@ -437,6 +440,41 @@ def check_recipe(device: torch.device, rounds: int = 20) -> str:
 # ---------------------------------------------------------------------------------------------------- vs timm
 
 
+LATENCY_SPECS = ("digits_hybrid", "resnet50")
+"""Specs whose latency ``budget.latency`` times on the device in every runtime (a small hybrid, a big conv net)."""
+
+
+def check_latency(device: torch.device) -> tuple[str, dict[str, Any]]:
+    """``budget.latency`` on the device: each runtime's median batch-1 latency of each spec (ONNX Runtime only
+    where its CUDA execution provider is installed), every runtime's output checked against eager's first."""
+    from archdsl.compiler.latency import measure_latency
+    from archdsl.compiler.runtimes import RUNTIMES
+
+    figures: dict[str, Any] = {}
+    parts = []
+    for name in LATENCY_SPECS:
+        _, plan = load(ROOT / "specs" / f"{name}.yaml")
+        model = build_from_plan(plan, device=str(device)).eval()
+        x = torch.randn(1, *plan.input, device=device)
+        with torch.no_grad():
+            want = model(x).float().cpu()
+        row = {}
+        for runtime in RUNTIMES.names():
+            why = RUNTIMES.get(runtime).missing(device.type)
+            if why is not None:
+                row[runtime] = f"skipped: {why}"
+                continue
+            with torch.no_grad():
+                got = RUNTIMES.get(runtime).prepare(model, x, 1)().float().cpu()
+            err = float((got - want).abs().max() / want.abs().max().clamp_min(1e-12))
+            if not err <= 1e-3:
+                raise CheckFailed(f"{name} in {runtime}: output differs from eager by {err:.1e}")
+            row[runtime] = measure_latency(model, tuple(plan.input), runtime, threads=1).ms
+        figures[name] = row
+        parts.append(name + " " + " / ".join(f"{k} {v:.2f}" for k, v in row.items() if isinstance(v, float)))
+    return "ms: " + "; ".join(parts), figures
+
+
 def timm_version() -> str:
     try:
         import timm
@@ -563,6 +601,11 @@ def main(argv: list[str] | None = None) -> int:
             run_check(rows, "recipe on the device", lambda: check_recipe(device))
         else:
             skipped("recipe on the device", no_cuda)
+    if "latency" in todo:
+        if cuda:
+            run_check(rows, "latency runtimes", lambda: check_latency(device))
+        else:
+            skipped("latency runtimes", no_cuda)
     with tempfile.TemporaryDirectory() as tmp:
         for which in ("kernels", "models"):
             if which in todo:
