@@ -199,12 +199,19 @@ def own_state(spec_text: str) -> dict[str, torch.Tensor]:
     return {k: torch.randn_like(v) if v.is_floating_point() else v for k, v in model.state_dict().items()}
 
 
-def test_problems_are_located_listed_together_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def mismatching_state(extra: str, shape: tuple[int, ...]) -> dict[str, torch.Tensor]:
+    """The tiny spec's own state with a tensor missing, one of another shape, one unknown to its block and
+    ``extra`` (of ``shape``) besides."""
     state = own_state(TINY.format(path="x", strict="true"))
     del state["stages.0.0.reduce.0.weight"]
     state["stages.0.0.mixer.weight"] = torch.zeros(8, 8, 5, 5)
     state["stages.0.0.extra"] = torch.zeros(3)
-    state["stem.0.0.bias"] = torch.zeros(8)
+    state[extra] = torch.zeros(shape)
+    return state
+
+
+def test_problems_are_located_listed_together_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = mismatching_state("stem.0.0.bias", (8,))
     spec, _ = tiny(tmp_path, state)
     assert main(["train", str(spec), "--out", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -222,11 +229,7 @@ def test_problems_are_located_listed_together_and_exit_2(tmp_path: Path, capsys:
 
 
 def test_exact_messages_of_a_mismatching_file(tmp_path: Path) -> None:
-    state = own_state(TINY.format(path="x", strict="true"))
-    del state["stages.0.0.reduce.0.weight"]
-    state["stages.0.0.mixer.weight"] = torch.zeros(8, 8, 5, 5)
-    state["stages.0.0.extra"] = torch.zeros(3)
-    state["unknown.weight"] = torch.zeros(2)
+    state = mismatching_state("unknown.weight", (2,))
     spec_path, _ = tiny(tmp_path, state)
     spec = load_spec(spec_path)
     plan = plan_model(spec)

@@ -122,7 +122,7 @@ def _command(
 
 def run_local(space: SearchSpace, storage_url: str | None, options: WorkerOptions, *, workers: int) -> SearchResult:
     require_latency(space, require_worker_device(space, options.device))
-    require_tracking(space)  # refused here once, not by each worker process
+    require_tracking(space)  # refused once, before any worker process starts (each checks again where it runs)
     out = options.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     options = replace(options, out=out)

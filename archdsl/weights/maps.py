@@ -16,7 +16,8 @@ from archdsl.weights.families.byobnet import ByobNetMap
 from archdsl.weights.families.volo import VoloMap
 from archdsl.weights.parts import Part
 from archdsl.weights.rules import RULES, rule_key
-from archdsl.weights.source import Names, Source
+from archdsl.weights.rules.rule import name_tensors
+from archdsl.weights.source import Names
 
 __all__ = ["MAPS", "CheckpointMap", "Names", "TimmMap"]
 
@@ -91,14 +92,7 @@ class ResNetMap:
         refusal = rule.refuses(node)
         if refusal is not None:
             return f"the {self.name} map cannot name this {node.type} {node.role}: {refusal}"
-        prefix = self.prefix(part)
-        names: dict[str, str | Source] = {}
-        for name in local:
-            theirs = rule.checkpoint_key(name)
-            if theirs is None:
-                return f"the {self.name} map has no name for its tensor {name}"
-            names[name] = prefix + theirs
-        return names
+        return name_tensors(self.name, local, [rule], self.prefix(part))
 
     def keys(self, state: Mapping[str, object]) -> dict[str, str]:
         return {key: key for key in state}

@@ -28,23 +28,24 @@ FREE_BASE: tuple[tuple[str, ...], ...] = (("train", "loggers"), ("train", "mlflo
 
 
 def _without(data: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]) -> dict[str, Any]:
+    """A copy of ``data`` less ``paths``; a section the removal leaves empty goes too (``train: {loggers: [...]}``
+    alone is no train section)."""
     kept = copy.deepcopy(dict(data))
     for path in paths:
-        parent: Any = kept
-        for part in path[:-1]:
-            parent = parent.get(part) if isinstance(parent, dict) else None
-        if isinstance(parent, dict):
-            parent.pop(path[-1], None)
-            if not parent and len(path) > 1:  # ``train: {loggers: [...]}`` alone is no train section
-                _without_empty(kept, path[:-1])
+        _drop(kept, path)
     return kept
 
 
-def _without_empty(data: dict[str, Any], path: tuple[str, ...]) -> None:
-    parent: Any = data
-    for part in path[:-1]:
-        parent = parent.get(part)
-    parent.pop(path[-1], None)
+def _drop(data: dict[str, Any], path: tuple[str, ...]) -> None:
+    head, rest = path[0], path[1:]
+    if not rest:
+        data.pop(head, None)
+        return
+    child = data.get(head)
+    if isinstance(child, dict):
+        _drop(child, rest)
+        if not child:
+            del data[head]
 
 
 def identity(definition: Mapping[str, Any], base: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,8 +20,8 @@ from archdsl.plan.shapes import Node
 from archdsl.registry import Registry
 from archdsl.weights.parts import Part
 from archdsl.weights.rules import rule_key
-from archdsl.weights.rules.rule import RenameRule
-from archdsl.weights.source import Names, Source, Transform
+from archdsl.weights.rules.rule import RenameRule, name_tensors
+from archdsl.weights.source import Names, Transform
 
 __all__ = ["MIXERS", "PARTS", "ByobNetMap", "kv_per_head_to_grouped"]
 
@@ -138,15 +138,8 @@ class ByobNetMap:
             refusal = rule.refuses(node if rule is rules[0] else _mixer(node))
             if refusal is not None:
                 return f"the {self.name} map cannot name this {node.type} {node.role}: {refusal}"
-        stage = f"stages.{part.stage}.{part.block}." if part.stage is not None else ""
-        names: dict[str, str | Source] = {}
-        for name in local:
-            theirs = next((t for rule in rules if (t := rule.checkpoint_key(name)) is not None), None)
-            if theirs is None:
-                return f"the {self.name} map has no name for its tensor {name}"
-            transform = transforms.get(name)
-            names[name] = Source(stage + theirs, transform) if transform is not None else stage + theirs
-        return names
+        stage = f"stages.{part.stage}.{part.block}." if part.stage is not None else ""  # stem, head: in the rule
+        return name_tensors(self.name, local, rules, stage, transforms)
 
     def keys(self, state: Mapping[str, object]) -> dict[str, str]:
         return {key: key for key in state}

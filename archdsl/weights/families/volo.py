@@ -20,8 +20,8 @@ from typing import Any
 from archdsl.registry import Registry
 from archdsl.weights.parts import Part
 from archdsl.weights.rules import rule_key
-from archdsl.weights.rules.rule import RenameRule
-from archdsl.weights.source import Names, Source, Transform
+from archdsl.weights.rules.rule import RenameRule, name_tensors
+from archdsl.weights.source import Names, Transform
 
 __all__ = ["CHANNELS_LAST_TO_FIRST", "PARTS", "VoloMap", "read_network"]
 
@@ -127,15 +127,7 @@ class VoloMap:
         if key not in PARTS:
             return f"the {self.name} map has no names for a {node.role} of type {node.type} (it names {_known()})"
         rule, transforms = PARTS.get(key), _TRANSFORMS.get(key, {})
-        prefix = self.prefix(part)
-        names: dict[str, str | Source] = {}
-        for name in local:
-            theirs = rule.checkpoint_key(name)
-            if theirs is None:
-                return f"the {self.name} map has no name for its tensor {name}"
-            transform = transforms.get(name)
-            names[name] = Source(prefix + theirs, transform) if transform is not None else prefix + theirs
-        return names
+        return name_tensors(self.name, local, [rule], self.prefix(part), transforms)
 
     def keys(self, state: Mapping[str, object]) -> dict[str, str]:
         return read_network(list(state))

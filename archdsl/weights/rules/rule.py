@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from archdsl.plan.shapes import Node
+from archdsl.weights.source import Names, Source, Transform
 
-__all__ = ["RenameRule"]
+__all__ = ["RenameRule", "name_tensors"]
 
 
 @dataclass(frozen=True)
@@ -25,3 +26,22 @@ class RenameRule:
             if name.startswith(ours):
                 return theirs + name[len(ours) :]
         return None
+
+
+def name_tensors(
+    who: str,
+    local: list[str],
+    rules: Sequence[RenameRule],
+    prefix: str,
+    transforms: Mapping[str, Transform] | None = None,
+) -> Names:
+    """The checkpoint keys (``prefix`` + the first rule's renaming; a :class:`Source` where ``transforms`` has the
+    tensor) of a part's tensors named ``local``; or, where no rule renames one, why map ``who`` cannot name it."""
+    names: dict[str, str | Source] = {}
+    for name in local:
+        theirs = next((t for rule in rules if (t := rule.checkpoint_key(name)) is not None), None)
+        if theirs is None:
+            return f"the {who} map has no name for its tensor {name}"
+        transform = (transforms or {}).get(name)
+        names[name] = Source(prefix + theirs, transform) if transform is not None else prefix + theirs
+    return names
