@@ -427,7 +427,7 @@ def test_a_trial_stopped_at_epoch_2_of_4_resumes_and_trains_the_2_left(tmp_path:
     lost = load().trials[victim.number]
     directory = out / "trials" / f"{victim.number:04d}"
     assert TrialRecord.of(lost).last_checkpoint == str((directory / "last.ckpt").resolve())
-    assert epochs_completed(directory / "last.ckpt") == 2 and sorted(lost.intermediate_values) == [0, 1]
+    assert epochs_completed(directory / "last.ckpt") == 2 and sorted(lost.intermediate_values) == [1, 2]
     metrics = directory / "metrics.csv"
     with metrics.open(newline="") as f:
         rows = list(csv.DictReader(f))
@@ -452,8 +452,8 @@ def test_a_trial_stopped_at_epoch_2_of_4_resumes_and_trains_the_2_left(tmp_path:
         None,
     )
     assert record.checkpoint is not None and Path(record.checkpoint).parent == directory.resolve()
-    assert sorted(retry.intermediate_values) == [0, 1, 2, 3]
-    assert [retry.intermediate_values[s] for s in (0, 1)] == [lost.intermediate_values[s] for s in (0, 1)]
+    assert sorted(retry.intermediate_values) == [1, 2, 3, 4]  # steps: epochs trained
+    assert [retry.intermediate_values[s] for s in (1, 2)] == [lost.intermediate_values[s] for s in (1, 2)]
     with metrics.open(newline="") as f:
         val = [(r["epoch"], r["val/acc"]) for r in csv.DictReader(f) if r.get("val/acc")]
     assert [e for e, _ in val] == ["0", "1", "2", "3", "4"] and val[1][1] == "0.123456"  # 4: the final evaluation

@@ -88,12 +88,12 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     assert [(r["rank"], r["world"], r["epochs"]) for r in ranks] == [(0, 2, 3), (1, 2, 3)]
     assert [r["connected"] for r in ranks] == [True, False]  # rank 1 never opened the storage
     frozen = study.trials[first.number]
-    assert sorted(frozen.intermediate_values) == [0, 1, 2]
+    assert sorted(frozen.intermediate_values) == [1, 2, 3]  # steps: epochs trained
     assert frozen.user_attrs["epoch"] == 3
     study.tell(first, result.val_acc)
 
     # 2. a trial far below the first one at epoch 0: rank 0 decides to prune and both ranks stop after epoch 0
-    study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={0: 1.0, 1: 1.0, 2: 1.0}))
+    study.add_trial(optuna.trial.create_trial(value=1.0, intermediate_values={1: 1.0, 2: 1.0, 3: 1.0}))
     second = study.ask()
     seen = tmp_path / "second"
     seen.mkdir()
@@ -111,7 +111,7 @@ def test_two_process_gloo_trial_reports_on_rank_zero_and_prunes_on_both_ranks(tm
     ranks = _ranks(seen)
     assert [(r["rank"], r["epochs"], r["should_stop"]) for r in ranks] == [(0, 1, True), (1, 1, True)]
     pruned = study.trials[second.number]
-    assert list(pruned.intermediate_values) == [0] and pruned.intermediate_values[0] < 1.0
+    assert list(pruned.intermediate_values) == [1] and pruned.intermediate_values[1] < 1.0
     assert (tmp_path / "t1" / "best.ckpt").is_file()  # the epoch that ran was checkpointed before stopping
 
 

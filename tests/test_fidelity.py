@@ -333,3 +333,29 @@ def test_a_search_over_data_rungs_trains_on_more_data_and_prunes_after_a_rung(tm
         assert t.user_attrs["epochs"] == 1 and t.user_attrs["cost_epochs"] == pytest.approx(0.5)
         assert t.params["train.optimizer.lr"] == 1e-7
         assert not (out / "trials" / f"{t.number:04d}" / "best.ckpt").exists()  # the full rung never trained
+
+
+def test_successive_halving_over_epochs_decides_after_the_epochs_its_rungs_name(tmp_path: Path) -> None:
+    """``min_fidelity: 1``: the first decision comes after one epoch (the step reported is the epochs trained, the
+    resource Optuna's pruner counts), so a pruned trial trained one epoch, not two; with eta 2 the next rung is at
+    2 epochs, which the survivors train in full."""
+    (tmp_path / "base.yaml").write_text(tiny().replace("epochs: 1", "epochs: 2"))
+    (tmp_path / "search.yaml").write_text(
+        "base: base.yaml\n"
+        "budget: {trials: 4}\n"
+        "sampler: {name: random, seed: 0}\n"
+        "pruner: {name: successive_halving, min_fidelity: 1, reduction_factor: 2}\n"
+        "params:\n"
+        "  train.optimizer.lr: {choice: [3.0e-2, 1.0e-7]}\n"
+    )
+    result = run_search(load_search(tmp_path / "search.yaml"), tmp_path / "out", progress=False)
+    study = optuna.load_study(study_name="search", storage=result.storage)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert complete and pruned
+    for t in complete:
+        assert sorted(t.intermediate_values) == [1, 2] and t.user_attrs["epochs"] == 2
+    for t in pruned:
+        assert list(t.intermediate_values) == [1]
+        assert t.user_attrs["epochs"] == 1 and t.user_attrs["cost_epochs"] == pytest.approx(1.0)
+        assert t.params["train.optimizer.lr"] == 1e-7

@@ -76,9 +76,9 @@ def test_pruned_and_rejected_trials_are_counted_and_a_value_only_pruned_shows_wh
     study = _study()
     pruned = optuna.trial.TrialState.PRUNED
     for ctx, steps, rejected in [
-        ("ccnet", {0: 0.40, 1: 0.52}, False),  # ran and was pruned: its last value counts
-        ("ccnet", {0: 0.45}, False),
-        ("danet", {0: 0.30}, False),  # beside a complete trial, the complete one's value stands
+        ("ccnet", {1: 0.40, 2: 0.52}, False),  # ran and was pruned: its last value counts
+        ("ccnet", {1: 0.45}, False),
+        ("danet", {1: 0.30}, False),  # beside a complete trial, the complete one's value stands
         ("bottleneck", {}, True),  # refused before training: counted, no value
     ]:
         study.add_trial(

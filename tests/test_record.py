@@ -13,7 +13,16 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
 from archdsl.cli import main
-from archdsl.search.record import OUTCOMES, StudyRecord, TrialRecord, TrialWriter, outcome, promoted_attrs
+from archdsl.search.record import (
+    OUTCOMES,
+    StudyRecord,
+    TrialRecord,
+    TrialWriter,
+    epoch_values,
+    outcome,
+    promoted_attrs,
+)
+from archdsl.search.report.ranking import reported
 
 FIXTURE = Path(__file__).parent / "fixtures" / "study_v0"
 
@@ -158,3 +167,12 @@ def test_resuming_a_study_of_the_previous_release_finishes_its_budget(
     assert sum(trials.values()) == 5 and trials["fail"] == 0  # type: ignore[attr-defined]
     study = optuna.load_study(study_name="study_v0", storage="sqlite:///out/study.db")
     assert [t.number for t in study.trials] == [0, 1, 2, 3, 4]  # one more trial, none run again
+
+
+def test_reported_values_are_keyed_by_epochs_trained_in_studies_old_and_new() -> None:
+    """Since the pruners count epochs trained, a value is reported at step = epochs trained; a trial of an earlier
+    release reported at the zero-based epoch index and reads the same."""
+    new = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.5, 2: 0.7})
+    old = create_trial(state=TrialState.PRUNED, intermediate_values={0: 0.5, 1: 0.7})
+    assert epoch_values(new) == epoch_values(old) == {1: 0.5, 2: 0.7}
+    assert reported(new) == reported(old) and (reported(old).value, reported(old).epoch) == (0.7, 2)  # type: ignore[union-attr]

@@ -76,12 +76,12 @@ def _trial(number: int, row: tuple[int, str, int, int, float, str, object, float
         return optuna.trial.create_trial(params=params, distributions=dists, value=result, user_attrs=attrs)
     if outcome == "pruned":
         assert isinstance(result, list)
-        steps = dict(enumerate(float(v) for v in result))
+        steps = dict(enumerate((float(v) for v in result), start=1))  # step: epochs trained
         attrs[Attr.EPOCHS.value] = len(result)
         return optuna.trial.create_trial(  # Optuna keeps the last value reported as a pruned trial's value
             params=params,
             distributions=dists,
-            value=steps[len(steps) - 1],
+            value=steps[len(steps)],
             state=TrialState.PRUNED,
             intermediate_values=steps,
             user_attrs=attrs,

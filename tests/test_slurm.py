@@ -128,8 +128,8 @@ def test_the_time_limit_warning_hands_trials_back_and_the_requeued_task_finishes
         lost, record = trials[number], TrialRecord.of(retry)
         reached = TrialRecord.of(lost).epoch
         assert (record.resumed_from, record.resumed_epoch, record.epochs) == (number, reached, 30) and reached > 0
-        assert sorted(retry.intermediate_values) == list(range(30))
-        assert all(retry.intermediate_values[s] == v for s, v in lost.intermediate_values.items() if s < reached)
+        assert sorted(retry.intermediate_values) == list(range(1, 31))  # steps: epochs trained
+        assert all(retry.intermediate_values[s] == v for s, v in lost.intermediate_values.items() if s <= reached)
     assert sum(outcome(t) == "complete" for t in trials) == 3
 
 
@@ -146,7 +146,7 @@ def test_a_two_process_trial_trains_inside_a_real_srun_step(slurm: Slurm, tmp_pa
     assert (record["JobState"], record["ExitCode"], record["NumCPUs"]) == ("COMPLETED", "0:0", "2"), _log(tmp_path)
     (trial,) = _study(postgres_url).trials
     assert outcome(trial) == "complete" and TrialRecord.of(trial).device == "cpu x2"
-    assert sorted(trial.intermediate_values) == [0, 1]  # reported by rank 0, one value an epoch
+    assert sorted(trial.intermediate_values) == [1, 2]  # reported by rank 0 after each epoch
     directory = tmp_path / "runs" / "trials" / "0000"
     assert (directory / "metrics.csv").is_file() and (directory / "best.ckpt").is_file()
     assert "srun" not in _log(tmp_path)  # Lightning's "srun is available but not used" warning

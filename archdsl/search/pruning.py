@@ -1,5 +1,10 @@
 """Report the per-epoch validation metric to an Optuna trial and prune through the public Trial API.
 
+A value is reported at step = epochs trained (from 1): the resource Optuna's pruners count, so
+``SuccessiveHalvingPruner(min_resource=1)`` decides after the first epoch and ``n_warmup_steps=2`` lets the
+median pruner decide after the second (with Lightning's zero-based epoch index as the step, as Optuna's own
+Lightning callback reports, every rung would come one epoch late).
+
 Only rank 0 talks to the storage: it reports, asks the pruner, and broadcasts the decision, so every DDP
 rank stops together (:func:`archdsl.train.fit.abandon` on each). Under ``ddp_spawn`` the ranks run in
 processes of their own: the callback is pickled without its live trial, and rank 0 opens the study again
@@ -24,7 +29,7 @@ __all__ = ["PruningCallback"]
 
 class PruningCallback(Callback):
     """After each validation: record the epoch (``epoch`` user attribute, shown by ``archdsl status``); with
-    ``prune``, ``trial.report(metric, epoch)`` and stop and abandon the fit if the pruner says so."""
+    ``prune``, ``trial.report(metric, epochs trained)`` and stop and abandon the fit if the pruner says so."""
 
     def __init__(self, trial: optuna.Trial, monitor: str, study: StudyRef, *, prune: bool = True) -> None:
         self.trial: optuna.Trial | None = trial
@@ -58,7 +63,7 @@ class PruningCallback(Callback):
             trial = self._trial()
             TrialWriter(trial).epoch(self.epochs)
             if self.prune:
-                trial.report(float(value), step=epoch)
+                trial.report(float(value), step=self.epochs)
                 prune = trial.should_prune()
         if self.prune and trainer.strategy.broadcast(prune, src=0):
             abandon(trainer, epoch)

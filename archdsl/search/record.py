@@ -36,6 +36,7 @@ __all__ = [
     "StudyRecord",
     "TrialRecord",
     "TrialWriter",
+    "epoch_values",
     "outcome",
     "promoted_attrs",
     "record_budget",
@@ -159,6 +160,13 @@ def retry_history(trial: FrozenTrial) -> list[int]:
     ``RetryHeartbeatStaleTrialCallback`` records; also used for preempted and interrupted trials)."""
     history = trial.system_attrs.get(RETRY_HISTORY, [])
     return [int(n) for n in history] if isinstance(history, list) else []
+
+
+def epoch_values(trial: FrozenTrial) -> dict[int, float]:
+    """What ``trial`` reported during training, keyed by epochs trained (:mod:`archdsl.search.pruning`). A trial
+    of an earlier release reported at the zero-based epoch index (its steps start at 0): shifted by one here."""
+    shift = 1 if 0 in trial.intermediate_values else 0
+    return {step + shift: value for step, value in trial.intermediate_values.items()}
 
 
 def was_queued(trial: FrozenTrial) -> bool:

@@ -18,7 +18,7 @@ from pathlib import Path
 from optuna.trial import FrozenTrial
 
 from archdsl.search.faults import describe
-from archdsl.search.record import TrialRecord
+from archdsl.search.record import TrialRecord, epoch_values
 from archdsl.search.results import trial_dir
 
 __all__ = ["Start", "start_of"]
@@ -65,5 +65,5 @@ def start_of(me: FrozenTrial, trials: Sequence[FrozenTrial], out: Path) -> Start
         epoch = epochs_completed(path)
     except Exception as err:  # truncated, corrupt, from another version: the trial cannot continue from it
         return over(f"left an unreadable checkpoint {path} ({describe(err)})")
-    reported = {step: value for step, value in lost.intermediate_values.items() if step < epoch} if lost else {}
+    reported = {step: value for step, value in epoch_values(lost).items() if step <= epoch} if lost else {}
     return Start(path.parent, path, epoch, number, reported)

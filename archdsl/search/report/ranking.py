@@ -22,7 +22,7 @@ import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial
 
-from archdsl.search.record import TrialRecord
+from archdsl.search.record import TrialRecord, epoch_values
 
 __all__ = ["RankRow", "Reported", "module_ranking", "ranking_table", "reported"]
 
@@ -33,7 +33,7 @@ class Reported:
 
     value: float
     epoch: int
-    """Epochs trained when it was reported (from 1)."""
+    """Epochs trained when it was reported (the step, from 1; :mod:`archdsl.search.pruning`)."""
 
 
 def reported(trial: FrozenTrial, best: bool = False, maximise: bool = True) -> Reported | None:
@@ -41,12 +41,12 @@ def reported(trial: FrozenTrial, best: bool = False, maximise: bool = True) -> R
 
     What a pruned trial reached before the pruner stopped it: the monitored metric, ``val/acc`` unless the
     study's objective is ``val/loss``."""
-    values = {step: v for step, v in trial.intermediate_values.items() if math.isfinite(v)}
+    values = {step: v for step, v in epoch_values(trial).items() if math.isfinite(v)}
     if not values:
         return None
     sign = 1.0 if maximise else -1.0
     step = max(values, key=lambda s: (sign * values[s], -s)) if best else max(values)
-    return Reported(float(values[step]), step + 1)
+    return Reported(float(values[step]), step)
 
 
 @dataclass(frozen=True)

@@ -264,8 +264,9 @@ class PrunerSpec(SpecModel):
     ``1/reduction_factor^2``); ``resolution``: the smallest input side as a fraction of ``input.size``
     (default ``1/reduction_factor``); both below 1."""
     warmup_epochs: int = Field(2, ge=0)
-    """Epochs before a trial can be pruned (median), and the first rung of ``successive_halving`` and
-    ``hyperband`` over epochs when ``min_fidelity`` is not given."""
+    """Epochs a trial trains before the pruner's first decision (median: it may stop the trial after epoch
+    ``warmup_epochs``, and after each one on), and the first rung of ``successive_halving`` and ``hyperband``
+    over epochs when ``min_fidelity`` is not given."""
     startup_trials: int = Field(4, ge=0)
     """Trials that finish before pruning starts (median)."""
 
