@@ -18,7 +18,7 @@ its share) and wall seconds. Strategies:
 
 Prints a table per seed and, summed over seeds, each strategy's epochs to the target over tpe_median's; a
 strategy that never reaches the target in its budget is shown as such and counted with everything it spent
-(a lower bound). Writes JSON. Run: python -m benchmarks.search_pruning (about 40 minutes on 2 CPU cores).
+(a lower bound). Writes JSON. Run: python -m benchmarks.search_pruning --jobs 3 (about 25 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
