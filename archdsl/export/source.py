@@ -220,34 +220,36 @@ def _imports(files: list[_File]) -> list[str]:
     """The import statements of ``model.py``: ``from torch import nn`` and those of the copied files, once each;
     one-line ``from M import ...`` statements of one module merged into one, names in isort's order."""
     statements = list(dict.fromkeys(["from torch import nn", *(i for f in files for i in f.imports)]))
-    merged: dict[str, list[str]] = {}
-    out: list[str] = []
+    merged: dict[str, list[str]] = {}  # module -> the names its one-line from-imports bring, in order
+    order: list[tuple[str, bool]] = []  # (a statement kept as it is, False) or (a merged module, True)
     for statement in statements:
-        words = statement.split(" import ")
-        if not statement.startswith("from ") or "\n" in statement or "(" in statement or len(words) != 2:
-            out.append(statement)
+        module, _, names = statement.removeprefix("from ").partition(" import ")
+        if (
+            not statement.startswith("from ")
+            or not names
+            or " import " in names
+            or "\n" in statement
+            or "(" in statement
+        ):
+            order.append((statement, False))
             continue
-        module = words[0].removeprefix("from ")
         if module not in merged:
             merged[module] = []
-            out.append(f"from {module} import")  # placeholder, filled below
-        merged[module] += [n.strip() for n in words[1].split(",") if n.strip() not in merged[module]]
-    return [
-        _from_import(i.removeprefix("from ").removesuffix(" import"), merged) if i.endswith(" import") else i
-        for i in out
-    ]
+            order.append((module, True))
+        merged[module] += [n.strip() for n in names.split(",") if n.strip() not in merged[module]]
+    return [_from_import(text, merged[text]) if is_module else text for text, is_module in order]
 
 
-def _from_import(module: str, merged: dict[str, list[str]]) -> str:
+def _from_import(module: str, names: list[str]) -> str:
     def key(name: str) -> tuple[int, str]:
         bare = name.split(" as ")[0]
         return (0 if bare.isupper() else 1 if bare[:1].isupper() else 2, bare)
 
-    names = sorted(dict.fromkeys(merged[module]), key=key)
-    line = f"from {module} import {', '.join(names)}"
+    ordered = sorted(dict.fromkeys(names), key=key)
+    line = f"from {module} import {', '.join(ordered)}"
     if len(line) <= 120:
         return line
-    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in names) + ")"
+    return f"from {module} import (\n" + "".join(f"    {n},\n" for n in ordered) + ")"
 
 
 def _class_for(spec_name: str, files: list[_File]) -> str:

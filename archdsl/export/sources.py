@@ -50,7 +50,7 @@ def from_initialised_spec(path: str | Path, init: str, init_map: str | None = No
     loaded = load_init(plan, InitSpec.model_validate(settings), spec.source.locate if spec.source else None)
     model = build_from_plan(plan, "cpu")
     loaded.copy_into(model)
-    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    state = dict(model.state_dict())  # detached; the model is not used after
     return ExportSource(
         spec,
         state,

@@ -13,19 +13,18 @@ from typing import Protocol
 
 from archdsl.registry import Registry
 from archdsl.weights.families.byobnet import ByobNetMap
+from archdsl.weights.families.plain import OneScheme
 from archdsl.weights.families.volo import VoloMap
 from archdsl.weights.parts import Part
-from archdsl.weights.rules import RULES, rule_key
-from archdsl.weights.rules.rule import name_tensors
+from archdsl.weights.rules import RULES
+from archdsl.weights.rules.rule import find_rule, name_tensors
 from archdsl.weights.source import Names
 
-__all__ = ["MAPS", "CheckpointMap", "Names", "TimmMap"]
+__all__ = ["MAPS", "CheckpointMap", "MapChoice", "Names", "TimmMap"]
 
 
 class CheckpointMap(Protocol):
-    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
-        """The map that names the tensors of a file with these keys (itself, or a family's map), or why none does."""
-        ...
+    """How a file of one naming scheme names each part's tensors."""
 
     def prefix(self, part: Part) -> str:
         """The checkpoint's key prefix of the part's tensors (keys under it belong to the part; ``""``: none)."""
@@ -44,12 +43,18 @@ class CheckpointMap(Protocol):
         ...
 
 
-@dataclass(frozen=True)
-class ArchdslMap:
-    """archdsl's own names (an exported ``weights.safetensors``; a ``best.ckpt``, whose ``backbone.`` is dropped)."""
+class MapChoice(Protocol):
+    """What ``train.init.map`` names: a map of one scheme (:class:`OneScheme`: itself), or one that tells a file's
+    family by its keys (:class:`TimmMap`)."""
 
     def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
-        return self
+        """The map that names the tensors of a file with these keys, or why none does."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArchdslMap(OneScheme):
+    """archdsl's own names (an exported ``weights.safetensors``; a ``best.ckpt``, whose ``backbone.`` is dropped)."""
 
     def prefix(self, part: Part) -> str:
         return f"{part.module}."
@@ -68,14 +73,11 @@ class ArchdslMap:
 
 
 @dataclass(frozen=True)
-class ResNetMap:
+class ResNetMap(OneScheme):
     """timm's or torchvision's ResNet names: the stem is ``conv1``/``bn1``, block k of stage i ``layer{i+1}.{k}``,
     the head ``fc``."""
 
     name: str
-
-    def resolve(self, keys: Collection[str]) -> CheckpointMap | str:
-        return self
 
     def prefix(self, part: Part) -> str:
         return f"layer{part.stage + 1}.{part.block}." if part.stage is not None else ""
@@ -85,21 +87,17 @@ class ResNetMap:
 
     def names(self, part: Part, local: list[str]) -> Names:
         node = part.node
-        key = rule_key(node.role, node.type)
-        if key not in RULES:
-            return f"the {self.name} map has no names for a {node.role} of type {node.type} (it names {_known()})"
-        rule = RULES.get(key)
+        rule = find_rule(RULES, self.name, node)
+        if isinstance(rule, str):
+            return rule
         refusal = rule.refuses(node)
         if refusal is not None:
             return f"the {self.name} map cannot name this {node.type} {node.role}: {refusal}"
         return name_tensors(self.name, local, [rule], self.prefix(part))
 
-    def keys(self, state: Mapping[str, object]) -> dict[str, str]:
-        return {key: key for key in state}
-
 
 @dataclass(frozen=True)
-class TimmMap(ResNetMap):
+class TimmMap:
     """timm's names: which family a file is from is read from its keys (the first signature found, in order), then
     that family's map names every part."""
 
@@ -115,22 +113,17 @@ class TimmMap(ResNetMap):
         return f"the timm map reads the checkpoints of {known}; this file's keys are none of these (it starts {first})"
 
 
-def _known() -> str:
-    return ", ".join(RULES.names())
-
-
-MAPS: Registry[CheckpointMap] = Registry("checkpoint map")
+MAPS: Registry[MapChoice] = Registry("checkpoint map")
 """``train.init.map`` -> how the checkpoint names its tensors."""
 MAPS.register("archdsl", ArchdslMap())
 MAPS.register(
     "timm",
     TimmMap(
-        "timm",
         (
             ("layer1.", "ResNet", ResNetMap("timm")),
             ("stages.0.0.conv1_1x1.", "ByobNet: BoTNet, HaloNet", ByobNetMap()),
             ("network.", "VOLO", VoloMap()),
-        ),
+        )
     ),
 )
 MAPS.register("torchvision", ResNetMap("torchvision"))

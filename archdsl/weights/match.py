@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from archdsl.errors import Problem, SpecError
 from archdsl.plan.shapes import ModelPlan
 from archdsl.spec.train import InitSpec
-from archdsl.weights.check import FROM
+from archdsl.weights.check import FROM, stage_problems
 from archdsl.weights.maps import MAPS, CheckpointMap
 from archdsl.weights.parts import Part, model_parts
 from archdsl.weights.source import Source, Transform
@@ -46,23 +46,14 @@ class InitMatch:
 def match_init(plan: ModelPlan, init: InitSpec, model: Shapes, file: Shapes, name: str = "the file") -> InitMatch:
     """Match ``file`` (key -> shape) to ``model`` (the built model's tensor name -> shape) for ``init``; every
     problem found is raised at once in a :class:`SpecError`, at the spec path of the part it concerns."""
-    problems: list[Problem] = []
+    problems: list[Problem] = stage_problems(init.stages, len(plan.stages))
     parts = model_parts(plan)
-    if init.stages is not None:
-        for k, stage in enumerate(init.stages):
-            if stage >= len(plan.stages):
-                problems.append(
-                    Problem(
-                        f"train.init.stages.{k}",
-                        f"must name a stage of the spec (0 to {len(plan.stages) - 1}), got {stage}",
-                    )
-                )
     chosen = [p for p in parts if _loaded(p, init)]
     skipped = [p for p in parts if not _loaded(p, init)]
     resolved = MAPS.get(init.map).resolve(list(file))
     if isinstance(resolved, str):  # a family map (timm) that knows none of the file's keys
         raise SpecError([*problems, Problem(FROM, f"{resolved} ({name})")])
-    checkpoint_map = resolved
+    checkpoint_map: CheckpointMap = resolved
     keys = checkpoint_map.keys(file)  # as the map reads them -> the file's own
     pairs: list[tuple[str, str]] = []
     transforms: list[tuple[str, Transform]] = []

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from archdsl.errors import SpecError
-from archdsl.weights.check import FROM
+from archdsl.weights.check import FROM, file_problem
 
 __all__ = ["read_checkpoint"]
 
@@ -22,9 +22,9 @@ _SAFETENSORS_HEADER = 8
 def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
     """The tensors of ``path`` by name, on the CPU; a problem is a :class:`SpecError` at ``train.init.from``."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        what = "is not a regular file" if path.exists() else "does not exist"
-        raise SpecError.at(FROM, f"the checkpoint file must exist, '{path}' {what}")
+    missing = file_problem(path)
+    if missing is not None:
+        raise SpecError.at(FROM, missing)
     try:
         state = _safetensors(path) if _is_safetensors(path) else _torch(path)
     except SpecError:

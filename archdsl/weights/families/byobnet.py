@@ -12,15 +12,15 @@ position logits otherwise and have no archdsl counterpart).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from archdsl.plan.shapes import Node
 from archdsl.registry import Registry
+from archdsl.weights.families.plain import OneScheme
 from archdsl.weights.parts import Part
-from archdsl.weights.rules import rule_key
-from archdsl.weights.rules.rule import RenameRule, name_tensors
+from archdsl.weights.rules.rule import RenameRule, find_rule, name_tensors
 from archdsl.weights.source import Names, Transform
 
 __all__ = ["MIXERS", "PARTS", "ByobNetMap", "kv_per_head_to_grouped"]
@@ -101,13 +101,10 @@ PARTS.register("head.classifier", RenameRule((("fc.", "head.fc."),)))
 
 
 @dataclass(frozen=True)
-class ByobNetMap:
+class ByobNetMap(OneScheme):
     """timm's ByobNet names (see the module)."""
 
     name: str = "timm ByobNet"
-
-    def resolve(self, keys: Collection[str]) -> ByobNetMap:
-        return self
 
     def prefix(self, part: Part) -> str:
         if part.stage is not None:
@@ -119,10 +116,10 @@ class ByobNetMap:
 
     def names(self, part: Part, local: list[str]) -> Names:
         node = part.node
-        key = rule_key(node.role, node.type)
-        if key not in PARTS:
-            return f"the {self.name} map has no names for a {node.role} of type {node.type} (it names {_known()})"
-        rules = [PARTS.get(key)]
+        part_rule = find_rule(PARTS, self.name, node)
+        if isinstance(part_rule, str):
+            return part_rule
+        rules = [part_rule]
         transforms: dict[str, Transform] = {}
         for child in node.children:
             if child.role == "mixer":
@@ -141,13 +138,6 @@ class ByobNetMap:
         stage = f"stages.{part.stage}.{part.block}." if part.stage is not None else ""  # stem, head: in the rule
         return name_tensors(self.name, local, rules, stage, transforms)
 
-    def keys(self, state: Mapping[str, object]) -> dict[str, str]:
-        return {key: key for key in state}
-
 
 def _mixer(node: Node) -> Node:
     return next(child for child in node.children if child.role == "mixer")
-
-
-def _known() -> str:
-    return ", ".join(PARTS.names())

@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from archdsl.registry import Registry
+from archdsl.weights.families.plain import OneScheme
 from archdsl.weights.parts import Part
 from archdsl.weights.rules import rule_key
-from archdsl.weights.rules.rule import RenameRule, name_tensors
+from archdsl.weights.rules.rule import RenameRule, find_rule, name_tensors
 from archdsl.weights.source import Names, Transform
 
 __all__ = ["CHANNELS_LAST_TO_FIRST", "PARTS", "VoloMap", "read_network"]
@@ -101,13 +102,10 @@ def read_network(keys: Collection[str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class VoloMap:
+class VoloMap(OneScheme):
     """timm's VOLO names (see the module)."""
 
     name: str = "timm VOLO"
-
-    def resolve(self, keys: Collection[str]) -> VoloMap:
-        return self
 
     def prefix(self, part: Part) -> str:
         if part.stage is None:
@@ -123,15 +121,11 @@ class VoloMap:
 
     def names(self, part: Part, local: list[str]) -> Names:
         node = part.node
-        key = rule_key(node.role, node.type)
-        if key not in PARTS:
-            return f"the {self.name} map has no names for a {node.role} of type {node.type} (it names {_known()})"
-        rule, transforms = PARTS.get(key), _TRANSFORMS.get(key, {})
+        rule = find_rule(PARTS, self.name, node)
+        if isinstance(rule, str):
+            return rule
+        transforms = _TRANSFORMS.get(rule_key(node.role, node.type), {})
         return name_tensors(self.name, local, [rule], self.prefix(part), transforms)
 
     def keys(self, state: Mapping[str, object]) -> dict[str, str]:
         return read_network(list(state))
-
-
-def _known() -> str:
-    return ", ".join(PARTS.names())

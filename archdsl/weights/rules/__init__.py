@@ -8,17 +8,12 @@ ResNet's ``layer1.0``. Adding a kind is one new file here, imported below.
 from __future__ import annotations
 
 from archdsl.registry import Registry
-from archdsl.weights.rules.rule import RenameRule
+from archdsl.weights.rules.rule import RenameRule, rule_key
 
 __all__ = ["RULES", "RenameRule", "rule_key"]
 
 RULES: Registry[RenameRule] = Registry("weight-name rule")
 """ResNet (timm, torchvision) names of each part kind, keyed by :func:`rule_key`."""
-
-
-def rule_key(role: str, kind: str) -> str:
-    """``block.bottleneck``: a part's role and its kind."""
-    return f"{role}.{kind}"
 
 
 def _register() -> None:

@@ -6,9 +6,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from archdsl.plan.shapes import Node
+from archdsl.registry import Registry
 from archdsl.weights.source import Names, Source, Transform
 
-__all__ = ["RenameRule", "name_tensors"]
+__all__ = ["RenameRule", "find_rule", "name_tensors", "rule_key"]
+
+
+def rule_key(role: str, kind: str) -> str:
+    """``block.bottleneck``: a part's role and its kind."""
+    return f"{role}.{kind}"
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,15 @@ class RenameRule:
             if name.startswith(ours):
                 return theirs + name[len(ours) :]
         return None
+
+
+def find_rule(rules: Registry[RenameRule], who: str, node: Node) -> RenameRule | str:
+    """The rule of ``node``'s role and kind in ``rules``, or why map ``who`` has none."""
+    key = rule_key(node.role, node.type)
+    if key not in rules:
+        known = ", ".join(rules.names())
+        return f"the {who} map has no names for a {node.role} of type {node.type} (it names {known})"
+    return rules.get(key)
 
 
 def name_tensors(
